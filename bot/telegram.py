@@ -1,0 +1,508 @@
+"""Thin Telegram adapter: aiogram updates -> :class:`Incoming`, :class:`Outgoing` -> Bot API calls.
+
+The conversation core (``handlers/``) never sees aiogram; everything Telegram-specific lives
+here. Decisions worth knowing:
+
+* Only private chats are served; updates from groups/channels are silently ignored.
+* Content the core cannot use (stickers, voice, video, GIFs, locations, contacts…) is answered
+  by the adapter itself with :data:`UNSUPPORTED_TEXT` and never reaches the core, so an empty
+  TEXT event cannot be mistaken for an (empty) answer to a question.
+* Events of one chat are processed strictly one after another (a per-chat lock): aiogram's
+  polling runs every update as a separate task, and a user tapping quickly must not race the
+  core or get replies out of order.
+* A pressed inline keyboard is removed before the core sees the press. If Telegram says the
+  markup is already gone ("message is not modified"), the press is a duplicate of one already
+  handled (double tap, or a tap queued before the removal reached the client) and is dropped.
+* All outgoing messages of one core reply are rendered (and validated) before the first one is
+  sent, so a bad button payload produces the apology instead of half a reply.
+* Telegram counts message length in UTF-16 code units; long texts are split on line
+  boundaries with that measure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import (
+    BotCommand,
+    CallbackQuery,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+
+from handlers.core import ConversationCore
+from handlers.types import (
+    Button,
+    EventKind,
+    Incoming,
+    IncomingDocument,
+    OutFile,
+    Outgoing,
+    OutText,
+    Platform,
+    UserRef,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_TEXT_LENGTH = 4096  # UTF-16 code units
+MAX_CAPTION_LENGTH = 1024  # UTF-16 code units
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_RETRY_AFTER_ATTEMPTS = 2
+
+ERROR_TEXT = "Произошла ошибка. Попробуйте ещё раз чуть позже или напишите /resume."
+UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."
+
+BOT_COMMANDS: list[tuple[str, str]] = [
+    ("start", "Начать / ввести код приглашения"),
+    ("resume", "Продолжить анкету"),
+    ("review", "Проверить ответы"),
+    ("help", "Помощь"),
+    ("export", "Выгрузка в Excel (для координаторов)"),
+    ("deadlines", "Мои сроки"),
+]
+
+
+# --------------------------------------------------------------------------- bot & commands
+
+
+def create_bot(
+    token: str,
+    api_url: str | None = None,
+    local_files: bool = False,
+    *,
+    session: BaseSession | None = None,
+) -> Bot:
+    """Create the aiogram Bot: plain-text messages, optionally a self-hosted Bot API server.
+
+    ``api_url`` is the base of a self-hosted server (``http://127.0.0.1:8081``); with
+    ``local_files`` the server runs with ``--local`` and files are read straight from its disk
+    (aiogram then opens ``file_path`` locally, so the bot must see the server's filesystem).
+    ``session`` overrides the HTTP session (tests pass a recording one).
+    """
+    if session is None:
+        if api_url:
+            api = TelegramAPIServer.from_base(api_url, is_local=local_files)
+            session = AiohttpSession(api=api)
+        else:
+            session = AiohttpSession()
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=None))
+
+
+async def set_commands(bot: Bot) -> None:
+    await bot.set_my_commands(
+        [BotCommand(command=command, description=text) for command, text in BOT_COMMANDS]
+    )
+
+
+async def run_polling(bot: Bot, dispatcher: Dispatcher) -> None:
+    await bot.delete_webhook(drop_pending_updates=False)
+    await set_commands(bot)
+    await dispatcher.start_polling(bot, handle_signals=True)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut(line: str, limit: int) -> tuple[str, str]:
+    """Split ``line`` so that the head fits ``limit``; prefer the last space."""
+    size = 0
+    end = 0
+    for i, ch in enumerate(line):
+        size += 2 if ord(ch) > 0xFFFF else 1
+        if size > limit:
+            break
+        end = i + 1
+    head = line[:end]
+    space = head.rfind(" ")
+    if space > end // 2:
+        return line[: space + 1], line[space + 1 :]
+    return head, line[end:]
+
+
+def split_text(text: str, limit: int = MAX_TEXT_LENGTH) -> list[str]:
+    """Split a long text into Telegram-sized chunks on line boundaries.
+
+    Lines longer than ``limit`` are cut (at a space if possible). Chunks are stripped of
+    surrounding newlines, and whitespace-only chunks are dropped (Telegram rejects them).
+    """
+    if utf16_len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        if utf16_len(current) + utf16_len(line) <= limit:
+            current += line
+            continue
+        if current:
+            chunks.append(current)
+            current = ""
+        while utf16_len(line) > limit:
+            head, line = _cut(line, limit)
+            chunks.append(head)
+        current = line
+    if current:
+        chunks.append(current)
+    return [chunk.strip("\r\n") for chunk in chunks if chunk.strip()]
+
+
+def build_keyboard(rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:
+    """Render button rows as an inline keyboard; ``None`` when there are no buttons.
+
+    Raises ValueError for a payload Telegram would reject (empty or over 64 bytes UTF-8).
+    """
+    keyboard: list[list[InlineKeyboardButton]] = []
+    for row in rows:
+        rendered: list[InlineKeyboardButton] = []
+        for button in row:
+            size = len(button.payload.encode("utf-8"))
+            if not 1 <= size <= MAX_CALLBACK_DATA_BYTES:
+                raise ValueError(
+                    f"Button payload must be 1..{MAX_CALLBACK_DATA_BYTES} bytes, got {size}: "
+                    f"{button.payload!r} (button {button.text!r})"
+                )
+            if not button.text.strip():
+                raise ValueError(f"Button with payload {button.payload!r} has empty text")
+            rendered.append(InlineKeyboardButton(text=button.text, callback_data=button.payload))
+        if rendered:
+            keyboard.append(rendered)
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
+@dataclass(frozen=True, slots=True)
+class _TextPart:
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _FilePart:
+    path: Path
+    filename: str
+    caption: str | None = None
+
+
+_Part = _TextPart | _FilePart
+
+
+def render(message: Outgoing) -> list[_Part]:
+    """Turn one Outgoing into Bot API sends. Validates everything up front."""
+    if isinstance(message, OutText):
+        markup = build_keyboard(message.buttons)
+        if not message.text.strip():
+            raise ValueError("OutText with empty text cannot be sent to Telegram")
+        chunks = split_text(message.text)
+        parts: list[_Part] = [_TextPart(chunk) for chunk in chunks[:-1]]
+        parts.append(_TextPart(chunks[-1], markup))  # the keyboard goes under the last chunk
+        return parts
+    if isinstance(message, OutFile):
+        caption = message.caption.strip()
+        if utf16_len(caption) <= MAX_CAPTION_LENGTH:
+            return [_FilePart(message.path, message.filename, caption or None)]
+        # Too long for a caption: send the file bare and the text right after it.
+        return [_FilePart(message.path, message.filename)] + [
+            _TextPart(chunk) for chunk in split_text(caption)
+        ]
+    raise TypeError(f"Unsupported outgoing message: {message!r}")
+
+
+async def _call(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a Bot API call, waiting out flood control (429) a couple of times."""
+    for attempt in range(MAX_RETRY_AFTER_ATTEMPTS + 1):
+        try:
+            return await factory()
+        except TelegramRetryAfter as e:
+            if attempt == MAX_RETRY_AFTER_ATTEMPTS:
+                raise
+            log.warning("Flood control, retrying in %s s", e.retry_after)
+            await asyncio.sleep(e.retry_after)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _send_part(bot: Bot, chat_id: int | str, part: _Part) -> Message:
+    if isinstance(part, _TextPart):
+        return await _call(
+            lambda: bot.send_message(chat_id=chat_id, text=part.text, reply_markup=part.markup)
+        )
+    return await _call(
+        lambda: bot.send_document(
+            chat_id=chat_id,
+            document=FSInputFile(part.path, filename=part.filename),
+            caption=part.caption,
+        )
+    )
+
+
+def _is_not_modified(error: TelegramBadRequest) -> bool:
+    return "message is not modified" in error.message.lower()
+
+
+# --------------------------------------------------------------------------- incoming
+
+
+def _user_ref(message_chat_id: int, from_user: Any) -> UserRef:
+    return UserRef(
+        platform=Platform.TELEGRAM,
+        user_id=str(from_user.id),
+        chat_id=str(message_chat_id),
+        display_name=from_user.full_name or None,
+    )
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """``"/start@MyBot  ABC "`` -> ``("start", "ABC")``; ``None`` if it is not a command."""
+    body = text[1:] if text.startswith("/") else ""
+    if not body or body[0].isspace():
+        return None
+    parts = body.split(maxsplit=1)
+    command = parts[0].split("@", 1)[0].lower()
+    if not command:
+        return None
+    return command, parts[1].strip() if len(parts) > 1 else ""
+
+
+def message_to_incoming(message: Message) -> Incoming | None:
+    """Translate a private-chat message; ``None`` for content the core does not handle."""
+    assert message.from_user is not None
+    user = _user_ref(message.chat.id, message.from_user)
+    if message.text is not None:
+        parsed = parse_command(message.text)
+        if parsed is not None:
+            command, args = parsed
+            return Incoming(
+                user=user,
+                kind=EventKind.COMMAND,
+                text=message.text,
+                command=command,
+                args=args,
+            )
+        return Incoming(user=user, kind=EventKind.TEXT, text=message.text)
+    # GIFs arrive with both ``animation`` and ``document`` set; they are not documents for us.
+    if message.document is not None and message.animation is None:
+        doc = message.document
+        return Incoming(
+            user=user,
+            kind=EventKind.DOCUMENT,
+            text=message.caption or "",
+            document=IncomingDocument(
+                file_id=doc.file_id,
+                file_name=doc.file_name,
+                mime_type=doc.mime_type,
+                size=doc.file_size,
+                file_unique_id=doc.file_unique_id,
+            ),
+        )
+    if message.photo:
+        largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+        return Incoming(
+            user=user,
+            kind=EventKind.PHOTO,
+            text=message.caption or "",
+            document=IncomingDocument(
+                file_id=largest.file_id,
+                file_name=None,
+                mime_type="image/jpeg",  # Telegram re-encodes compressed photos as JPEG
+                size=largest.file_size,
+                file_unique_id=largest.file_unique_id,
+            ),
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- dispatcher
+
+
+class _ChatLocks:
+    """One asyncio.Lock per chat, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class TelegramAdapter:
+    """Feeds events to the core and delivers its replies. Used by :func:`create_dispatcher`."""
+
+    def __init__(self, core: ConversationCore) -> None:
+        self.core = core
+        self._locks = _ChatLocks()
+
+    async def on_message(self, message: Message, bot: Bot) -> None:
+        if message.from_user is None:
+            return
+        event = message_to_incoming(message)
+        async with self._locks.hold(str(message.chat.id)):
+            if event is None:
+                await self._deliver(bot, message.chat.id, [_TextPart(UNSUPPORTED_TEXT)])
+                return
+            await self._process(bot, message.chat.id, event)
+
+    async def on_callback(self, callback: CallbackQuery, bot: Bot) -> None:
+        # Stop the client's spinner first, whatever happens next. Fails for queries older
+        # than ~15 minutes (e.g. after downtime) — that must not block the press itself.
+        try:
+            await bot.answer_callback_query(callback.id)
+        except TelegramBadRequest as e:
+            log.debug("answer_callback_query failed: %s", e)
+        msg = callback.message
+        if msg is None or callback.data is None or msg.chat.type != ChatType.PRIVATE:
+            return
+        chat_id = msg.chat.id
+        async with self._locks.hold(str(chat_id)):
+            try:
+                await _call(
+                    lambda: bot.edit_message_reply_markup(
+                        chat_id=chat_id, message_id=msg.message_id, reply_markup=None
+                    )
+                )
+            except TelegramBadRequest as e:
+                if _is_not_modified(e):
+                    log.info(
+                        "Duplicate press on chat=%s message=%s ignored", chat_id, msg.message_id
+                    )
+                    return
+                log.debug("Could not remove keyboard: %s", e)  # too old / deleted: go on
+            event = Incoming(
+                user=_user_ref(chat_id, callback.from_user),
+                kind=EventKind.BUTTON,
+                payload=callback.data,
+                message_id=str(msg.message_id),
+            )
+            await self._process(bot, chat_id, event)
+
+    async def _process(self, bot: Bot, chat_id: int, event: Incoming) -> None:
+        try:
+            replies = await self.core.handle(event)
+            parts = [part for reply in replies for part in render(reply)]
+        except Exception:
+            log.exception("Core failed on %s event from chat %s", event.kind, chat_id)
+            await self._apologize(bot, chat_id)
+            return
+        await self._deliver(bot, chat_id, parts)
+
+    async def _deliver(self, bot: Bot, chat_id: int, parts: list[_Part]) -> None:
+        try:
+            for part in parts:
+                await _send_part(bot, chat_id, part)
+        except TelegramForbiddenError:
+            log.warning("Chat %s blocked the bot; reply dropped", chat_id)
+        except Exception:
+            log.exception("Failed to deliver a reply to chat %s", chat_id)
+            await self._apologize(bot, chat_id)
+
+    async def _apologize(self, bot: Bot, chat_id: int) -> None:
+        try:
+            await bot.send_message(chat_id=chat_id, text=ERROR_TEXT)
+        except Exception:
+            log.exception("Could not even send the apology to chat %s", chat_id)
+
+
+def create_dispatcher(core: ConversationCore) -> Dispatcher:
+    adapter = TelegramAdapter(core)
+    router = Router(name="telegram-adapter")
+    router.message.register(adapter.on_message, F.chat.type == ChatType.PRIVATE)
+    router.callback_query.register(adapter.on_callback)
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    return dispatcher
+
+
+# --------------------------------------------------------------------------- services
+
+
+class TelegramFileFetcher:
+    """:class:`handlers.types.FileFetcher` over the Bot API.
+
+    Downloads into a hidden temp file next to ``dest`` and renames it on success, so a partial
+    download never looks complete. Raises (TelegramBadRequest for an unknown/too big file,
+    aiohttp errors for a broken transfer, ValueError when Telegram gives no file path).
+    """
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def fetch(self, file_id: str, dest: Path) -> None:
+        dest = Path(dest)
+        file = await _call(lambda: self.bot.get_file(file_id))
+        if not file.file_path:
+            raise ValueError(f"Telegram returned no file_path for {file_id!r}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            await self.bot.download_file(file.file_path, destination=tmp)
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+class TelegramMessenger:
+    """:class:`handlers.types.Messenger` for bot-initiated messages (reminders, progress).
+
+    Errors propagate (e.g. TelegramForbiddenError when the user blocked the bot), except
+    "message is not modified" on edit.
+    """
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: str, message: Outgoing) -> str | None:
+        last: Message | None = None
+        for part in render(message):
+            last = await _send_part(self.bot, chat_id, part)
+        return str(last.message_id) if last is not None else None
+
+    async def edit(self, chat_id: str, message_id: str, message: OutText) -> None:
+        markup = build_keyboard(message.buttons)
+        text = message.text
+        if utf16_len(text) > MAX_TEXT_LENGTH:
+            log.warning("Edited text of %s chars truncated to fit Telegram", len(text))
+            text = split_text(text, MAX_TEXT_LENGTH - 2)[0] + "\n…"
+        try:
+            await _call(
+                lambda: self.bot.edit_message_text(
+                    chat_id=chat_id, message_id=int(message_id), text=text, reply_markup=markup
+                )
+            )
+        except TelegramBadRequest as e:
+            if not _is_not_modified(e):
+                raise

@@ -1,0 +1,59 @@
+"""Button payloads: short strings, at most 64 bytes (Telegram's limit).
+
+Every payload that touches a response names it, and the core checks on every press
+that the response belongs to the sender; a forged payload cannot reach another school.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_PAYLOAD_BYTES = 64
+SEP = "|"
+
+
+class Action:
+    ANSWER = "a"  # a|<response>|<question>|<row>|<value>
+    DOCS_DONE = "d"  # d|<response>
+    NOTE_KEEP = "k"  # k|<response>
+    BACK = "b"  # b|<response>
+    SKIP = "s"  # s|<response>
+    REVIEW = "v"  # v|<response>
+    EDIT = "e"  # e|<response>|<question>|<row>
+    SUBMIT = "S"  # S|<response>
+    CONFIRM = "C"  # C|<response>
+    CONTINUE = "n"  # n|<response>
+    CAMPAIGN = "c"  # c|<campaign>
+    START = "go"  # go: start or resume the questionnaire
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    action: str
+    args: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        text = SEP.join((self.action, *self.args))
+        if len(text.encode()) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"button payload too long: {text!r}")
+        return text
+
+    def int_arg(self, index: int) -> int | None:
+        try:
+            return int(self.args[index])
+        except (IndexError, ValueError):
+            return None
+
+    def str_arg(self, index: int) -> str | None:
+        return self.args[index] if index < len(self.args) else None
+
+
+def encode(action: str, *args: object) -> str:
+    return Payload(action, tuple(str(a) for a in args)).encode()
+
+
+def decode(raw: str | None) -> Payload | None:
+    if not raw or len(raw.encode()) > MAX_PAYLOAD_BYTES:
+        return None
+    action, *args = raw.split(SEP)
+    return Payload(action, tuple(args))

@@ -1,0 +1,947 @@
+"""The platform-neutral conversation: registration, the questionnaire walk, review and submit.
+
+Each event runs in one database transaction that commits before the reply is returned,
+so every answer the bot acknowledges survives a crash, and a restart resumes exactly there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from forms.engine import AnswerState, FormEngine, Slot
+from forms.schema import QuestionKind
+from handlers import callbacks as cb
+from handlers import render, texts
+from handlers.registry import FormRegistry
+from handlers.types import (
+    Button,
+    EventKind,
+    FileFetcher,
+    Incoming,
+    IncomingDocument,
+    Outgoing,
+    OutText,
+)
+from storage import repo
+from storage.files import ACCEPTED_LIST, FileStore, UnsupportedFileType, extension_of
+from storage.models import (
+    Account,
+    Attachment,
+    AttachmentStatus,
+    Campaign,
+    ConversationState,
+    Invite,
+    Municipality,
+    Person,
+    Region,
+    Response,
+    ResponseStatus,
+    Role,
+    School,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+NOTE_MIN_LENGTH = 10
+NOTE_MAX_LENGTH = 4000
+LOCKED = (ResponseStatus.SUBMITTED,)
+
+
+class Mode:
+    IDLE = "idle"
+    CHOOSE = "choose"
+    QUESTION = "question"
+    DOCUMENTS = "documents"
+    NOTE = "note"
+    REVIEW = "review"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    admins: tuple[tuple[str, str], ...] = ()  # (platform, user id)
+    download_limits: dict[str, int] = field(default_factory=dict)
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
+    download_timeout: float = 60.0
+    default_download_limit: int = 20 * 1024 * 1024
+
+    def download_limit(self, platform: str) -> int:
+        return self.download_limits.get(platform, self.default_download_limit)
+
+
+@dataclass
+class Turn:
+    """Everything one event needs; `out` collects the replies."""
+
+    session: AsyncSession
+    event: Incoming
+    account: Account
+    person: Person
+    state: ConversationState
+    out: list[Outgoing] = field(default_factory=list)
+
+    def say(self, text: str, buttons: list[list[Button]] | None = None) -> None:
+        self.out.append(OutText(text, buttons or []))
+
+
+@dataclass
+class Walk:
+    response: Response
+    campaign: Campaign
+    engine: FormEngine
+    answers: dict[Slot, AnswerState]
+    flags: dict[str, bool]
+
+    @property
+    def locked(self) -> bool:
+        return self.response.status in LOCKED
+
+
+class Conversation:
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        forms: FormRegistry,
+        files: FileStore,
+        config: CoreConfig,
+        fetchers: dict[str, FileFetcher] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.sessions = sessions
+        self.forms = forms
+        self.files = files
+        self.config = config
+        self.fetchers: dict[str, FileFetcher] = dict(fetchers or {})
+        self.clock = clock
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def register_fetcher(self, platform: str, fetcher: FileFetcher) -> None:
+        self.fetchers[platform] = fetcher
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.config.timezone).date()
+
+    # --- entry point ---------------------------------------------------------------------
+
+    async def handle(self, event: Incoming) -> list[Outgoing]:
+        key = (str(event.user.platform), event.user.user_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        async with lock, self.sessions() as session:
+            out = await self._handle(session, event)
+            await session.commit()
+            return out
+
+    async def _handle(self, session: AsyncSession, event: Incoming) -> list[Outgoing]:
+        platform = str(event.user.platform)
+        account = await repo.find_account(session, platform, event.user.user_id)
+        if account is None:
+            account = await self._bootstrap_admin(session, event)
+        if account is None:
+            if event.kind == EventKind.COMMAND and event.command == "start" and event.args.strip():
+                return await self._register(session, event)
+            if event.kind == EventKind.COMMAND and event.command == "start":
+                return [OutText(texts.WELCOME_UNKNOWN)]
+            return [OutText(texts.NOT_REGISTERED)]
+        if account.chat_id != event.user.chat_id:
+            account.chat_id = event.user.chat_id
+        account.unreachable_since = None
+        person = await session.get(Person, account.person_id)
+        state = await repo.get_state(session, account.id)
+        turn = Turn(session, event, account, person, state)
+        await self._dispatch(turn)
+        return turn.out
+
+    async def _dispatch(self, turn: Turn) -> None:
+        event = turn.event
+        if event.kind == EventKind.COMMAND:
+            await self._command(turn, event.command or "", event.args)
+        elif event.kind == EventKind.BUTTON:
+            await self._button(turn, cb.decode(event.payload))
+        elif event.kind in (EventKind.DOCUMENT, EventKind.PHOTO):
+            await self._file(turn)
+        else:
+            await self._text(turn, event.text)
+
+    # --- registration --------------------------------------------------------------------
+
+    async def _bootstrap_admin(self, session: AsyncSession, event: Incoming) -> Account | None:
+        if (str(event.user.platform), event.user.user_id) not in self.config.admins:
+            return None
+        person = Person(role=Role.ADMIN, full_name=event.user.display_name)
+        session.add(person)
+        await session.flush()
+        account = await repo.create_account(
+            session,
+            person,
+            str(event.user.platform),
+            event.user.user_id,
+            event.user.chat_id,
+            event.user.display_name,
+        )
+        await repo.audit(session, "bootstrap_admin", "person", person.id, person.id)
+        return account
+
+    async def _register(self, session: AsyncSession, event: Incoming) -> list[Outgoing]:
+        code = repo.normalize_code(event.args)
+        invite = await repo.find_invite(session, code)
+        if invite is None:
+            return [OutText(texts.CODE_NOT_FOUND.format(code=render.shorten(event.args, 40)))]
+        if invite.revoked_at is not None:
+            return [OutText(texts.CODE_REVOKED)]
+        if invite.used_at is not None:
+            return [OutText(texts.CODE_USED)]
+        person = Person(
+            role=invite.role,
+            full_name=event.user.display_name,
+            region_id=invite.region_id,
+            municipality_id=invite.municipality_id,
+            school_id=invite.school_id,
+        )
+        if invite.school_id is not None:
+            school = await session.get(School, invite.school_id)
+            person.municipality_id = school.municipality_id
+        session.add(person)
+        await session.flush()
+        account = await repo.create_account(
+            session,
+            person,
+            str(event.user.platform),
+            event.user.user_id,
+            event.user.chat_id,
+            event.user.display_name,
+        )
+        invite.used_at = utcnow()
+        invite.used_by_account_id = account.id
+        await repo.audit(session, "register", "invite", invite.id, person.id, code=invite.code)
+        state = await repo.get_state(session, account.id)
+        turn = Turn(session, event, account, person, state)
+        turn.say(await self._registered_text(session, person, invite))
+        await self._offer_campaigns(turn)
+        return turn.out
+
+    async def _registered_text(self, session: AsyncSession, person: Person, invite: Invite) -> str:
+        if person.role == Role.DIRECTOR:
+            school = await session.get(School, person.school_id)
+            municipality = await session.get(Municipality, school.municipality_id)
+            return texts.REGISTERED_DIRECTOR.format(
+                school=school.name, municipality=municipality.name
+            )
+        if person.role == Role.MUNICIPAL:
+            municipality = await session.get(Municipality, person.municipality_id)
+            return texts.REGISTERED_MUNICIPAL.format(municipality=municipality.name)
+        if person.role == Role.REGIONAL:
+            region = await session.get(Region, person.region_id) if person.region_id else None
+            return texts.REGISTERED_REGIONAL.format(region=region.name if region else "")
+        return texts.REGISTERED_ADMIN
+
+    async def _scope_text(self, session: AsyncSession, person: Person) -> str:
+        if person.role == Role.DIRECTOR and person.school_id:
+            school = await session.get(School, person.school_id)
+            municipality = await session.get(Municipality, school.municipality_id)
+            return f"школа «{school.name}», {municipality.name}"
+        if person.role == Role.MUNICIPAL and person.municipality_id:
+            municipality = await session.get(Municipality, person.municipality_id)
+            return f"муниципальный координатор, {municipality.name}"
+        if person.role == Role.REGIONAL:
+            return "региональный координатор"
+        return "администратор"
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def _command(self, turn: Turn, command: str, args: str) -> None:
+        if command == "start":
+            scope = await self._scope_text(turn.session, turn.person)
+            if args.strip():
+                turn.say(texts.ALREADY_REGISTERED.format(scope=scope))
+                return
+            turn.say(texts.GREETING.format(scope=scope[:1].upper() + scope[1:]))
+            await self._offer_campaigns(turn)
+        elif command in ("resume", "continue"):
+            await self._resume(turn)
+        elif command == "review":
+            walk = await self._current_walk(turn)
+            if walk is None:
+                await self._resume(turn)
+            else:
+                await self._show_review(turn, walk)
+        elif command == "help":
+            help_text = texts.HELP_COMMON
+            if turn.person.role != Role.DIRECTOR:
+                help_text += texts.HELP_COORDINATOR
+            turn.say(help_text)
+        elif command in ("export", "deadlines"):
+            turn.say(texts.NOT_AVAILABLE_YET)
+        else:
+            turn.say(texts.UNKNOWN_COMMAND)
+
+    # --- campaigns -----------------------------------------------------------------------
+
+    def _respondent_keys(self, person: Person) -> list[str]:
+        keys = []
+        for respondent in ("school", "municipality"):
+            key = repo.respondent_key_for(person, respondent)
+            if key:
+                keys.append(key)
+        return keys
+
+    async def _campaigns(self, turn: Turn) -> list[Campaign]:
+        return await repo.open_campaigns_for(
+            turn.session, self._respondent_keys(turn.person), self.today()
+        )
+
+    async def _offer_campaigns(self, turn: Turn) -> None:
+        campaigns = await self._campaigns(turn)
+        if not campaigns:
+            turn.say(
+                texts.NO_CAMPAIGNS if self._respondent_keys(turn.person) else texts.HELP_COMMON
+            )
+            return
+        for campaign in campaigns:
+            turn.say(self._campaign_line(campaign))
+        if len(campaigns) == 1:
+            turn.say(
+                texts.IDLE_HINT,
+                [[Button(texts.BTN_START, cb.encode(cb.Action.CAMPAIGN, campaigns[0].id))]],
+            )
+        else:
+            await self._choose_campaign(turn, campaigns)
+
+    def _campaign_line(self, campaign: Campaign) -> str:
+        template = texts.CAMPAIGN_LATE if campaign.deadline < self.today() else texts.CAMPAIGN_OPEN
+        return template.format(title=campaign.title, deadline=texts.human_date(campaign.deadline))
+
+    async def _choose_campaign(self, turn: Turn, campaigns: list[Campaign]) -> None:
+        turn.state.mode = Mode.CHOOSE
+        turn.say(
+            texts.CHOOSE_CAMPAIGN,
+            [
+                [Button(render.shorten(c.title, 60), cb.encode(cb.Action.CAMPAIGN, c.id))]
+                for c in campaigns
+            ],
+        )
+
+    async def _resume(self, turn: Turn) -> None:
+        walk = await self._current_walk(turn)
+        if walk is not None and not walk.locked:
+            await self._render_current(turn, walk)
+            return
+        campaigns = await self._campaigns(turn)
+        if not campaigns:
+            turn.say(
+                texts.NO_CAMPAIGNS
+                if self._respondent_keys(turn.person)
+                else texts.NO_FORMS_FOR_ROLE
+            )
+            return
+        if len(campaigns) > 1:
+            await self._choose_campaign(turn, campaigns)
+            return
+        await self._open_campaign(turn, campaigns[0])
+
+    async def _open_campaign(self, turn: Turn, campaign: Campaign) -> None:
+        engine = self.forms.engine(campaign.form_id, campaign.form_version)
+        key = repo.respondent_key_for(turn.person, engine.form.respondent)
+        allowed = {c.id for c in await self._campaigns(turn)}
+        if key is None or campaign.id not in allowed:
+            turn.say(texts.NOT_YOUR_RESPONSE)
+            return
+        response = await repo.get_or_create_response(turn.session, campaign, key)
+        walk = await self._load_walk(turn.session, response)
+        turn.state.response_id = response.id
+        turn.state.data = {}
+        if walk.locked:
+            turn.state.mode = Mode.IDLE
+            turn.say(self._submitted_text(walk))
+            await self._show_review(turn, walk)
+            return
+        slot = walk.engine.first_incomplete(walk.answers, walk.flags)
+        if slot is None:
+            await self._show_review(turn, walk, prefix=texts.FORM_DONE)
+            return
+        turn.say(self._campaign_line(campaign))
+        await self._go_to(turn, walk, slot)
+
+    # --- loading a walk with scope checks ------------------------------------------------
+
+    async def _load_walk(self, session: AsyncSession, response: Response) -> Walk:
+        campaign = await session.get(Campaign, response.campaign_id)
+        engine = self.forms.engine(campaign.form_id, response.form_version)
+        answers = await repo.load_answers(session, response.id)
+        flags: dict[str, bool] = {}
+        if response.school_id is not None:
+            school = await session.get(School, response.school_id)
+            flags = school.flags()
+        return Walk(response, campaign, engine, answers, flags)
+
+    def _owns(self, person: Person, response: Response) -> bool:
+        return response.respondent_key in self._respondent_keys(person)
+
+    async def _current_walk(self, turn: Turn) -> Walk | None:
+        if turn.state.response_id is None:
+            return None
+        response = await turn.session.get(Response, turn.state.response_id)
+        if response is None or not self._owns(turn.person, response):
+            turn.state.response_id = None
+            turn.state.mode = Mode.IDLE
+            return None
+        return await self._load_walk(turn.session, response)
+
+    async def _walk_for_payload(self, turn: Turn, payload: cb.Payload) -> Walk | None:
+        """The response a button names, if it is the sender's and the one in progress."""
+        response_id = payload.int_arg(0)
+        response = await turn.session.get(Response, response_id) if response_id else None
+        if response is None or not self._owns(turn.person, response):
+            log.warning(
+                "account %s pressed a button for response %s outside its scope",
+                turn.account.id,
+                response_id,
+            )
+            turn.say(texts.NOT_YOUR_RESPONSE)
+            return None
+        walk = await self._load_walk(turn.session, response)
+        if turn.state.response_id != response.id:
+            turn.state.response_id = response.id
+            turn.state.mode = Mode.REVIEW
+        return walk
+
+    # --- buttons -------------------------------------------------------------------------
+
+    async def _button(self, turn: Turn, payload: cb.Payload | None) -> None:
+        if payload is None:
+            await self._resume(turn)
+            return
+        if payload.action == cb.Action.CAMPAIGN:
+            campaign_id = payload.int_arg(0)
+            campaign = await turn.session.get(Campaign, campaign_id) if campaign_id else None
+            if campaign is None:
+                turn.say(texts.NOT_YOUR_RESPONSE)
+                return
+            await self._open_campaign(turn, campaign)
+            return
+        walk = await self._walk_for_payload(turn, payload)
+        if walk is None:
+            return
+        action = payload.action
+        if action == cb.Action.REVIEW:
+            await self._show_review(turn, walk)
+            return
+        if walk.locked:
+            turn.say(self._submitted_text(walk))
+            return
+        if action == cb.Action.ANSWER:
+            slot = Slot(payload.str_arg(1) or "", payload.int_arg(2) or 0)
+            if turn.state.mode != Mode.QUESTION or slot != self._state_slot(turn):
+                turn.say(texts.STALE_BUTTON)
+                await self._render_current(turn, walk)
+                return
+            await self._answer_text(turn, walk, slot, self._button_text(walk, slot, payload))
+        elif action == cb.Action.BACK:
+            await self._back(turn, walk)
+        elif action == cb.Action.SKIP:
+            await self._skip(turn, walk)
+        elif action == cb.Action.CONTINUE:
+            slot = self._state_slot(turn)
+            if slot is None or walk.answers.get(slot) is None:
+                await self._render_current(turn, walk)
+            else:
+                await self._advance(turn, walk, slot)
+        elif action == cb.Action.DOCS_DONE:
+            await self._documents_done(turn, walk)
+        elif action == cb.Action.NOTE_KEEP:
+            slot = self._state_slot(turn)
+            state = walk.answers.get(slot) if slot else None
+            if turn.state.mode == Mode.NOTE and state is not None and state.note:
+                await self._advance(turn, walk, slot)
+            else:
+                await self._render_current(turn, walk)
+        elif action == cb.Action.EDIT:
+            slot = Slot(payload.str_arg(1) or "", payload.int_arg(2) or 0)
+            if slot not in walk.engine.slots(walk.answers, walk.flags):
+                await self._show_review(turn, walk)
+                return
+            turn.state.data = {"return_to_review": True}
+            await self._go_to(turn, walk, slot)
+        elif action == cb.Action.SUBMIT:
+            await self._ask_submit(turn, walk)
+        elif action == cb.Action.CONFIRM:
+            if turn.state.mode != Mode.CONFIRM:
+                await self._ask_submit(turn, walk)
+            else:
+                await self._submit(turn, walk)
+        else:
+            await self._render_current(turn, walk)
+
+    @staticmethod
+    def _button_text(walk: Walk, slot: Slot, payload: cb.Payload) -> str:
+        value = payload.str_arg(3) or ""
+        question = walk.engine.question(slot.question_id)
+        if question.kind == QuestionKind.YES_NO:
+            return {"y": texts.YES, "n": texts.NO}.get(value, value)
+        return value
+
+    # --- typed text ----------------------------------------------------------------------
+
+    async def _text(self, turn: Turn, text: str) -> None:
+        mode = turn.state.mode
+        if mode in (Mode.IDLE, Mode.CHOOSE) or turn.state.response_id is None:
+            turn.say(texts.IDLE_HINT)
+            return
+        walk = await self._current_walk(turn)
+        if walk is None:
+            turn.say(texts.IDLE_HINT)
+            return
+        if mode == Mode.REVIEW:
+            await self._review_input(turn, walk, text)
+            return
+        if walk.locked:
+            turn.say(self._submitted_text(walk))
+            return
+        slot = self._state_slot(turn)
+        if mode == Mode.QUESTION and slot is not None:
+            await self._answer_text(turn, walk, slot, text)
+        elif mode == Mode.DOCUMENTS:
+            if text.strip().lower() in ("готово", "готов", "всё", "все"):
+                await self._documents_done(turn, walk)
+            else:
+                await self._render_current(turn, walk)
+        elif mode == Mode.NOTE and slot is not None:
+            await self._note(turn, walk, slot, text)
+        elif mode == Mode.CONFIRM:
+            if text.strip().lower() in ("да", "да, отправить", "отправить"):
+                await self._submit(turn, walk)
+            else:
+                await self._show_review(turn, walk)
+        else:
+            await self._render_current(turn, walk)
+
+    async def _answer_text(self, turn: Turn, walk: Walk, slot: Slot, text: str) -> None:
+        engine = walk.engine
+        question = engine.question(slot.question_id)
+        if question.kind == QuestionKind.DOCUMENT:
+            turn.say(
+                texts.SEND_DOCUMENT.format(
+                    accepted=ACCEPTED_LIST, limit=texts.mb(self._limit(turn))
+                )
+            )
+            return
+        result = engine.parse(slot, text, walk.answers, walk.flags)
+        if not result.ok:
+            await self._render_question(turn, walk, slot, prefix=f"⚠️ {result.error}")
+            return
+        value = result.value
+        previous = walk.answers.get(slot)
+        if question.kind == QuestionKind.YES_NO and not engine.is_group_control(slot.question_id):
+            if value is False and previous is not None and previous.documents:
+                await repo.remove_attachments(turn.session, walk.response, slot, turn.person.id)
+            await repo.save_answer(
+                turn.session,
+                walk.response,
+                slot,
+                value,
+                turn.person.id,
+                note=None if value else (previous.note if previous else None),
+                keep_note=False,
+            )
+            walk.answers = await repo.load_answers(turn.session, walk.response.id)
+            if value and question.document_when_yes:
+                turn.state.mode = Mode.DOCUMENTS
+                await self._render_current(turn, walk, prefix=texts.SAVED)
+                return
+            if not value and question.note_when_no:
+                turn.state.mode = Mode.NOTE
+                await self._render_current(turn, walk, prefix=texts.SAVED)
+                return
+        else:
+            await repo.save_answer(turn.session, walk.response, slot, value, turn.person.id)
+            walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._advance(turn, walk, slot, prefix=texts.SAVED)
+
+    async def _note(self, turn: Turn, walk: Walk, slot: Slot, text: str) -> None:
+        note = " ".join(text.split())
+        if len(note) < NOTE_MIN_LENGTH:
+            await self._render_current(turn, walk, prefix=f"⚠️ {texts.NOTE_TOO_SHORT}")
+            return
+        if len(note) > NOTE_MAX_LENGTH:
+            await self._render_current(
+                turn, walk, prefix=f"⚠️ {texts.NOTE_TOO_LONG.format(limit=NOTE_MAX_LENGTH)}"
+            )
+            return
+        await repo.save_note(turn.session, walk.response, slot, text.strip(), turn.person.id)
+        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._advance(turn, walk, slot, prefix=texts.NOTE_SAVED)
+
+    # --- documents -----------------------------------------------------------------------
+
+    def _limit(self, turn: Turn) -> int:
+        return self.config.download_limit(str(turn.event.user.platform))
+
+    async def _file(self, turn: Turn) -> None:
+        walk = await self._current_walk(turn)
+        slot = self._state_slot(turn)
+        if walk is None or slot is None or turn.state.mode not in (Mode.QUESTION, Mode.DOCUMENTS):
+            turn.say(texts.FILE_NOT_EXPECTED if walk else texts.IDLE_HINT)
+            return
+        if walk.locked:
+            turn.say(self._submitted_text(walk))
+            return
+        question = walk.engine.question(slot.question_id)
+        accepts = (
+            turn.state.mode == Mode.DOCUMENTS
+            or question.kind == QuestionKind.DOCUMENT
+            or (question.kind == QuestionKind.YES_NO and question.document_when_yes)
+        )
+        if not accepts:
+            turn.say(texts.FILE_NOT_EXPECTED)
+            await self._render_current(turn, walk)
+            return
+        if turn.event.kind == EventKind.PHOTO or turn.event.document is None:
+            turn.say(texts.PHOTO_NOT_FILE)
+            return
+        stored = await self._store_document(turn, walk, slot, turn.event.document)
+        if stored is None:
+            return
+        if (question.kind == QuestionKind.YES_NO and walk.answers.get(slot) is None) or (
+            question.kind == QuestionKind.YES_NO and walk.answers[slot].value is not True
+        ):
+            # A file sent instead of pressing «Да» means «Да».
+            await repo.save_answer(
+                turn.session, walk.response, slot, True, turn.person.id, note=None, keep_note=False
+            )
+        elif question.kind == QuestionKind.DOCUMENT:
+            count = len(await repo.attachments_for(turn.session, walk.response.id, slot))
+            await repo.save_answer(turn.session, walk.response, slot, count, turn.person.id)
+        turn.state.mode = Mode.DOCUMENTS
+        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        count = walk.answers[slot].documents
+        template = (
+            texts.DOCUMENT_SAVED
+            if stored.status == AttachmentStatus.STORED
+            else texts.DOCUMENT_ACCEPTED_LATER
+        )
+        turn.say(
+            template.format(name=stored.original_name, count=count),
+            [
+                [Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, walk.response.id))],
+                [Button(texts.BTN_BACK, cb.encode(cb.Action.BACK, walk.response.id))],
+            ],
+        )
+
+    async def _store_document(
+        self, turn: Turn, walk: Walk, slot: Slot, document: IncomingDocument
+    ) -> Attachment | None:
+        limit = self._limit(turn)
+        name = render.shorten(document.file_name or self._fallback_name(document), 200)
+        if document.size is not None and document.size > limit:
+            turn.say(
+                texts.FILE_TOO_BIG.format(
+                    name=name, size=texts.mb(document.size), limit=texts.mb(limit)
+                )
+            )
+            return None
+        if not repo_accepts_name(name):
+            turn.say(texts.FILE_BAD_NAME.format(name=name, accepted=ACCEPTED_LIST))
+            return None
+        attachment = Attachment(
+            response_id=walk.response.id,
+            question_id=slot.question_id,
+            row=slot.row,
+            original_name=name,
+            size=document.size,
+            mime_type=document.mime_type,
+            platform=str(turn.event.user.platform),
+            platform_file_id=document.file_id,
+            uploaded_by=turn.person.id,
+            attempts=1,
+        )
+        fetcher = self.fetchers.get(str(turn.event.user.platform))
+        temp = self.files.temp_path()
+        try:
+            if fetcher is None:
+                raise RuntimeError("no file fetcher for this platform")
+            await asyncio.wait_for(
+                fetcher.fetch(document.file_id, temp), self.config.download_timeout
+            )
+            if temp.stat().st_size > limit:
+                raise _TooBig(temp.stat().st_size)
+            stored = await asyncio.to_thread(self.files.put, temp, name)
+        except UnsupportedFileType:
+            temp.unlink(missing_ok=True)
+            turn.say(texts.FILE_BAD_CONTENT.format(name=name, accepted=ACCEPTED_LIST))
+            return None
+        except _TooBig as too_big:
+            temp.unlink(missing_ok=True)
+            turn.say(
+                texts.FILE_TOO_BIG.format(
+                    name=name, size=texts.mb(too_big.size), limit=texts.mb(limit)
+                )
+            )
+            return None
+        except Exception as exc:  # the platform or the network failed: retry in the background
+            temp.unlink(missing_ok=True)
+            log.warning("download of %s failed, will retry: %r", document.file_id, exc)
+            attachment.status = AttachmentStatus.PENDING
+            attachment.last_error = repr(exc)[:500]
+        else:
+            attachment.status = AttachmentStatus.STORED
+            attachment.sha256 = stored.sha256
+            attachment.size = stored.size
+            attachment.mime_type = stored.mime_type
+            attachment.storage_path = stored.relative_path
+        turn.session.add(attachment)
+        await turn.session.flush()
+        await repo.audit(
+            turn.session,
+            "attach",
+            "response",
+            walk.response.id,
+            turn.person.id,
+            question=slot.question_id,
+            row=slot.row,
+            attachment=attachment.id,
+            status=attachment.status,
+        )
+        return attachment
+
+    @staticmethod
+    def _fallback_name(document: IncomingDocument) -> str:
+        extension = mimetypes.guess_extension(document.mime_type or "") or ""
+        return f"документ{extension}"
+
+    async def _documents_done(self, turn: Turn, walk: Walk) -> None:
+        slot = self._state_slot(turn)
+        if slot is None:
+            await self._render_current(turn, walk)
+            return
+        state = walk.answers.get(slot)
+        if state is None or not state.documents:
+            await self._render_current(turn, walk, prefix=f"⚠️ {texts.NEED_DOCUMENT}")
+            return
+        await self._advance(turn, walk, slot, prefix=texts.SAVED)
+
+    # --- navigation ----------------------------------------------------------------------
+
+    @staticmethod
+    def _state_slot(turn: Turn) -> Slot | None:
+        if turn.state.question_id is None:
+            return None
+        return Slot(turn.state.question_id, turn.state.row or 0)
+
+    async def _go_to(self, turn: Turn, walk: Walk, slot: Slot, prefix: str = "") -> None:
+        turn.state.mode = Mode.QUESTION
+        turn.state.response_id = walk.response.id
+        turn.state.question_id = slot.question_id
+        turn.state.row = slot.row
+        await self._render_question(turn, walk, slot, prefix=prefix)
+
+    async def _advance(self, turn: Turn, walk: Walk, after: Slot, prefix: str = "") -> None:
+        engine = walk.engine
+        if turn.state.data.get("return_to_review"):
+            turn.state.data = {}
+            pending = engine.requirement(after, walk.answers)
+            if pending is None:
+                await self._show_review(turn, walk, prefix=prefix)
+                return
+        slot = engine.next_slot(after, walk.answers, walk.flags)
+        while slot is not None and engine.is_complete(slot, walk.answers):
+            slot = engine.next_slot(slot, walk.answers, walk.flags)
+        if slot is None:
+            slot = engine.first_incomplete(walk.answers, walk.flags)
+        if slot is None:
+            await self._show_review(
+                turn, walk, prefix="\n".join(p for p in (prefix, texts.FORM_DONE) if p)
+            )
+            return
+        await self._go_to(turn, walk, slot, prefix=prefix)
+
+    async def _back(self, turn: Turn, walk: Walk) -> None:
+        slot = self._state_slot(turn)
+        if turn.state.mode in (Mode.DOCUMENTS, Mode.NOTE) and slot is not None:
+            await self._go_to(turn, walk, slot)
+            return
+        if turn.state.mode in (Mode.REVIEW, Mode.CONFIRM) or slot is None:
+            await self._render_current(turn, walk, force_question=True)
+            return
+        previous = walk.engine.prev_slot(slot, walk.answers, walk.flags)
+        if previous is None:
+            await self._render_question(turn, walk, slot, prefix=texts.AT_START)
+            return
+        await self._go_to(turn, walk, previous)
+
+    async def _skip(self, turn: Turn, walk: Walk) -> None:
+        slot = self._state_slot(turn)
+        if slot is None or turn.state.mode != Mode.QUESTION:
+            await self._render_current(turn, walk)
+            return
+        if walk.engine.question(slot.question_id).required:
+            await self._render_question(turn, walk, slot, prefix=f"⚠️ {texts.CANNOT_SKIP}")
+            return
+        await repo.save_answer(turn.session, walk.response, slot, None, turn.person.id)
+        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._advance(turn, walk, slot)
+
+    # --- rendering the current step -------------------------------------------------------
+
+    async def _render_current(
+        self, turn: Turn, walk: Walk, prefix: str = "", force_question: bool = False
+    ) -> None:
+        slot = self._state_slot(turn)
+        visible = walk.engine.slots(walk.answers, walk.flags)
+        if slot is None or slot not in visible:
+            slot = walk.engine.first_incomplete(walk.answers, walk.flags)
+            if slot is None:
+                await self._show_review(turn, walk, prefix=prefix)
+                return
+            await self._go_to(turn, walk, slot, prefix=prefix)
+            return
+        mode = turn.state.mode
+        if force_question or mode not in (Mode.DOCUMENTS, Mode.NOTE, Mode.REVIEW, Mode.CONFIRM):
+            await self._go_to(turn, walk, slot, prefix=prefix)
+        elif mode == Mode.DOCUMENTS:
+            state = walk.answers.get(slot)
+            turn.out.append(
+                render.documents_message(
+                    walk.engine,
+                    walk.response.id,
+                    slot,
+                    state.documents if state else 0,
+                    prefix=prefix,
+                    download_limit=self._limit(turn),
+                )
+            )
+        elif mode == Mode.NOTE:
+            state = walk.answers.get(slot)
+            turn.out.append(
+                render.note_message(walk.response.id, state.note if state else None, prefix=prefix)
+            )
+        else:
+            await self._show_review(turn, walk, prefix=prefix)
+
+    async def _render_question(self, turn: Turn, walk: Walk, slot: Slot, prefix: str = "") -> None:
+        turn.out.append(
+            render.question_message(
+                walk.engine,
+                walk.response.id,
+                slot,
+                walk.answers,
+                walk.flags,
+                prefix=prefix,
+                download_limit=self._limit(turn),
+            )
+        )
+
+    # --- review and submit ---------------------------------------------------------------
+
+    async def _show_review(self, turn: Turn, walk: Walk, prefix: str = "") -> None:
+        engine = walk.engine
+        slots = engine.slots(walk.answers, walk.flags)
+        done, total = engine.progress(walk.answers, walk.flags)
+        lines = [prefix, ""] if prefix else []
+        lines.append(texts.REVIEW_TITLE.format(title=walk.campaign.title))
+        lines.append(texts.REVIEW_PROGRESS.format(done=done, total=total))
+        lines.append("")
+        lines.extend(render.review_lines(engine, slots, walk.answers))
+        rid = walk.response.id
+        if walk.locked:
+            turn.state.mode = Mode.IDLE
+            turn.say("\n".join(lines))
+            return
+        turn.state.mode = Mode.REVIEW
+        lines.append("")
+        lines.append(texts.REVIEW_HINT)
+        buttons = render.number_buttons(rid, slots)
+        buttons.append([Button(texts.BTN_SUBMIT, cb.encode(cb.Action.SUBMIT, rid))])
+        buttons.append([Button(texts.BTN_CONTINUE, cb.encode(cb.Action.BACK, rid))])
+        turn.say("\n".join(lines), buttons)
+
+    async def _review_input(self, turn: Turn, walk: Walk, text: str) -> None:
+        slots = walk.engine.slots(walk.answers, walk.flags)
+        number = text.strip().lstrip("№#").strip()
+        if not number.isdigit() or not 1 <= int(number) <= len(slots):
+            turn.say(
+                texts.REVIEW_BAD_NUMBER.format(number=render.shorten(text, 20), total=len(slots))
+            )
+            return
+        if walk.locked:
+            turn.say(self._submitted_text(walk))
+            return
+        turn.state.data = {"return_to_review": True}
+        await self._go_to(turn, walk, slots[int(number) - 1])
+
+    async def _ask_submit(self, turn: Turn, walk: Walk) -> None:
+        engine = walk.engine
+        missing = engine.missing(walk.answers, walk.flags)
+        if missing:
+            slots = engine.slots(walk.answers, walk.flags)
+            numbers = ", ".join(str(slots.index(s) + 1) for s in missing[:10])
+            if len(missing) > 10:
+                numbers += f" и ещё {len(missing) - 10}"
+            turn.state.data = {"return_to_review": True}
+            await self._go_to(
+                turn, walk, missing[0], prefix=f"⚠️ {texts.SUBMIT_MISSING.format(items=numbers)}"
+            )
+            return
+        violations = engine.violations(walk.answers, walk.flags)
+        if violations:
+            slot, message = violations[0]
+            turn.state.data = {"return_to_review": True}
+            await self._go_to(
+                turn, walk, slot, prefix=f"⚠️ {texts.SUBMIT_VIOLATIONS.format(message=message)}"
+            )
+            return
+        turn.state.mode = Mode.CONFIRM
+        rid = walk.response.id
+        turn.say(
+            texts.CONFIRM_SUBMIT.format(title=walk.campaign.title),
+            [
+                [Button(texts.BTN_CONFIRM, cb.encode(cb.Action.CONFIRM, rid))],
+                [Button(texts.BTN_BACK, cb.encode(cb.Action.REVIEW, rid))],
+            ],
+        )
+
+    async def _submit(self, turn: Turn, walk: Walk) -> None:
+        engine = walk.engine
+        if engine.missing(walk.answers, walk.flags) or engine.violations(walk.answers, walk.flags):
+            await self._ask_submit(turn, walk)
+            return
+        response = walk.response
+        response.status = ResponseStatus.SUBMITTED
+        response.submitted_at = utcnow()
+        response.submitted_by = turn.person.id
+        response.updated_at = utcnow()
+        await repo.audit(turn.session, "submit", "response", response.id, turn.person.id)
+        turn.state.mode = Mode.IDLE
+        turn.state.question_id = None
+        turn.state.data = {}
+        turn.say(texts.SUBMITTED.format(title=walk.campaign.title))
+
+    def _submitted_text(self, walk: Walk) -> str:
+        when = walk.response.submitted_at
+        shown = when.astimezone(self.config.timezone).strftime("%d.%m.%Y в %H:%M") if when else ""
+        return texts.ALREADY_SUBMITTED.format(title=walk.campaign.title, when=shown)
+
+
+class _TooBig(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def repo_accepts_name(name: str) -> bool:
+    from storage.files import ACCEPTED_TYPES
+
+    return extension_of(name) in ACCEPTED_TYPES

@@ -1,0 +1,95 @@
+"""Platform-neutral conversation types.
+
+Adapters in ``bot/`` translate platform updates into :class:`Incoming` and render
+:class:`Outgoing` messages back. Nothing here knows about aiogram or vkbottle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+
+class Platform(StrEnum):
+    TELEGRAM = "tg"
+    VK = "vk"
+    CONSOLE = "console"
+
+
+class EventKind(StrEnum):
+    TEXT = "text"
+    COMMAND = "command"
+    BUTTON = "button"
+    DOCUMENT = "document"
+    PHOTO = "photo"  # a picture sent as a compressed photo, not as a file
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    platform: Platform
+    user_id: str
+    chat_id: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingDocument:
+    """A file the user sent. ``file_id`` is the platform's handle; the console uses a path."""
+
+    file_id: str
+    file_name: str | None = None
+    mime_type: str | None = None
+    size: int | None = None
+    file_unique_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    user: UserRef
+    kind: EventKind
+    text: str = ""
+    command: str | None = None  # without the slash, lower-case: "start"
+    args: str = ""  # the rest of the command line: "/start ABC" -> "ABC"
+    payload: str | None = None  # button callback data
+    document: IncomingDocument | None = None
+    message_id: str | None = None  # the platform message that carried a button, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    text: str
+    payload: str
+
+
+@dataclass(slots=True)
+class OutText:
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OutFile:
+    path: Path
+    filename: str
+    caption: str = ""
+
+
+Outgoing = OutText | OutFile
+
+
+class FileFetcher(Protocol):
+    """Downloads a platform file by its id into ``dest``. Raises on failure."""
+
+    async def fetch(self, file_id: str, dest: Path) -> None: ...
+
+
+class Messenger(Protocol):
+    """Sends messages the bot initiates (reminders, export progress) to a chat."""
+
+    async def send(self, chat_id: str, message: Outgoing) -> str | None:
+        """Send and return the platform message id (if the platform has one)."""
+        ...
+
+    async def edit(self, chat_id: str, message_id: str, message: OutText) -> None: ...

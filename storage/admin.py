@@ -1,0 +1,266 @@
+"""Admin operations behind the CLI: importing schools, issuing invites, opening campaigns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from forms.schema import Form
+from storage import repo
+from storage.models import (
+    Campaign,
+    CampaignTarget,
+    Invite,
+    Municipality,
+    Region,
+    Role,
+    School,
+    respondent_key,
+    utcnow,
+)
+from storage.school_import import SchoolRow, normalize_key
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    municipalities_created: int = 0
+
+
+async def import_schools(
+    session: AsyncSession, region_name: str, rows: list[SchoolRow], timezone: str
+) -> ImportSummary:
+    """Upsert schools keyed by code, else by municipality + name. Idempotent."""
+    summary = ImportSummary()
+    region = await repo.get_or_create_region(session, region_name, timezone)
+    municipalities = {
+        normalize_key(m.name): m
+        for m in await session.scalars(
+            select(Municipality).where(Municipality.region_id == region.id)
+        )
+    }
+    existing = list(
+        await session.scalars(
+            select(School).join(Municipality).where(Municipality.region_id == region.id)
+        )
+    )
+    by_code = {s.code: s for s in existing if s.code}
+    by_name = {(s.municipality_id, normalize_key(s.name)): s for s in existing}
+    for row in rows:
+        key = normalize_key(row.municipality)
+        municipality = municipalities.get(key)
+        if municipality is None:
+            municipality = Municipality(region_id=region.id, name=row.municipality)
+            session.add(municipality)
+            await session.flush()
+            municipalities[key] = municipality
+            summary.municipalities_created += 1
+        school = by_code.get(row.code) if row.code else None
+        if school is None:
+            school = by_name.get((municipality.id, normalize_key(row.name)))
+            if school is not None and school.code and row.code and school.code != row.code:
+                school = None
+        fields = {
+            "municipality_id": municipality.id,
+            "name": row.name,
+            "is_shnor": row.shnor,
+            "is_shnsu": row.shnsu,
+            "is_risk_zone": row.risk_zone,
+            "director_name": row.director,
+        }
+        if row.code:
+            fields["code"] = row.code
+        if school is None:
+            school = School(**fields)
+            session.add(school)
+            await session.flush()
+            summary.created += 1
+        elif any(getattr(school, name) != value for name, value in fields.items()):
+            for name, value in fields.items():
+                setattr(school, name, value)
+            summary.updated += 1
+        else:
+            summary.unchanged += 1
+        if school.code:
+            by_code[school.code] = school
+        by_name[(municipality.id, normalize_key(school.name))] = school
+    await repo.audit(session, "import_schools", "region", region.id, None, **summary.__dict__)
+    return summary
+
+
+@dataclass
+class InviteRow:
+    role: str
+    municipality: str
+    school: str | None
+    code: str
+    used: bool
+    new: bool
+
+
+async def issue_invites(session: AsyncSession, reissue: bool = False) -> list[InviteRow]:
+    """One live code per school (directors) and per municipality (coordinators).
+
+    Codes already handed out are kept unless `reissue`; then unused codes are revoked and
+    replaced. Used codes are never touched: the person behind them stays registered.
+    """
+    invites = list(await session.scalars(select(Invite).where(Invite.revoked_at.is_(None))))
+    live: dict[tuple[str, int], Invite] = {}
+    for invite in invites:
+        target = (
+            ("school", invite.school_id)
+            if invite.school_id is not None
+            else ("municipality", invite.municipality_id)
+        )
+        live[target] = invite
+    taken = {code for code in await session.scalars(select(Invite.code))}
+    rows: list[InviteRow] = []
+
+    async def ensure(
+        target: tuple[str, int], role: str, municipality: Municipality, school: School | None
+    ):
+        invite = live.get(target)
+        new = False
+        if invite is not None and reissue and invite.used_at is None:
+            invite.revoked_at = utcnow()
+            invite = None
+        if invite is None:
+            code = repo.new_code()
+            while code in taken:
+                code = repo.new_code()
+            taken.add(code)
+            invite = Invite(
+                code=code,
+                role=role,
+                region_id=municipality.region_id,
+                municipality_id=municipality.id,
+                school_id=school.id if school else None,
+            )
+            session.add(invite)
+            new = True
+        rows.append(
+            InviteRow(
+                role,
+                municipality.name,
+                school.name if school else None,
+                invite.code,
+                invite.used_at is not None,
+                new,
+            )
+        )
+
+    municipalities = list(await session.scalars(select(Municipality).order_by(Municipality.name)))
+    for municipality in municipalities:
+        await ensure(("municipality", municipality.id), Role.MUNICIPAL, municipality, None)
+        schools = await session.scalars(
+            select(School).where(School.municipality_id == municipality.id).order_by(School.name)
+        )
+        for school in schools:
+            await ensure(("school", school.id), Role.DIRECTOR, municipality, school)
+    await repo.audit(
+        session,
+        "issue_invites",
+        "invite",
+        None,
+        None,
+        new=sum(r.new for r in rows),
+        reissue=reissue,
+    )
+    return rows
+
+
+async def create_regional_invite(session: AsyncSession, role: str, region: Region | None) -> Invite:
+    taken = set(await session.scalars(select(Invite.code)))
+    code = repo.new_code()
+    while code in taken:
+        code = repo.new_code()
+    invite = Invite(code=code, role=role, region_id=region.id if region else None)
+    session.add(invite)
+    await session.flush()
+    return invite
+
+
+class CampaignError(ValueError):
+    pass
+
+
+async def open_campaign(
+    session: AsyncSession,
+    form: Form,
+    deadline: date,
+    opens_on: date,
+    title: str | None = None,
+    municipality_names: list[str] | None = None,
+    only: str | None = None,
+) -> tuple[Campaign, int]:
+    """Open a form for every matching school (or municipality); returns the campaign and
+    how many respondents it targets."""
+    if deadline < opens_on:
+        raise CampaignError("Срок сдачи раньше даты открытия. Проверьте --deadline и --opens.")
+    query = select(Municipality)
+    if municipality_names:
+        wanted = {normalize_key(name) for name in municipality_names}
+        all_municipalities = list(await session.scalars(query))
+        chosen = [m for m in all_municipalities if normalize_key(m.name) in wanted]
+        missing = wanted - {normalize_key(m.name) for m in chosen}
+        if missing:
+            raise CampaignError(f"Муниципалитеты не найдены: {', '.join(sorted(missing))}.")
+    else:
+        chosen = list(await session.scalars(query))
+    campaign = Campaign(
+        form_id=form.id,
+        form_version=form.version,
+        title=title or form.title,
+        opens_on=opens_on,
+        deadline=deadline,
+    )
+    ids = [m.id for m in chosen]
+    if form.respondent == "school":
+        query = select(School).where(School.municipality_id.in_(ids))
+        if only == "shnor":
+            query = query.where(School.is_shnor.is_(True))
+        elif only == "shnsu":
+            query = query.where(School.is_shnsu.is_(True))
+        elif only == "shnor_shnsu":
+            query = query.where(School.is_shnor.is_(True) | School.is_shnsu.is_(True))
+        elif only == "risk_zone":
+            query = query.where(School.is_risk_zone.is_(True))
+        for school in await session.scalars(query):
+            campaign.targets.append(
+                CampaignTarget(
+                    respondent_key=respondent_key(school.id, None),
+                    school_id=school.id,
+                    municipality_id=school.municipality_id,
+                )
+            )
+    else:
+        for municipality in chosen:
+            campaign.targets.append(
+                CampaignTarget(
+                    respondent_key=respondent_key(None, municipality.id),
+                    municipality_id=municipality.id,
+                )
+            )
+    if not campaign.targets:
+        raise CampaignError(
+            "Анкету некому открыть: нет подходящих школ. Сначала загрузите список: "
+            "python -m bot import-schools ФАЙЛ.xlsx"
+        )
+    session.add(campaign)
+    await session.flush()
+    await repo.audit(
+        session,
+        "open_campaign",
+        "campaign",
+        campaign.id,
+        None,
+        form=form.id,
+        version=form.version,
+        targets=len(campaign.targets),
+    )
+    return campaign, len(campaign.targets)

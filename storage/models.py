@@ -1,0 +1,281 @@
+"""Database models. Every change goes through an Alembic migration in storage/migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}  # noqa: RUF012
+
+
+class Role(StrEnum):
+    DIRECTOR = "director"
+    MUNICIPAL = "municipal"
+    REGIONAL = "regional"
+    ADMIN = "admin"
+
+
+class ResponseStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    RETURNED = "returned"
+
+
+class AttachmentStatus(StrEnum):
+    STORED = "stored"  # bytes are under DATA_DIR, type checked by content
+    PENDING = "pending"  # download failed so far; retried in the background
+    FAILED = "failed"  # gave up after retries
+    REJECTED = "rejected"  # content turned out to be of a type we do not accept
+
+
+def respondent_key(school_id: int | None, municipality_id: int | None) -> str:
+    return f"school:{school_id}" if school_id is not None else f"municipality:{municipality_id}"
+
+
+class Region(Base):
+    __tablename__ = "regions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
+
+    municipalities: Mapped[list[Municipality]] = relationship(back_populates="region")
+
+
+class Municipality(Base):
+    __tablename__ = "municipalities"
+    __table_args__ = (UniqueConstraint("region_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    name: Mapped[str] = mapped_column(String(300))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+    region: Mapped[Region] = relationship(back_populates="municipalities")
+    schools: Mapped[list[School]] = relationship(back_populates="municipality")
+
+
+class School(Base):
+    __tablename__ = "schools"
+    __table_args__ = (UniqueConstraint("municipality_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), index=True)
+    code: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(500))
+    is_shnor: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_shnsu: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_risk_zone: Mapped[bool] = mapped_column(Boolean, default=False)
+    director_name: Mapped[str | None] = mapped_column(String(300))
+
+    municipality: Mapped[Municipality] = relationship(back_populates="schools")
+
+    def flags(self) -> dict[str, bool]:
+        return {"shnor": self.is_shnor, "shnsu": self.is_shnsu, "risk_zone": self.is_risk_zone}
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str | None] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16))
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    accounts: Mapped[list[Account]] = relationship(back_populates="person")
+    school: Mapped[School | None] = relationship()
+    municipality: Mapped[Municipality | None] = relationship()
+
+
+class Account(Base):
+    """A platform identity (Telegram or VK user) bound to a person."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    unreachable_since: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship(back_populates="accounts")
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+    used_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    revoked_at: Mapped[datetime | None]
+
+
+class FormVersion(Base):
+    __tablename__ = "form_versions"
+    __table_args__ = (UniqueConstraint("form_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(500))
+    checksum: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]]
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    """A form opened for a set of schools or municipalities, with a deadline."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[str] = mapped_column(String(64))
+    form_version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(500))
+    opens_on: Mapped[date] = mapped_column(Date)
+    deadline: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+    targets: Mapped[list[CampaignTarget]] = relationship(cascade="all, delete-orphan")
+
+
+class CampaignTarget(Base):
+    __tablename__ = "campaign_targets"
+    __table_args__ = (UniqueConstraint("campaign_id", "respondent_key", name="uq_target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    respondent_key: Mapped[str] = mapped_column(String(32))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
+
+
+class Response(Base):
+    """One per respondent (a school or a municipality) and campaign."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("campaign_id", "respondent_key", name="uq_response"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    # "school:<id>" or "municipality:<id>": NULLs never collide in a unique constraint.
+    respondent_key: Mapped[str] = mapped_column(String(32))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
+    form_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=ResponseStatus.DRAFT)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+
+    campaign: Mapped[Campaign] = relationship()
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("response_id", "question_id", "row", name="uq_answer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), index=True)
+    question_id: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    form_version: Mapped[int] = mapped_column(Integer)
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_slot", "response_id", "question_id", "row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"))
+    question_id: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    original_name: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mime_type: Mapped[str | None] = mapped_column(String(200))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_path: Mapped[str | None] = mapped_column(String(500))
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_file_id: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default=AttachmentStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationState(Base):
+    """Where an account is in the conversation; survives restarts and moves between workers."""
+
+    __tablename__ = "conversation_states"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(32), default="idle")
+    response_id: Mapped[int | None] = mapped_column(ForeignKey("responses.id"))
+    question_id: Mapped[str | None] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,358 @@
+"""Queries and short write operations used by the conversation and the CLI."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from forms.engine import AnswerState, Slot
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Account,
+    Answer,
+    Attachment,
+    AttachmentStatus,
+    AuditLog,
+    Campaign,
+    CampaignTarget,
+    ConversationState,
+    Invite,
+    Municipality,
+    Person,
+    Region,
+    Response,
+    ResponseStatus,
+    Role,
+    School,
+    respondent_key,
+    utcnow,
+)
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud and retyped
+CODE_LENGTH = 8
+COUNTED_ATTACHMENTS = (AttachmentStatus.STORED, AttachmentStatus.PENDING)
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_code(text: str) -> str:
+    return text.strip().upper().replace(" ", "")
+
+
+async def audit(
+    session: AsyncSession,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    person_id: int | None = None,
+    **details: Any,
+) -> None:
+    session.add(
+        AuditLog(
+            action=action, entity=entity, entity_id=entity_id, person_id=person_id, details=details
+        )
+    )
+
+
+# --- people and accounts -------------------------------------------------------------------
+
+
+async def find_account(session: AsyncSession, platform: str, user_id: str) -> Account | None:
+    return await session.scalar(
+        select(Account).where(Account.platform == platform, Account.platform_user_id == user_id)
+    )
+
+
+async def create_account(
+    session: AsyncSession,
+    person: Person,
+    platform: str,
+    user_id: str,
+    chat_id: str,
+    display_name: str | None,
+) -> Account:
+    account = Account(
+        person=person,
+        platform=platform,
+        platform_user_id=user_id,
+        chat_id=chat_id,
+        display_name=display_name,
+    )
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def find_invite(session: AsyncSession, code: str) -> Invite | None:
+    return await session.scalar(select(Invite).where(Invite.code == normalize_code(code)))
+
+
+def respondent_key_for(person: Person, respondent: str) -> str | None:
+    """The respondent a person answers for in a form of the given respondent level."""
+    if respondent == "school" and person.school_id is not None:
+        return respondent_key(person.school_id, None)
+    if (
+        respondent == "municipality"
+        and person.role == Role.MUNICIPAL
+        and person.municipality_id is not None
+    ):
+        return respondent_key(None, person.municipality_id)
+    return None
+
+
+# --- campaigns and responses ---------------------------------------------------------------
+
+
+async def open_campaigns_for(
+    session: AsyncSession, keys: Iterable[str], today: date
+) -> list[Campaign]:
+    keys = list(keys)
+    if not keys:
+        return []
+    rows = await session.scalars(
+        select(Campaign)
+        .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
+        .where(
+            CampaignTarget.respondent_key.in_(keys),
+            Campaign.opens_on <= today,
+            Campaign.closed_at.is_(None),
+        )
+        .order_by(Campaign.deadline, Campaign.id)
+        .distinct()
+    )
+    return list(rows)
+
+
+async def get_or_create_response(session: AsyncSession, campaign: Campaign, key: str) -> Response:
+    found = await session.scalar(
+        select(Response).where(Response.campaign_id == campaign.id, Response.respondent_key == key)
+    )
+    if found:
+        return found
+    kind, _, raw_id = key.partition(":")
+    response = Response(
+        campaign_id=campaign.id,
+        respondent_key=key,
+        school_id=int(raw_id) if kind == "school" else None,
+        municipality_id=int(raw_id) if kind == "municipality" else None,
+        form_version=campaign.form_version,
+        status=ResponseStatus.DRAFT,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(response)
+    except IntegrityError:  # another worker created it a moment ago
+        return await session.scalar(
+            select(Response).where(
+                Response.campaign_id == campaign.id, Response.respondent_key == key
+            )
+        )
+    return response
+
+
+def encode_value(value: Any) -> Any:
+    """JSON has no date type: dates are stored as {"date": "YYYY-MM-DD"}."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"date"}:
+        return date.fromisoformat(value["date"])
+    return value
+
+
+async def document_counts(session: AsyncSession, response_id: int) -> dict[tuple[str, int], int]:
+    rows = await session.execute(
+        select(Attachment.question_id, Attachment.row, func.count())
+        .where(
+            Attachment.response_id == response_id,
+            Attachment.status.in_(COUNTED_ATTACHMENTS),
+        )
+        .group_by(Attachment.question_id, Attachment.row)
+    )
+    return {(qid, row): n for qid, row, n in rows.tuples()}
+
+
+async def load_answers(session: AsyncSession, response_id: int) -> dict[Slot, AnswerState]:
+    counts = await document_counts(session, response_id)
+    answers: dict[Slot, AnswerState] = {}
+    rows = await session.scalars(select(Answer).where(Answer.response_id == response_id))
+    for answer in rows:
+        answers[Slot(answer.question_id, answer.row)] = AnswerState(
+            value=decode_value(answer.value),
+            note=answer.note,
+            documents=counts.get((answer.question_id, answer.row), 0),
+        )
+    return answers
+
+
+async def save_answer(
+    session: AsyncSession,
+    response: Response,
+    slot: Slot,
+    value: Any,
+    person_id: int | None,
+    *,
+    note: str | None = None,
+    keep_note: bool = True,
+) -> None:
+    """Insert or update one answer and record the change in the audit log."""
+    answer = await session.scalar(
+        select(Answer).where(
+            Answer.response_id == response.id,
+            Answer.question_id == slot.question_id,
+            Answer.row == slot.row,
+        )
+    )
+    encoded = encode_value(value)
+    old = answer.value if answer else None
+    if answer is None:
+        answer = Answer(
+            response_id=response.id,
+            question_id=slot.question_id,
+            row=slot.row,
+            form_version=response.form_version,
+        )
+        session.add(answer)
+    answer.value = encoded
+    if note is not None or not keep_note:
+        answer.note = note
+    answer.answered_by = person_id
+    answer.answered_at = utcnow()
+    answer.form_version = response.form_version
+    response.updated_at = utcnow()
+    await audit(
+        session,
+        "answer",
+        "response",
+        response.id,
+        person_id,
+        question=slot.question_id,
+        row=slot.row,
+        old=old,
+        new=encoded,
+    )
+
+
+async def save_note(
+    session: AsyncSession, response: Response, slot: Slot, note: str, person_id: int | None
+) -> None:
+    answer = await session.scalar(
+        select(Answer).where(
+            Answer.response_id == response.id,
+            Answer.question_id == slot.question_id,
+            Answer.row == slot.row,
+        )
+    )
+    if answer is None:
+        raise LookupError(f"no answer to attach a note to: {slot}")
+    old = answer.note
+    answer.note = note
+    answer.answered_by = person_id
+    answer.answered_at = utcnow()
+    response.updated_at = utcnow()
+    await audit(
+        session,
+        "note",
+        "response",
+        response.id,
+        person_id,
+        question=slot.question_id,
+        row=slot.row,
+        old=old,
+        new=note,
+    )
+
+
+async def attachments_for(
+    session: AsyncSession, response_id: int, slot: Slot | None = None
+) -> list[Attachment]:
+    query = select(Attachment).where(
+        Attachment.response_id == response_id, Attachment.status.in_(COUNTED_ATTACHMENTS)
+    )
+    if slot is not None:
+        query = query.where(Attachment.question_id == slot.question_id, Attachment.row == slot.row)
+    return list(await session.scalars(query.order_by(Attachment.id)))
+
+
+async def remove_attachments(
+    session: AsyncSession, response: Response, slot: Slot, person_id: int | None
+) -> int:
+    result = await session.execute(
+        delete(Attachment).where(
+            Attachment.response_id == response.id,
+            Attachment.question_id == slot.question_id,
+            Attachment.row == slot.row,
+        )
+    )
+    await audit(
+        session,
+        "attachments_removed",
+        "response",
+        response.id,
+        person_id,
+        question=slot.question_id,
+        row=slot.row,
+        count=result.rowcount,
+    )
+    return result.rowcount or 0
+
+
+# --- conversation state ---------------------------------------------------------------------
+
+
+async def get_state(session: AsyncSession, account_id: int) -> ConversationState:
+    state = await session.get(ConversationState, account_id)
+    if state is None:
+        state = ConversationState(account_id=account_id, mode="idle", row=0, data={})
+        session.add(state)
+    return state
+
+
+# --- registry (schools, municipalities) -----------------------------------------------------
+
+
+async def get_or_create_region(
+    session: AsyncSession, name: str, timezone: str = "Europe/Moscow"
+) -> Region:
+    region = await session.scalar(select(Region).where(Region.name == name))
+    if region is None:
+        region = Region(name=name, timezone=timezone)
+        session.add(region)
+        await session.flush()
+    return region
+
+
+async def get_or_create_municipality(
+    session: AsyncSession, region: Region, name: str
+) -> Municipality:
+    found = await session.scalar(
+        select(Municipality).where(Municipality.region_id == region.id, Municipality.name == name)
+    )
+    if found is None:
+        found = Municipality(region_id=region.id, name=name)
+        session.add(found)
+        await session.flush()
+    return found
+
+
+async def schools_in_scope(
+    session: AsyncSession, municipality_id: int | None = None
+) -> list[School]:
+    query = select(School).order_by(School.municipality_id, School.name)
+    if municipality_id is not None:
+        query = query.where(School.municipality_id == municipality_id)
+    return list(await session.scalars(query))
+
+
+def active_invite_filter():
+    return or_(Invite.revoked_at.is_(None))
