@@ -80,10 +80,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _YES = frozenset({"да", "д", "yes", "y"})
 _NO = frozenset({"нет", "н", "no", "n"})
 
-_INT_RE = re.compile(r"^\+?\d+$")
+_INT_RE = re.compile(r"^([-+\u2212\u2013]?)\s*(\d+)$")
 _GROUPED_INT_RE = re.compile(r"^\d{1,3}(?:[ \u00a0\u202f]\d{3})+$")
-_NEG_INT_RE = re.compile(r"^[-\u2212\u2013]\s*\d+$")
-_FRACTION_RE = re.compile(r"^[-\u2212+]?\d*[.,]\d+$|^[-\u2212+]?\d+[.,]$")
+_FRACTION_RE = re.compile(r"^[-+\u2212\u2013]?\s*(?:\d*[.,]\d+|\d+[.,])$")
 _DMY_RE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _ISO_RE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _MAX_DIGITS = 15
@@ -484,23 +483,18 @@ def _range_error(value: int, q: Question) -> str | None:
 
 
 def _parse_integer(raw: str, q: Question) -> ParseResult:
-    if not raw:
-        return ParseResult.failure(MSG_NOT_A_NUMBER)
     if _GROUPED_INT_RE.match(raw):
         raw = re.sub(r"\s", "", raw)
-    if _NEG_INT_RE.match(raw):
-        digits = re.sub(r"\D", "", raw)
-        if int(digits[:_MAX_DIGITS] or "0") != 0:
-            return ParseResult.failure(MSG_NEGATIVE.format(min=q.min_value, max=q.max_value))
-        raw = "0"
     if _FRACTION_RE.match(raw):
         return ParseResult.failure(MSG_NOT_WHOLE)
-    if not _INT_RE.match(raw):
+    match = _INT_RE.match(raw)
+    if not match:
         return ParseResult.failure(MSG_NOT_A_NUMBER)
-    digits = raw.lstrip("+").lstrip("0") or "0"
-    if len(digits) > _MAX_DIGITS:
-        return ParseResult.failure(MSG_TOO_BIG.format(max=q.max_value))
-    value = int(digits)
+    sign, digits = match.groups()
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:  # absurdly long: clamp, the range check rejects it
+        digits = "9" * _MAX_DIGITS
+    value = -int(digits) if sign and sign != "+" else int(digits)
     error = _range_error(value, q)
     return ParseResult.failure(error) if error else ParseResult.success(value)
 
@@ -520,7 +514,7 @@ def _parse_choice(raw: str, q: Question) -> ParseResult:
         if choice.id == folded or choice.text.casefold() == folded:
             return ParseResult.success(choice.id)
     number = raw.rstrip(".)")
-    if number.isdigit() and len(number) <= 4 and 1 <= int(number) <= len(q.choices):
+    if re.fullmatch(r"\d{1,4}", number) and 1 <= int(number) <= len(q.choices):
         return ParseResult.success(q.choices[int(number) - 1].id)
     return ParseResult.failure(MSG_CHOICE.format(n=len(q.choices)))
 

@@ -230,8 +230,9 @@ class Conversation:
         await repo.audit(session, "register", "invite", invite.id, person.id, code=invite.code)
         state = await repo.get_state(session, account.id)
         turn = Turn(session, event, account, person, state)
-        turn.say(await self._registered_text(session, person, invite))
-        await self._offer_campaigns(turn)
+        await self._offer_campaigns(
+            turn, prefix=await self._registered_text(session, person, invite)
+        )
         return turn.out
 
     async def _registered_text(self, session: AsyncSession, person: Person, invite: Invite) -> str:
@@ -269,8 +270,9 @@ class Conversation:
             if args.strip():
                 turn.say(texts.ALREADY_REGISTERED.format(scope=scope))
                 return
-            turn.say(texts.GREETING.format(scope=scope[:1].upper() + scope[1:]))
-            await self._offer_campaigns(turn)
+            await self._offer_campaigns(
+                turn, prefix=texts.GREETING.format(scope=scope[:1].upper() + scope[1:])
+            )
         elif command in ("resume", "continue"):
             await self._resume(turn)
         elif command == "review":
@@ -304,21 +306,23 @@ class Conversation:
             turn.session, self._respondent_keys(turn.person), self.today()
         )
 
-    async def _offer_campaigns(self, turn: Turn) -> None:
+    async def _offer_campaigns(self, turn: Turn, prefix: str = "") -> None:
+        lines = [prefix] if prefix else []
         campaigns = await self._campaigns(turn)
         if not campaigns:
-            turn.say(
+            lines.append(
                 texts.NO_CAMPAIGNS if self._respondent_keys(turn.person) else texts.HELP_COMMON
             )
+            turn.say("\n\n".join(lines))
             return
-        for campaign in campaigns:
-            turn.say(self._campaign_line(campaign))
+        lines.extend(self._campaign_line(campaign) for campaign in campaigns)
         if len(campaigns) == 1:
             turn.say(
-                texts.IDLE_HINT,
+                "\n\n".join(lines),
                 [[Button(texts.BTN_START, cb.encode(cb.Action.CAMPAIGN, campaigns[0].id))]],
             )
         else:
+            turn.say("\n\n".join(lines))
             await self._choose_campaign(turn, campaigns)
 
     def _campaign_line(self, campaign: Campaign) -> str:

@@ -549,6 +549,10 @@ def _bounds(el: _El, year: int, academic: bool) -> tuple[date, date]:
 
 
 def _validate(el: _El) -> None:
+    if el.unit == "quarter" and not 1 <= el.n <= 4:
+        raise _Fail(f"кварталов всего четыре, а указан {el.n}-й")
+    if el.unit == "half" and el.n not in (1, 2):
+        raise _Fail(f"полугодий всего два, а указано {el.n}-е")
     if el.unit == "date":
         assert el.day is not None
         if not 1 <= el.n <= 12:
@@ -696,6 +700,8 @@ def _combine(toks: list[_Tok], period: Period) -> list[_Tok]:
                 els = [_El("quarter", n=n) for n in nums]
             elif kind == "halfword":
                 els = [_El("half", n=n) for n in nums]
+            elif kind == "term":
+                raise _Fail(_TERM_REASON)
             elif kind == "dayword" and len(nums) == 1:
                 out.append(_Tok("dom", t.text, nums[0]))
                 i = j + 1
@@ -768,6 +774,7 @@ def _combine(toks: list[_Tok], period: Period) -> list[_Tok]:
 
 
 _NOTE_KINDS = {"schedule", "plan", "asneeded", "onrequest"}
+_TERM_REASON = "сроки учебных четвертей зависят от календарного графика школы — укажите даты"
 
 
 def _note_for(t: _Tok) -> str:
@@ -796,9 +803,7 @@ def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
         elif t.kind == "weekly":
             raise _Fail("еженедельная периодичность не поддерживается — укажите даты")
         elif t.kind == "term":
-            raise _Fail(
-                "сроки учебных четвертей зависят от календарного графика школы — укажите даты"
-            )
+            raise _Fail(_TERM_REASON)
         elif t.kind == "dom":
             if dom is not None:
                 raise _Fail("указано несколько чисел месяца")
@@ -993,9 +998,10 @@ def _recurring(
     if dom is not None:
         if not 1 <= dom <= 31:
             raise _Fail(f"дня {dom} не существует")
-        if freq not in (None, "monthly") or els:
-            raise _Fail("число месяца указано не для ежемесячного срока")
-        return mk("recurring", start=s, end=e, frequency="monthly", day=dom)
+        if freq != "monthly" or els:
+            raise _Fail("число указано без месяца — например, «до 15 числа каждого месяца»")
+        months = tuple(range(1, 13))
+        return mk("recurring", start=s, end=e, frequency="monthly", months=months, day=dom)
     if freq == "yearly":
         if all(el.unit == "month" and not el.end_of for el in els):
             return mk(

@@ -179,7 +179,7 @@ async def document_counts(session: AsyncSession, response_id: int) -> dict[tuple
         )
         .group_by(Attachment.question_id, Attachment.row)
     )
-    return {(qid, row): n for qid, row, n in rows.tuples()}
+    return {(qid, row): n for qid, row, n in rows}
 
 
 async def load_answers(session: AsyncSession, response_id: int) -> dict[Slot, AnswerState]:

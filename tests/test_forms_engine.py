@@ -202,7 +202,16 @@ def ids(slots: list[Slot]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("12", 12), (" 12 ", 12), ("012", 12), ("0", 0), ("1000", 1000), ("1 000", 1000)],
+    [
+        ("12", 12),
+        (" 12 ", 12),
+        ("012", 12),
+        ("0", 0),
+        ("-0", 0),
+        ("+5", 5),
+        ("1000", 1000),
+        ("1 000", 1000),
+    ],
 )
 def test_integer_accepts(engine: FormEngine, text: str, expected: int) -> None:
     result = engine.parse(Slot("total"), text, {}, NO_CTX)
@@ -215,6 +224,11 @@ def test_integer_accepts(engine: FormEngine, text: str, expected: int) -> None:
     ("text", "fragment"),
     [
         ("-1", "отрицательным"),
+        ("−7", "отрицательным"),
+        ("-" + "9" * 40, "отрицательным"),
+        ("-2,5", "целое"),
+        ("12.", "целое"),
+        ("1 2", "цифрами"),
         ("12.5", "целое"),
         ("12,5", "целое"),
         ("двенадцать", "целое"),
@@ -258,6 +272,24 @@ def test_integer_below_explicit_min() -> None:
     assert "не меньше 1" in (result.error or "")
     negative = engine.parse(Slot("n"), "-3", {}, NO_CTX)
     assert "от 1 до 5" in (negative.error or "")
+
+
+def test_integer_negative_allowed_when_min_is_negative() -> None:
+    data = {
+        **DEMO,
+        "sections": [
+            {
+                "id": "1",
+                "title": "S",
+                "items": [{"id": "delta", "kind": "integer", "text": "D", "min": -5, "max": 5}],
+            }
+        ],
+        "indicators": [],
+    }
+    engine = FormEngine(Form.model_validate(data))
+    assert engine.parse(Slot("delta"), "-5", {}, NO_CTX).value == -5
+    below = engine.parse(Slot("delta"), "-6", {}, NO_CTX)
+    assert "не меньше -5" in (below.error or "")
 
 
 def test_constraint_against_earlier_answer(engine: FormEngine) -> None:
@@ -326,6 +358,7 @@ def test_yes_no_rejects(engine: FormEngine, text: str) -> None:
         (" муниципальная ", "municipal"),
         ("1", "school"),
         ("2", "municipal"),
+        ("2.", "municipal"),
     ],
 )
 def test_choice_accepts(engine: FormEngine, text: str, expected: str) -> None:
@@ -334,7 +367,7 @@ def test_choice_accepts(engine: FormEngine, text: str, expected: str) -> None:
     assert result.value == expected
 
 
-@pytest.mark.parametrize("text", ["3", "0", "региональная", ""])
+@pytest.mark.parametrize("text", ["3", "0", "²", "региональная", ""])
 def test_choice_rejects(engine: FormEngine, text: str) -> None:
     result = engine.parse(Slot("program_kind"), text, {}, NO_CTX)
     assert not result.ok
