@@ -54,18 +54,18 @@ class ConsoleSession:
 
     def to_event(self, line: str) -> Incoming:
         text = line.strip()
-        if text.startswith("/"):
-            command, _, args = text[1:].partition(" ")
-            return Incoming(self.user, EventKind.COMMAND, text, command.lower(), args.strip())
-        button = self._button(text)
-        if button is not None:
-            return Incoming(self.user, EventKind.BUTTON, button.text, payload=button.payload)
         path = Path(text.strip("'\"")).expanduser()
         if len(text) > 2 and ("/" in text or "\\" in text or path.suffix) and path.is_file():
             document = IncomingDocument(
                 file_id=str(path.resolve()), file_name=path.name, size=path.stat().st_size
             )
             return Incoming(self.user, EventKind.DOCUMENT, document=document)
+        if text.startswith("/"):
+            command, _, args = text[1:].partition(" ")
+            return Incoming(self.user, EventKind.COMMAND, text, command.lower(), args.strip())
+        button = self._button(text)
+        if button is not None:
+            return Incoming(self.user, EventKind.BUTTON, button.text, payload=button.payload)
         return Incoming(self.user, EventKind.TEXT, line)
 
     def _button(self, text: str) -> Button | None:

@@ -226,7 +226,8 @@ class Deadline:
         """Short Russian description for messages."""
         note = f" ({self.note})" if self.note else ""
         if self.kind == "none":
-            return (self.note or "без срока").capitalize()
+            text = self.note or "без срока"
+            return text[0].upper() + text[1:]
         if self.kind == "day":
             return f"до {_fmt(self.end)}{note}"
         if self.kind == "month":
