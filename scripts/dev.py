@@ -23,7 +23,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def ensure_venv(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run on an older python3
         sys.exit("Нужен Python 3.11 или новее / Python 3.11+ is required.")
     if not PYTHON.exists():
         print("Creating .venv …", flush=True)

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from forms.engine import AnswerState, Slot
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from forms.engine import AnswerState, Slot
 from storage.models import (
     Account,
     Answer,

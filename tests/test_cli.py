@@ -84,9 +84,8 @@ def test_malformed_schools_file_imports_nothing(settings, tmp_path):
     assert "Файл не загружен" in result.output
     assert count(settings, "schools") == 0
 
-    headers = runner.invoke(
-        app, ["import-schools", str(write_schools(tmp_path / "h.xlsx", GOOD, ("Колонка A", "Колонка B")))]
-    )
+    wrong = write_schools(tmp_path / "h.xlsx", GOOD, ("Колонка A", "Колонка B"))
+    headers = runner.invoke(app, ["import-schools", str(wrong)])
     assert headers.exit_code == 1 and "Муниципалитет" in headers.output
 
     not_xlsx = tmp_path / "list.xlsx"
