@@ -1,0 +1,199 @@
+"""A tiny Bot API server on 127.0.0.1 for end-to-end tests of `python -m bot run`.
+
+It speaks just enough of the HTTP protocol for long polling: getUpdates hands out queued
+updates, send* calls are recorded, files are served from memory under /file/bot<token>/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_ID = 4242
+
+
+@dataclass
+class Sent:
+    method: str
+    chat_id: int
+    text: str
+    buttons: list[tuple[str, str]]
+    message_id: int
+
+
+@dataclass
+class FakeBotApi:
+    token: str = "4242:FAKE-TOKEN"
+    updates: asyncio.Queue = field(default_factory=asyncio.Queue)
+    sent: list[Sent] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _new_message: asyncio.Event = field(default_factory=asyncio.Event)
+    _mark: int = 0  # replies are looked for after the user's last action
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._method)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    # --- the user side --------------------------------------------------------------------------
+
+    def _user(self, user_id: int) -> dict[str, Any]:
+        return {"id": user_id, "is_bot": False, "first_name": "Ольга", "language_code": "ru"}
+
+    def _message(self, user_id: int, **content: Any) -> dict[str, Any]:
+        return {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Ольга"},
+            "from": self._user(user_id),
+            **content,
+        }
+
+    def send_text(self, user_id: int, text: str) -> None:
+        self._mark = len(self.sent)
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        self.updates.put_nowait(
+            {"update_id": next(self._ids), "message": self._message(user_id, **content)}
+        )
+
+    def send_document(self, user_id: int, content: bytes, name: str, mime: str) -> None:
+        self._mark = len(self.sent)
+        file_id = f"file-{next(self._ids)}"
+        self.files[file_id] = content
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": name,
+            "mime_type": mime,
+            "file_size": len(content),
+        }
+        self.updates.put_nowait(
+            {"update_id": next(self._ids), "message": self._message(user_id, document=document)}
+        )
+
+    def click(self, user_id: int, text: str) -> None:
+        for sent in reversed(self.sent):
+            if sent.chat_id == user_id and sent.buttons:
+                for label, payload in sent.buttons:
+                    if label == text:
+                        self._mark = len(self.sent)
+                        message = self._message(user_id, text=sent.text)
+                        message["message_id"] = sent.message_id
+                        message["from"] = {"id": BOT_ID, "is_bot": True, "first_name": "Бот"}
+                        self.updates.put_nowait(
+                            {
+                                "update_id": next(self._ids),
+                                "callback_query": {
+                                    "id": str(next(self._ids)),
+                                    "from": self._user(user_id),
+                                    "chat_instance": "ci",
+                                    "message": message,
+                                    "data": payload,
+                                },
+                            }
+                        )
+                        return
+                raise AssertionError(f"no button {text!r}; last keyboard: {sent.buttons}")
+        raise AssertionError("no keyboard was sent")
+
+    async def reply(self, user_id: int, *fragments: str, timeout: float = 15) -> Sent:
+        """Wait until a message to the user contains every fragment."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            mine = [s for s in self.sent[self._mark :] if s.chat_id == user_id]
+            for sent in mine:
+                if all(fragment in sent.text for fragment in fragments):
+                    return sent
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                texts = "\n---\n".join(s.text for s in mine[-5:])
+                raise AssertionError(f"no reply with {fragments}; last messages:\n{texts}")
+            self._new_message.clear()
+            try:
+                await asyncio.wait_for(self._new_message.wait(), min(left, 0.5))
+            except TimeoutError:
+                pass
+
+    # --- the bot side ---------------------------------------------------------------------------
+
+    async def _method(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"].lower()
+        data = dict(await request.post())
+        self.calls.append(method)
+        handler = getattr(self, f"_m_{method}", None)
+        result = await handler(data) if handler else True
+        return web.json_response({"ok": True, "result": result})
+
+    async def _file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].rsplit("/", 1)[-1]
+        if file_id not in self.files:
+            raise web.HTTPNotFound()
+        return web.Response(body=self.files[file_id])
+
+    async def _m_getme(self, data) -> dict:
+        return {"id": BOT_ID, "is_bot": True, "first_name": "Бот", "username": "shnor_test_bot"}
+
+    async def _m_getupdates(self, data) -> list:
+        timeout = float(data.get("timeout") or 0)
+        updates = []
+        try:
+            updates.append(await asyncio.wait_for(self.updates.get(), min(timeout, 0.5) or 0.01))
+        except TimeoutError:
+            return []
+        while not self.updates.empty():
+            updates.append(self.updates.get_nowait())
+        return updates
+
+    def _record(self, method: str, data: dict, text: str) -> dict:
+        markup = json.loads(data["reply_markup"]) if data.get("reply_markup") else None
+        buttons = [
+            (b["text"], b.get("callback_data", ""))
+            for row in (markup or {}).get("inline_keyboard", [])
+            for b in row
+        ]
+        message_id = next(self._ids)
+        chat_id = int(data["chat_id"])
+        self.sent.append(Sent(method, chat_id, text, buttons, message_id))
+        self._new_message.set()
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Бот"},
+            "text": text,
+        }
+
+    async def _m_sendmessage(self, data) -> dict:
+        return self._record("sendMessage", data, str(data.get("text", "")))
+
+    async def _m_senddocument(self, data) -> dict:
+        return self._record("sendDocument", data, str(data.get("caption", "")))
+
+    async def _m_getfile(self, data) -> dict:
+        file_id = str(data["file_id"])
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(self.files.get(file_id, b"")),
+            "file_path": f"documents/{file_id}",
+        }
