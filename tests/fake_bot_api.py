@@ -7,6 +7,7 @@ updates, send* calls are recorded, files are served from memory under /file/bot<
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -129,10 +130,8 @@ class FakeBotApi:
                 texts = "\n---\n".join(s.text for s in mine[-5:])
                 raise AssertionError(f"no reply with {fragments}; last messages:\n{texts}")
             self._new_message.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_message.wait(), min(left, 0.5))
-            except TimeoutError:
-                pass
 
     # --- the bot side ---------------------------------------------------------------------------
 

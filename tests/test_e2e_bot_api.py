@@ -4,6 +4,7 @@ at TELEGRAM_API_URL, walked to a submitted response with documents stored under 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -96,10 +97,8 @@ async def test_bot_registers_and_walks_through_a_bot_api_server(tmp_path, monkey
         await api.reply(USER, "Спасибо! Анкета")
     finally:
         bot_task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await bot_task
-        except (asyncio.CancelledError, Exception):
-            pass
         await api.stop()
 
     assert "setmycommands" in api.calls and "answercallbackquery" in api.calls
