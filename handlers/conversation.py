@@ -185,14 +185,7 @@ class Conversation:
         person = Person(role=Role.ADMIN, full_name=event.user.display_name)
         session.add(person)
         await session.flush()
-        account = await repo.create_account(
-            session,
-            person,
-            str(event.user.platform),
-            event.user.user_id,
-            event.user.chat_id,
-            event.user.display_name,
-        )
+        account = await _account_for(session, person, event)
         await repo.audit(session, "bootstrap_admin", "person", person.id, person.id)
         return account
 
@@ -217,14 +210,7 @@ class Conversation:
             person.municipality_id = school.municipality_id
         session.add(person)
         await session.flush()
-        account = await repo.create_account(
-            session,
-            person,
-            str(event.user.platform),
-            event.user.user_id,
-            event.user.chat_id,
-            event.user.display_name,
-        )
+        account = await _account_for(session, person, event)
         invite.used_at = utcnow()
         invite.used_by_account_id = account.id
         await repo.audit(session, "register", "invite", invite.id, person.id, code=invite.code)
@@ -937,6 +923,13 @@ class Conversation:
         when = walk.response.submitted_at
         shown = when.astimezone(self.config.timezone).strftime("%d.%m.%Y в %H:%M") if when else ""
         return texts.ALREADY_SUBMITTED.format(title=walk.campaign.title, when=shown)
+
+
+async def _account_for(session: AsyncSession, person: Person, event: Incoming) -> Account:
+    user = event.user
+    return await repo.create_account(
+        session, person, str(user.platform), user.user_id, user.chat_id, user.display_name
+    )
 
 
 class _TooBig(Exception):

@@ -195,6 +195,16 @@ async def load_answers(session: AsyncSession, response_id: int) -> dict[Slot, An
     return answers
 
 
+async def find_answer(session: AsyncSession, response_id: int, slot: Slot) -> Answer | None:
+    return await session.scalar(
+        select(Answer).where(
+            Answer.response_id == response_id,
+            Answer.question_id == slot.question_id,
+            Answer.row == slot.row,
+        )
+    )
+
+
 async def save_answer(
     session: AsyncSession,
     response: Response,
@@ -206,13 +216,7 @@ async def save_answer(
     keep_note: bool = True,
 ) -> None:
     """Insert or update one answer and record the change in the audit log."""
-    answer = await session.scalar(
-        select(Answer).where(
-            Answer.response_id == response.id,
-            Answer.question_id == slot.question_id,
-            Answer.row == slot.row,
-        )
-    )
+    answer = await find_answer(session, response.id, slot)
     encoded = encode_value(value)
     old = answer.value if answer else None
     if answer is None:
@@ -246,13 +250,7 @@ async def save_answer(
 async def save_note(
     session: AsyncSession, response: Response, slot: Slot, note: str, person_id: int | None
 ) -> None:
-    answer = await session.scalar(
-        select(Answer).where(
-            Answer.response_id == response.id,
-            Answer.question_id == slot.question_id,
-            Answer.row == slot.row,
-        )
-    )
+    answer = await find_answer(session, response.id, slot)
     if answer is None:
         raise LookupError(f"no answer to attach a note to: {slot}")
     old = answer.note
