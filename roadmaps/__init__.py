@@ -1,0 +1,30 @@
+"""Roadmaps («дорожные карты»): deadline parsing, the data model and imports (no DB, no bot)."""
+
+from roadmaps.deadlines import Deadline, DeadlineParseError, Period, parse_deadline
+from roadmaps.importer import (
+    ImportResult,
+    RoadmapFormatError,
+    RowProblem,
+    import_xlsx,
+    import_yaml,
+    import_yaml_all,
+    load_bundled,
+)
+from roadmaps.model import Milestone, Roadmap, RoadmapItem
+
+__all__ = [
+    "Deadline",
+    "DeadlineParseError",
+    "ImportResult",
+    "Milestone",
+    "Period",
+    "Roadmap",
+    "RoadmapFormatError",
+    "RoadmapItem",
+    "RowProblem",
+    "import_xlsx",
+    "import_yaml",
+    "import_yaml_all",
+    "load_bundled",
+    "parse_deadline",
+]

@@ -11,8 +11,10 @@ The parser works in three steps:
 
 A year missing from the phrase is taken from the phrase itself (the other end of a range,
 a stand-alone "2023") and otherwise from the roadmap :class:`Period`: the calendar year in
-which the element overlaps the period most (ties go to the earlier year). Nothing outside
-the period is ever inferred; if no year fits, :class:`DeadlineParseError` is raised.
+which the element overlaps the period most. Nothing outside the period is ever inferred:
+if no year fits, or two years fit equally well ("декабрь – январь" in a calendar-year
+roadmap), :class:`DeadlineParseError` is raised. Explicit years are kept even when they
+fall outside the period (the importer reports that as a warning).
 
 Decisions for ambiguous phrases (also listed in the tests):
 
@@ -24,15 +26,21 @@ Decisions for ambiguous phrases (also listed in the tests):
 * "до конца года" → 31 December of the period's first year (for a calendar-year roadmap
   that is the period end); "до конца учебного года" → 31 August (academic period only);
 * "до <месяц>" / "до <год>" without "конца" → the day before that month/year starts
-  ("до сентября 2023" → 31.08.2023); "до 1 сентября" → 1 September;
+  ("до сентября 2023" → 31.08.2023); "до 1 сентября" → 1 September of the year where it
+  falls into the period (in a 2022-2023 academic roadmap that is 01.09.2022);
 * "Ежегодно" without months → ``recurring`` yearly with ``months=()``; it is due once per
-  year of the period, on the period's last day;
+  year of the period, on the period's last day. ``start``/``end`` of a recurring deadline
+  are the span it recurs in (the period, or an explicit year);
 * "I/II полугодие" are calendar halves (январь–июнь, июль–декабрь) when a calendar year
   is given or the period is a calendar year; in an academic context (academic period, or
   "2022-2023 уч.г.") they are school halves: сентябрь–декабрь and январь–май;
 * "2022-2023" without "уч."/"гг." is the academic year in an academic-year roadmap and two
   calendar years otherwise;
-* "с 01.09.2023" without an end → ``range`` up to the end of the period;
+* "с 01.09.2023" without an end → ``range`` up to the end of the period; "с 01.02 до
+  15.05.2023" is a range like "01.02-15.05.2023"; a range end without a year lends its
+  year to the start, one year earlier if the start would come after the end
+  ("01.12-15.01.2023" → 01.12.2022–15.01.2023);
+* a dangling "до"/"с" without a date, an unknown word, a non-existent date → error;
 * several explicit dates ("до 10.10.2021 и 20.12.2021") → ``recurring`` with
   ``frequency=None`` and ``dates``; several months without "ежегодно" → ``recurring``
   with ``frequency=None`` and ``months``;
@@ -135,7 +143,8 @@ class DeadlineParseError(ValueError):
     """A deadline phrase could not be read; ``reason`` is a Russian explanation."""
 
     def __init__(self, text: str, reason: str) -> None:
-        super().__init__(f"Не удалось разобрать срок «{text}»: {reason}")
+        shown = text if len(text) <= 120 else text[:117] + "..."
+        super().__init__(f"Не удалось разобрать срок «{shown}»: {reason}")
         self.text = text
         self.reason = reason
 
@@ -284,8 +293,7 @@ def _normalize(text: str) -> str:
         s = s.replace(ch, "-")
     for ch, rep in _ROMAN.items():
         s = s.replace(ch.lower(), rep).replace(ch, rep)
-    # Cyrillic/Ukrainian "і" and Cyrillic "х"-free roman numerals: only "і" is common
-    s = s.replace("і", "i")
+    s = s.replace("і", "i")  # Ukrainian/Belarusian "і" typed for the roman numeral I
     s = re.sub(r"<[^>]+>", " ", s)  # stray HTML from copy-paste
     s = re.sub(r"\s+", " ", s).strip()
     return s.strip(" .,;:")
@@ -685,12 +693,15 @@ def _combine(toks: list[_Tok], period: Period) -> list[_Tok]:
             nums = [t.value]
             seps: list[_Tok] = []
             j = i + 1
+            # "с 1 до 15 сентября": after "с", "до" separates the ends of a range
+            seps_ok = ("and", "to", "until") if i and toks[i - 1].kind == "from" else ("and", "to")
             while (
                 j + 1 < len(toks)
-                and toks[j].kind in ("and", "to")
+                and toks[j].kind in seps_ok
                 and toks[j + 1].kind in ("num", "ord", "roman")
             ):
-                seps.append(toks[j])
+                sep = toks[j]
+                seps.append(_Tok("to", sep.text) if sep.kind == "until" else sep)
                 nums.append(toks[j + 1].value)
                 j += 2
             unit_tok = toks[j] if j < len(toks) else None
@@ -794,7 +805,15 @@ def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
     flags: set[str] = set()
     dom: int | None = None
     seq: list[_Tok] = []  # elements and connectors, in order
+    dangling: _Tok | None = None  # "до"/"с"/"конец" still waiting for its date
     for t in toks:
+        if t.kind in ("el", "dom"):
+            dangling = None
+        elif t.kind in ("until", "from", "end"):
+            dangling = t
+        if t.kind == "until" and "from" in flags and seq and seq[-1].kind == "el":
+            seq.append(_Tok("to", t.text))  # "с 01.02 до 15.05.2023"
+            continue
         if t.kind in _NOTE_KINDS:
             notes.append(_note_for(t))
         elif t.kind in ("yearly", "monthly", "quarterly"):
@@ -815,6 +834,8 @@ def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
             seq.append(t)
         else:  # pragma: no cover - every lexed kind is handled above
             raise _Fail(f"не понятно «{t.text}»")
+    if dangling is not None:
+        raise _Fail(f"после «{dangling.text}» не указана дата")
     if len(set(freqs)) > 1:
         raise _Fail("указано несколько разных периодичностей")
     freq = freqs[0] if freqs else None
@@ -1034,7 +1055,7 @@ def parse_deadline(text: str, period: Period) -> Deadline:
         raise DeadlineParseError(str(text), "срок должен быть текстом")
     norm = _normalize(text)
     if not norm:
-        raise DeadlineParseError(text, "срок не указан")
+        raise DeadlineParseError(text.strip(), "срок не указан")
     try:
         toks = _combine(_lex(norm), period)
         return _interpret(text.strip(), toks, period)

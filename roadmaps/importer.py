@@ -345,6 +345,7 @@ def import_xlsx(
 
     rows, header_idx, mapping = found
     items = _rows_to_items(rows, header_idx, mapping, period, level, problems)
+    _ensure_unique_numbers(items, problems, _number_title(rows[header_idx], mapping))
     roadmap = empty.model_copy(update={"items": items})
     return ImportResult(roadmap=roadmap, problems=problems)
 
@@ -418,6 +419,45 @@ def _rows_to_items(
         )
         items.append(item)
     return items
+
+
+def _number_title(header_cells: list[str], mapping: dict[str, int]) -> str | None:
+    i = mapping.get("number")
+    return _one_line(header_cells[i]) if i is not None else None
+
+
+def _ensure_unique_numbers(
+    items: list[RoadmapItem], problems: list[RowProblem], column: str | None = "№"
+) -> None:
+    """Item numbers identify items (one row per number in the database): make them unique.
+
+    An empty number becomes "стр. N"; a repeated one gets " (стр. N)" appended; both
+    are reported as warnings.
+    """
+    seen: set[str] = set()
+    for it in items:
+        if not it.number:
+            it.number = f"стр. {it.row}"
+            problems.append(
+                RowProblem(
+                    row=it.row,
+                    column=column,
+                    severity="warning",
+                    message=f"Не указан номер пункта — присвоен номер «{it.number}».",
+                )
+            )
+        elif it.number in seen:
+            old = it.number
+            it.number = f"{old} (стр. {it.row})"
+            problems.append(
+                RowProblem(
+                    row=it.row,
+                    column=column,
+                    severity="warning",
+                    message=f"Номер пункта «{old}» повторяется — присвоен номер «{it.number}».",
+                )
+            )
+        seen.add(it.number)
 
 
 def build_item(
@@ -569,6 +609,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
             )
         except ValidationError as exc:
             raise RoadmapFormatError(f"{where}: пункт {n} описан неверно: {exc}") from exc
+    _ensure_unique_numbers(items, problems, "number")
     return ImportResult(roadmap=shell.model_copy(update={"items": items}), problems=problems)
 
 
