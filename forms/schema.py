@@ -212,6 +212,11 @@ class Section(_Model):
     id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
     title: NonEmptyText
     items: list[Item] = Field(min_length=1)
+    number: str | None = None  # shown to users ("Раздел 1.2.5"); the id when unset
+
+    @property
+    def shown_number(self) -> str:
+        return self.number or self.id
 
 
 class MunicipalRule(_Model):

@@ -50,7 +50,7 @@ def label(engine: FormEngine, slot: Slot) -> str:
 def position_line(engine: FormEngine, slot: Slot, answers, flags) -> str:
     index, total = engine.position(slot, answers, flags)
     section = engine.section_of(slot.question_id)
-    line = texts.POSITION.format(section=section.id, index=index, total=total)
+    line = texts.POSITION.format(section=section.shown_number, index=index, total=total)
     group = engine.group_of(slot.question_id)
     if group is not None:
         line += "\n" + texts.ROW.format(group=group.title, row=slot.row + 1)
