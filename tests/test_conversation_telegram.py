@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import func, select
 
 from bot.app import create_services
+from bot.config import load_settings
 from bot.telegram import TelegramFileFetcher
 from handlers import callbacks as cb
 from scheduler.downloads import retry_pending_downloads
@@ -22,8 +23,20 @@ from storage.models import (
     Response,
     ResponseStatus,
 )
+from tests.pg import requires_postgres, temporary_database
 from tests.tg_harness import TgHarness
 from tests.walk import NOTE, PDF, PNG, attachments, position, response_of, walk_to_review
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
+async def settings(settings, request, monkeypatch):
+    """Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield settings
+        return
+    async with temporary_database() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield load_settings(env_file=None)
 
 
 def harness_for(services) -> TgHarness:
