@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_FILE = ".env"
@@ -134,10 +142,88 @@ class AppSettings(BaseSettings):
         return ZoneInfo(self.timezone)
 
 
+def _parse_clock(value: str) -> time:
+    hours, _, minutes = value.strip().partition(":")
+    return time(int(hours), int(minutes or 0))
+
+
+class ReminderSettings(BaseSettings):
+    """When reminders go out and how fast the bot may send unprompted messages."""
+
+    model_config = SettingsConfigDict(**_COMMON, populate_by_name=True)
+
+    enabled: bool = Field(default=True, alias="REMINDERS_ENABLED")
+    # Days before a deadline; 0 is the day itself.
+    offsets: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(7, 3, 1, 0), alias="REMINDER_OFFSETS"
+    )
+    send_time: time = Field(default=time(9, 0), alias="REMINDER_TIME")  # recipient's local time
+    # A delivery not sent by due time + grace (bot was down) is marked missed, never sent.
+    grace_minutes: int = Field(default=240, ge=0, alias="REMINDER_GRACE_MINUTES")
+    # Never send at night (local time of the recipient): quiet from start to end.
+    quiet_start: time = Field(default=time(21, 0), alias="REMINDER_QUIET_START")
+    quiet_end: time = Field(default=time(8, 0), alias="REMINDER_QUIET_END")
+    overdue_after_days: int = Field(default=1, ge=1, alias="REMINDER_OVERDUE_AFTER_DAYS")
+    # How far back a restarted bot records deliveries it never planned as missed.
+    missed_lookback_days: int = Field(default=3, ge=0, alias="REMINDER_MISSED_LOOKBACK_DAYS")
+    # A claim older than this is taken back (not handed over yet) or failed (mid-send).
+    claim_timeout_seconds: float = Field(default=600, gt=0, alias="REMINDER_CLAIM_TIMEOUT")
+    rate_per_s: float = Field(default=25.0, gt=0, alias="SEND_RATE_PER_S")
+    per_chat_per_s: float = Field(default=1.0, gt=0, alias="SEND_PER_CHAT_PER_S")
+    concurrency: int = Field(default=16, ge=1, alias="SEND_CONCURRENCY")
+    max_retries: int = Field(default=5, ge=0, alias="SEND_MAX_RETRIES")
+
+    @field_validator("offsets", mode="before")
+    @classmethod
+    def _parse_offsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+            except ValueError:
+                raise ValueError("expected days before the deadline, e.g. 7,3,1,0") from None
+        if isinstance(value, list | tuple):
+            if any(int(v) < 0 for v in value):
+                raise ValueError("days before the deadline cannot be negative")
+            return tuple(sorted({int(v) for v in value}, reverse=True))
+        return value
+
+    @field_validator("send_time", "quiet_start", "quiet_end", mode="before")
+    @classmethod
+    def _parse_time(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return _parse_clock(value)
+            except ValueError:
+                raise ValueError("expected a time like 09:00") from None
+        return value
+
+    @model_validator(mode="after")
+    def _send_time_is_daytime(self) -> ReminderSettings:
+        if self.is_quiet(self.send_time):
+            raise ValueError(
+                f"REMINDER_TIME {self.send_time:%H:%M} falls into the quiet hours "
+                f"{self.quiet_start:%H:%M}–{self.quiet_end:%H:%M}"
+            )
+        return self
+
+    def is_quiet(self, moment: time) -> bool:
+        start, end = self.quiet_start, self.quiet_end
+        if start == end:
+            return False
+        if start < end:
+            return start <= moment < end
+        return moment >= start or moment < end
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.grace_minutes)
+
+
 class Settings(BaseModel):
     telegram: TelegramSettings
     storage: StorageSettings
     app: AppSettings
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings)
 
 
 def _variable_name(section: type[BaseSettings], loc: tuple) -> str:
@@ -152,6 +238,7 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         ("telegram", TelegramSettings),
         ("storage", StorageSettings),
         ("app", AppSettings),
+        ("reminders", ReminderSettings),
     ):
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]

@@ -57,6 +57,8 @@ from handlers.types import (
     Outgoing,
     OutText,
     Platform,
+    RecipientBlocked,
+    RetryLater,
     UserRef,
 )
 
@@ -245,12 +247,13 @@ async def _call(factory: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _send_part(bot: Bot, chat_id: int | str, part: _Part) -> Message:
+async def _send_part(bot: Bot, chat_id: int | str, part: _Part, retry: bool = True) -> Message:
+    call = _call if retry else (lambda factory: factory())
     if isinstance(part, _TextPart):
-        return await _call(
+        return await call(
             lambda: bot.send_message(chat_id=chat_id, text=part.text, reply_markup=part.markup)
         )
-    return await _call(
+    return await call(
         lambda: bot.send_document(
             chat_id=chat_id,
             document=FSInputFile(part.path, filename=part.filename),
@@ -478,17 +481,28 @@ class TelegramFileFetcher:
 class TelegramMessenger:
     """:class:`handlers.types.Messenger` for bot-initiated messages (reminders, progress).
 
-    Errors propagate (e.g. TelegramForbiddenError when the user blocked the bot), except
-    "message is not modified" on edit.
+    A blocked bot raises :class:`RecipientBlocked`, flood control on the first part
+    :class:`RetryLater`; other errors propagate, except "message is not modified" on edit.
     """
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
     async def send(self, chat_id: str, message: Outgoing) -> str | None:
+        """Flood control on the first part raises RetryLater (nothing delivered yet; the
+        caller's rate limiter waits); later parts wait it out here. 403 -> RecipientBlocked."""
         last: Message | None = None
-        for part in render(message):
-            last = await _send_part(self.bot, chat_id, part)
+        try:
+            for index, part in enumerate(render(message)):
+                if index == 0:
+                    try:
+                        last = await _send_part(self.bot, chat_id, part, retry=False)
+                    except TelegramRetryAfter as e:
+                        raise RetryLater(e.retry_after) from e
+                else:
+                    last = await _send_part(self.bot, chat_id, part)
+        except TelegramForbiddenError as e:
+            raise RecipientBlocked(e.message) from e
         return str(last.message_id) if last is not None else None
 
     async def edit(self, chat_id: str, message_id: str, message: OutText) -> None:

@@ -85,11 +85,27 @@ class FileFetcher(Protocol):
     async def fetch(self, file_id: str, dest: Path) -> None: ...
 
 
+class RecipientBlocked(Exception):
+    """The recipient blocked the bot (Telegram 403): do not retry, mark them unreachable."""
+
+
+class RetryLater(Exception):
+    """The platform asked to slow down; nothing was delivered. Retry after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = float(seconds)
+
+
 class Messenger(Protocol):
     """Sends messages the bot initiates (reminders, export progress) to a chat."""
 
     async def send(self, chat_id: str, message: Outgoing) -> str | None:
-        """Send and return the platform message id (if the platform has one)."""
+        """Send and return the platform message id (if the platform has one).
+
+        Raises :class:`RecipientBlocked` or :class:`RetryLater` (before anything was
+        delivered); any other exception leaves it unknown whether the message arrived.
+        """
         ...
 
     async def edit(self, chat_id: str, message_id: str, message: OutText) -> None: ...

@@ -3,27 +3,67 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from handlers.types import Messenger
 from scheduler.downloads import retry_pending_downloads
+from scheduler.reminders import Reminders, reminders_tick
+from scheduler.sender import Sender
 
 if TYPE_CHECKING:
     from bot.app import Services
 
 
-def create_scheduler(services: Services, messengers: Mapping[str, Messenger]) -> AsyncIOScheduler:
+def create_sender(services: Services, messengers: Mapping[str, Messenger]) -> Sender:
+    """The one rate-limited sender for every unprompted message of this process."""
+    config = services.settings.reminders
+    return Sender(
+        messengers,
+        rate_per_s=config.rate_per_s,
+        per_chat_per_s=config.per_chat_per_s,
+        max_retries=config.max_retries,
+        sessions=services.sessions,
+    )
+
+
+def create_scheduler(
+    services: Services, messengers: Mapping[str, Messenger], sender: Sender | None = None
+) -> AsyncIOScheduler:
+    """Jobs of this process. Pass ``sender`` to share it with other unprompted messages
+    (``sender.messengers_view()`` are drop-in rate-limited Messengers)."""
     scheduler = AsyncIOScheduler(timezone=services.settings.app.zone)
+    sender = sender or create_sender(services, messengers)
+    limited = sender.messengers_view()
     scheduler.add_job(
         retry_pending_downloads,
         "interval",
         minutes=1,
-        args=(services.sessions, services.files, services.conversation.fetchers, messengers),
+        args=(services.sessions, services.files, services.conversation.fetchers, limited),
         id="retry_downloads",
         coalesce=True,
         max_instances=1,
+        replace_existing=True,
+    )
+    reminders = Reminders(
+        services.sessions,
+        sender,
+        services.settings.reminders,
+        forms=services.forms,
+        default_zone=services.settings.app.timezone,
+    )
+    scheduler.add_job(
+        reminders_tick,
+        "interval",
+        minutes=1,
+        args=(reminders,),
+        id="reminders",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=60,
+        next_run_time=datetime.now(UTC),
         replace_existing=True,
     )
     return scheduler

@@ -279,3 +279,127 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# --- roadmaps and reminders ------------------------------------------------------------------
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # planned, waiting for its time
+    CLAIMED = "claimed"  # a process took it; attempts > 0 once handed to the messenger
+    SENT = "sent"
+    MISSED = "missed"  # its send window passed while the bot was down; never sent late
+    FAILED = "failed"  # the platform refused, or the process died mid-send (never resent)
+    UNREACHABLE = "unreachable"  # the recipient blocked the bot
+    CANCELLED = "cancelled"  # nothing to say any more (done, submitted) when its time came
+
+
+class DeliveryKind(StrEnum):
+    ITEM = "item"  # a roadmap item to a director (their school) or coordinator (digest)
+    OVERDUE = "overdue"  # a passed roadmap deadline, to the coordinator one level up
+    CAMPAIGN = "campaign"  # a questionnaire deadline, to a respondent who has not submitted
+    CAMPAIGN_OVERDUE = "campaign_overdue"  # who has not submitted, to the coordinator above
+
+
+class Roadmap(Base):
+    """A plan-schedule («дорожная карта») for a region or a municipality."""
+
+    __tablename__ = "roadmaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(1000))
+    level: Mapped[str] = mapped_column(String(16))  # region | municipality | school
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    # Scope: whose schools it covers. Both empty: every school in the database.
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
+    source: Mapped[str | None] = mapped_column(String(500))
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[RoadmapItem]] = relationship(
+        back_populates="roadmap", cascade="all, delete-orphan", order_by="RoadmapItem.position"
+    )
+
+
+class RoadmapItem(Base):
+    __tablename__ = "roadmap_items"
+    __table_args__ = (UniqueConstraint("roadmap_id", "number", name="uq_roadmap_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    roadmap_id: Mapped[int] = mapped_column(ForeignKey("roadmaps.id"), index=True)
+    number: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    section: Mapped[str | None] = mapped_column(String(500))
+    action: Mapped[str] = mapped_column(Text)
+    deadline_text: Mapped[str] = mapped_column(String(500), default="")
+    deadline: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    due_date: Mapped[date | None] = mapped_column(Date, index=True)  # the last due date
+    due_dates: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO dates, ascending
+    executor_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    executors: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[str | None] = mapped_column(String(16))
+    indicator: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    roadmap: Mapped[Roadmap] = relationship(back_populates="items")
+
+
+class ItemCompletion(Base):
+    """A school or a municipality reports one occurrence of a roadmap item as done."""
+
+    __tablename__ = "item_completions"
+    __table_args__ = (
+        UniqueConstraint("item_id", "respondent_key", "due_on", name="uq_item_completion"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("roadmap_items.id"), index=True)
+    respondent_key: Mapped[str] = mapped_column(String(32))
+    school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
+    due_on: Mapped[date] = mapped_column(Date)  # which occurrence (recurring items)
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    evidence_name: Mapped[str | None] = mapped_column(String(500))
+    evidence_path: Mapped[str | None] = mapped_column(String(500))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    evidence_size: Mapped[int | None] = mapped_column(BigInteger)
+    evidence_mime: Mapped[str | None] = mapped_column(String(200))
+    evidence_platform: Mapped[str | None] = mapped_column(String(16))
+    evidence_file_id: Mapped[str | None] = mapped_column(String(300))
+
+
+class Delivery(Base):
+    """One unprompted message to one account, sent at most once.
+
+    ``key`` is unique: kind, item or campaign, recipient account, offset and due date.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("roadmap_items.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    offset_days: Mapped[int] = mapped_column(Integer)  # days before the due date; -1: overdue
+    due_on: Mapped[date] = mapped_column(Date)  # the deadline the message is about
+    due_at: Mapped[datetime]  # UTC: when to send
+    send_until: Mapped[datetime]  # UTC: after this the delivery is missed (grace, quiet hours)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteWebhook,
@@ -40,6 +40,8 @@ from handlers.types import (
     Outgoing,
     OutText,
     Platform,
+    RecipientBlocked,
+    RetryLater,
 )
 from tests.tg_harness import RecordingSession, TgHarness
 
@@ -418,8 +420,12 @@ async def test_messenger_send_file_and_errors(h: TgHarness, tmp_path: Path) -> N
     assert await messenger.send("7", OutFile(path, "Отчёт.xlsx")) is not None
     assert [d.filename for d in user.all_documents()] == ["Отчёт.xlsx"]
     h.session.fail_next(SendMessage, "Forbidden: bot was blocked by the user", 403)
-    with pytest.raises(TelegramForbiddenError):
+    with pytest.raises(RecipientBlocked):
         await messenger.send("7", OutText("Напоминание"))
+    h.session.fail_next(SendMessage, "Too Many Requests: retry after 7", 429, retry_after=7)
+    with pytest.raises(RetryLater) as flood:
+        await messenger.send("7", OutText("Напоминание"))
+    assert flood.value.seconds == 7
     with pytest.raises(TelegramBadRequest, match="not found"):
         await messenger.edit("7", "999", OutText("нет такого"))
 

@@ -1,0 +1,314 @@
+"""One rate-limited sender for everything the bot sends unprompted (reminders, notices).
+
+* at most ``rate_per_s`` messages per second overall (Telegram allows ~30/s per bot) and at
+  most ``per_chat_per_s`` per chat (Telegram: about one per second in a private chat);
+* :class:`~handlers.types.RetryLater` from a messenger (Telegram's 429 ``retry_after``)
+  pauses every send for that long, then the same message is tried again (nothing was
+  delivered, so a retry cannot duplicate it);
+* :class:`~handlers.types.RecipientBlocked` (403) is never retried; with ``sessions`` the
+  account is marked unreachable (``Account.unreachable_since``) so coordinators see it;
+* any other error is returned as FAILED and not retried: the message may have arrived.
+
+Slots are handed out in order: a caller first waits for its chat to be free, then takes the
+next global slot, so a busy chat never wastes slots other chats could use. Time and sleep
+are injectable (tests run on a virtual clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from handlers.types import Messenger, Outgoing, OutText, RecipientBlocked, RetryLater
+from storage.models import Account
+
+log = logging.getLogger(__name__)
+
+# Arrival jitter must not make two sends to one chat look closer than the limit.
+PER_CHAT_MARGIN_S = 0.02
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    BLOCKED = "blocked"  # the recipient blocked the bot
+    FAILED = "failed"  # unknown whether it arrived; not retried
+    SKIPPED = "skipped"  # the ``before`` hook declined (e.g. the claim was lost)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    message_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    exception: BaseException | None = None
+
+
+class _ChatSlot:
+    __slots__ = ("lock", "next_at", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.next_at = 0.0
+        self.users = 0
+
+
+class RateLimiter:
+    """Global and per-chat spacing of sends."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        per_chat_per_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        per_chat_margin: float = PER_CHAT_MARGIN_S,
+    ) -> None:
+        if rate_per_s <= 0 or per_chat_per_s <= 0:
+            raise ValueError("rates must be positive")
+        self.interval = 1.0 / rate_per_s
+        self.chat_interval = 1.0 / per_chat_per_s + per_chat_margin
+        self.clock = clock
+        self.sleep = sleep
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+        self._last_start = float("-inf")
+        self._gate: asyncio.Lock | None = None
+        self._chats: dict[str, _ChatSlot] = {}
+
+    def pause(self, seconds: float, chat: str | None = None) -> None:
+        """Stop all sends for ``seconds`` (flood control); the chat also waits at least that."""
+        until = self.clock() + max(0.0, min(seconds, MAX_RETRY_AFTER_S))
+        self._paused_until = max(self._paused_until, until)
+        self._next_slot = max(self._next_slot, until)
+        if chat is not None and chat in self._chats:
+            self._chats[chat].next_at = max(self._chats[chat].next_at, until)
+
+    async def _take_global_slot(self) -> None:
+        while True:
+            now = self.clock()
+            slot = max(now, self._next_slot, self._paused_until)
+            self._next_slot = slot + self.interval
+            if slot > now:
+                await self.sleep(slot - now)
+            if self.clock() >= self._paused_until:  # a pause may have begun while we slept
+                return
+
+    @property
+    def gate(self) -> asyncio.Lock:
+        if self._gate is None:
+            self._gate = asyncio.Lock()
+        return self._gate
+
+    def slot(self, chat: str) -> _Slot:
+        return _Slot(self, chat)
+
+
+class _Slot:
+    """``async with limiter.slot(chat) as s: ...; await s.go(); await api_call()``.
+
+    Holds the chat for the whole send; the chat's next send is spaced from ``go()``.
+    """
+
+    def __init__(self, limiter: RateLimiter, chat: str) -> None:
+        self.limiter = limiter
+        self.chat = chat
+        self.entry: _ChatSlot | None = None
+        self.locked = False
+
+    async def __aenter__(self) -> _Slot:
+        limiter = self.limiter
+        entry = limiter._chats.get(self.chat)
+        if entry is None:
+            entry = limiter._chats[self.chat] = _ChatSlot()
+        entry.users += 1
+        self.entry = entry
+        try:
+            await entry.lock.acquire()
+            self.locked = True
+            await self.wait()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    async def wait(self) -> None:
+        """Wait for this chat's next turn and a global slot (again after a RetryLater)."""
+        entry = self.entry
+        assert entry is not None
+        while True:
+            ahead = entry.next_at - self.limiter.clock()
+            if ahead > 0:
+                await self.limiter.sleep(ahead)
+                continue
+            await self.limiter._take_global_slot()
+            if entry.next_at <= self.limiter.clock():
+                return
+
+    async def go(self, before: Callable[[], Awaitable[bool]] | None = None) -> bool:
+        """Right before the request. One caller at a time passes this gate: it runs
+        ``before`` (e.g. recording the attempt in the database; False cancels), waits until
+        a full interval has passed since the previous request started, and marks the start.
+        So actual request starts are spaced, and at most one message per process is ever
+        "recorded as attempted but not yet sent"."""
+        assert self.entry is not None
+        limiter = self.limiter
+        async with limiter.gate:
+            if before is not None and not await before():
+                return False
+            while True:  # the database write above overlaps with this wait
+                wait = limiter._last_start + limiter.interval - limiter.clock()
+                if wait <= 0:
+                    break
+                await limiter.sleep(wait)
+            now = limiter.clock()
+            limiter._last_start = now
+            self.entry.next_at = now + limiter.chat_interval
+        return True
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        entry = self.entry
+        if entry is None:
+            return
+        self.entry = None
+        if self.locked:
+            self.locked = False
+            entry.lock.release()
+        entry.users -= 1
+        if entry.users == 0 and entry.next_at <= self.limiter.clock():
+            self.limiter._chats.pop(self.chat, None)
+
+
+class Sender:
+    """Rate-limited sending over platform messengers (``{"tg": TelegramMessenger}``)."""
+
+    def __init__(
+        self,
+        messengers: Mapping[str, Messenger],
+        *,
+        rate_per_s: float = 25.0,
+        per_chat_per_s: float = 1.0,
+        max_retries: int = 5,
+        sessions: async_sessionmaker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.messengers = dict(messengers)
+        self.limiter = RateLimiter(rate_per_s, per_chat_per_s, clock=clock, sleep=sleep)
+        self.max_retries = max_retries
+        self.sessions = sessions
+        self.now = now
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(self.messengers)
+
+    async def send(
+        self,
+        platform: str,
+        chat_id: str,
+        message: Outgoing,
+        *,
+        before: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SendResult:
+        """Send one message when the limits allow.
+
+        ``before`` runs right before each attempt reaches the messenger (the reminder tick
+        records the attempt there); returning False skips the send.
+        """
+        messenger = self.messengers.get(platform)
+        if messenger is None:
+            return SendResult(Outcome.FAILED, error=f"no messenger for platform {platform!r}")
+        attempts = 0
+        async with self.limiter.slot(f"{platform}:{chat_id}") as slot:
+            while True:
+                if not await slot.go(before):
+                    return SendResult(Outcome.SKIPPED, attempts=attempts)
+                attempts += 1
+                try:
+                    message_id = await messenger.send(chat_id, message)
+                except RetryLater as exc:
+                    log.warning(
+                        "flood control on %s:%s: waiting %s s", platform, chat_id, exc.seconds
+                    )
+                    self.limiter.pause(exc.seconds, f"{platform}:{chat_id}")
+                    if attempts > self.max_retries:
+                        return SendResult(
+                            Outcome.FAILED, error=f"flood control: {exc}", attempts=attempts
+                        )
+                    await slot.wait()
+                    continue
+                except RecipientBlocked as exc:
+                    await self._mark_unreachable(platform, chat_id)
+                    return SendResult(
+                        Outcome.BLOCKED, error=str(exc) or "blocked", attempts=attempts
+                    )
+                except Exception as exc:
+                    log.warning("send to %s:%s failed: %r", platform, chat_id, exc)
+                    return SendResult(
+                        Outcome.FAILED, error=repr(exc)[:500], attempts=attempts, exception=exc
+                    )
+                return SendResult(Outcome.SENT, message_id=message_id, attempts=attempts)
+
+    async def _mark_unreachable(self, platform: str, chat_id: str) -> None:
+        if self.sessions is None:
+            return
+        try:
+            async with self.sessions() as session:
+                await session.execute(
+                    update(Account)
+                    .where(
+                        Account.platform == platform,
+                        Account.chat_id == str(chat_id),
+                        Account.unreachable_since.is_(None),
+                    )
+                    .values(unreachable_since=self.now())
+                )
+                await session.commit()
+        except Exception:
+            log.exception("could not mark %s:%s unreachable", platform, chat_id)
+
+    def messenger(self, platform: str) -> RateLimitedMessenger:
+        return RateLimitedMessenger(self, platform)
+
+    def messengers_view(self) -> dict[str, RateLimitedMessenger]:
+        """Drop-in Messengers for other background jobs: same limits, same accounting."""
+        return {platform: self.messenger(platform) for platform in self.messengers}
+
+
+class RateLimitedMessenger:
+    """A :class:`~handlers.types.Messenger` whose sends go through a :class:`Sender`."""
+
+    def __init__(self, sender: Sender, platform: str) -> None:
+        self.sender = sender
+        self.platform = platform
+
+    async def send(self, chat_id: str, message: Outgoing) -> str | None:
+        result = await self.sender.send(self.platform, chat_id, message)
+        if result.outcome == Outcome.SENT:
+            return result.message_id
+        if result.outcome == Outcome.BLOCKED:
+            raise RecipientBlocked(result.error or "blocked")
+        if result.exception is not None:
+            raise result.exception
+        raise RuntimeError(result.error or "not sent")
+
+    async def edit(self, chat_id: str, message_id: str, message: OutText) -> None:
+        messenger = self.sender.messengers[self.platform]
+        async with self.sender.limiter.slot(f"{self.platform}:{chat_id}") as slot:
+            await slot.go()
+            await messenger.edit(chat_id, message_id, message)

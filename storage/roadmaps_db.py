@@ -1,0 +1,606 @@
+"""Roadmaps in the database: saving imported roadmaps, scope, completions and progress.
+
+The pure part (parsing deadlines, reading tables and YAML) lives in ``roadmaps/``; this
+module only stores its result and answers questions about it.
+
+Who does an item: its ``executor_roles`` (see ``roadmaps.model``). A school reports the
+items with the ``director`` role, a municipality the ``municipal`` ones, the region the
+``regional`` ones. Each due date of an item is one occurrence to report (recurring items
+have several); an item without a date has one occurrence at the end of the period.
+Completion per school is the share of its occurrences reported done — what seed 002
+measures as «Исполнение дорожной карты не менее 30-40%» by 30.06.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from roadmaps import model
+from roadmaps.deadlines import Deadline, Period
+from storage import repo
+from storage.files import StoredFile
+from storage.models import (
+    ItemCompletion,
+    Municipality,
+    Person,
+    Region,
+    Roadmap,
+    RoadmapItem,
+    Role,
+    School,
+    respondent_key,
+    utcnow,
+)
+
+DIRECTOR, MUNICIPAL, REGIONAL, INSTITUTION = "director", "municipal", "regional", "institution"
+ROLE_OF_LEVEL = {"school": DIRECTOR, "municipality": MUNICIPAL, "region": REGIONAL}
+
+
+def region_key(region_id: int) -> str:
+    return f"region:{region_id}"
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    kind, _, raw = key.partition(":")
+    return kind, int(raw)
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+@dataclass
+class SaveSummary:
+    key: str
+    roadmap_id: int
+    created: bool
+    items_new: int = 0
+    items_updated: int = 0
+    items_retired: int = 0
+    unchanged: bool = False
+    scope: str = ""
+    schools: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def checksum(roadmap: model.Roadmap) -> str:
+    data = json.dumps(roadmap.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def occurrences(due_dates: Sequence[str], period_end: date) -> list[date]:
+    """Due dates to report: every due date, or the period end for an item without one."""
+    return [date.fromisoformat(d) for d in due_dates] or [period_end]
+
+
+async def _resolve_scope(
+    session: AsyncSession, region_name: str | None, municipality_name: str | None
+) -> tuple[Region | None, Municipality | None, list[str]]:
+    warnings: list[str] = []
+    region = None
+    if region_name:
+        region = await session.scalar(select(Region).where(Region.name == region_name))
+        if region is None:
+            warnings.append(
+                f"Регион «{region_name}» не найден в базе: напоминания по карте пойдут, "
+                "когда в базе появятся его школы (или укажите --region так, как он назван "
+                "в списке школ)."
+            )
+            region = await repo.get_or_create_region(session, region_name)
+    municipality = None
+    if municipality_name:
+        query = select(Municipality).where(Municipality.name == municipality_name)
+        if region is not None:
+            query = query.where(Municipality.region_id == region.id)
+        found = list(await session.scalars(query))
+        if len(found) == 1:
+            municipality = found[0]
+        elif len(found) > 1:
+            warnings.append(
+                f"Муниципалитет «{municipality_name}» есть в нескольких регионах: укажите --region."
+            )
+        else:
+            warnings.append(
+                f"Муниципалитет «{municipality_name}» не найден в базе: укажите --municipality "
+                "так, как он назван в списке школ."
+            )
+            if region is not None:
+                municipality = await repo.get_or_create_municipality(
+                    session, region, municipality_name
+                )
+    return region, municipality, warnings
+
+
+async def save_roadmap(
+    session: AsyncSession,
+    roadmap: model.Roadmap,
+    *,
+    region: str | None = None,
+    municipality: str | None = None,
+    source_file: str | None = None,
+) -> SaveSummary:
+    """Insert or update a roadmap by its id; items are matched by number.
+
+    Items missing from a new version are retired (kept for their completions), never
+    deleted. ``region``/``municipality`` override the names written in the roadmap.
+    """
+    region_name = region or roadmap.region
+    municipality_name = municipality or roadmap.municipality
+    if roadmap.level != "municipality" and municipality is None:
+        municipality_name = None
+    region_row, municipality_row, warnings = await _resolve_scope(
+        session, region_name, municipality_name
+    )
+    digest = checksum(roadmap)
+    row = await session.scalar(select(Roadmap).where(Roadmap.key == roadmap.id))
+    created = row is None
+    if row is None:
+        row = Roadmap(key=roadmap.id)
+        session.add(row)
+    unchanged = not created and row.checksum == digest
+    row.title = roadmap.title
+    row.level = roadmap.level
+    row.period_start = roadmap.period.start
+    row.period_end = roadmap.period.end
+    row.region_id = region_row.id if region_row else None
+    row.municipality_id = municipality_row.id if municipality_row else None
+    row.source = source_file or roadmap.source
+    row.checksum = digest
+    row.definition = roadmap.model_dump(mode="json", exclude={"items"})
+    row.active = True
+    await session.flush()
+
+    summary = SaveSummary(roadmap.id, row.id, created, unchanged=unchanged, warnings=warnings)
+    existing = {
+        item.number: item
+        for item in await session.scalars(
+            select(RoadmapItem).where(RoadmapItem.roadmap_id == row.id)
+        )
+    }
+    seen: set[str] = set()
+    for position, item in enumerate(roadmap.items):
+        seen.add(item.number)
+        values = _item_values(item, roadmap.period, position)
+        db_item = existing.get(item.number)
+        if db_item is None:
+            session.add(RoadmapItem(roadmap_id=row.id, number=item.number, **values))
+            summary.items_new += 1
+            continue
+        if any(getattr(db_item, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(db_item, k, v)
+            summary.items_updated += 1
+    for number, db_item in existing.items():
+        if number not in seen and db_item.active:
+            db_item.active = False
+            summary.items_retired += 1
+    await session.flush()
+    schools = await schools_in_scope(session, row)
+    summary.schools = len(schools)
+    summary.scope = await scope_text(session, row)
+    await repo.audit(
+        session,
+        "roadmap_import",
+        "roadmap",
+        row.id,
+        None,
+        key=roadmap.id,
+        new=summary.items_new,
+        updated=summary.items_updated,
+        retired=summary.items_retired,
+    )
+    return summary
+
+
+def _item_values(item: model.RoadmapItem, period: Period, position: int) -> dict[str, Any]:
+    dues = item.due_dates(period)
+    return {
+        "position": position,
+        "section": item.section,
+        "action": item.action,
+        "deadline_text": item.deadline_text,
+        "deadline": item.deadline.to_json() if item.deadline else None,
+        "due_date": max(dues) if dues else None,
+        "due_dates": [d.isoformat() for d in sorted(set(dues))],
+        "executor_roles": list(item.executor_roles),
+        "executors": "; ".join(item.executors) or None,
+        "level": item.level,
+        "indicator": item.indicator,
+        "evidence": item.evidence,
+        "active": True,
+    }
+
+
+async def save_bundled(session: AsyncSession) -> list[SaveSummary]:
+    """Load the roadmaps shipped with the bot (seeds 002 and 003) into the database."""
+    from roadmaps.importer import load_bundled
+
+    return [await save_roadmap(session, roadmap) for roadmap in load_bundled()]
+
+
+async def scope_text(session: AsyncSession, roadmap: Roadmap) -> str:
+    if roadmap.municipality_id is not None:
+        municipality = await session.get(Municipality, roadmap.municipality_id)
+        return f"муниципалитет «{municipality.name}»"
+    if roadmap.region_id is not None:
+        region = await session.get(Region, roadmap.region_id)
+        return f"регион «{region.name}»"
+    return "все школы"
+
+
+@dataclass
+class RoadmapRow:
+    roadmap: Roadmap
+    items: int
+    undated: int
+    scope: str
+    schools: int
+
+
+async def list_roadmaps(session: AsyncSession) -> list[RoadmapRow]:
+    rows = []
+    for roadmap in await session.scalars(select(Roadmap).order_by(Roadmap.id)):
+        items = list(
+            await session.scalars(
+                select(RoadmapItem).where(
+                    RoadmapItem.roadmap_id == roadmap.id, RoadmapItem.active.is_(True)
+                )
+            )
+        )
+        rows.append(
+            RoadmapRow(
+                roadmap,
+                len(items),
+                sum(1 for i in items if not i.due_dates),
+                await scope_text(session, roadmap),
+                len(await schools_in_scope(session, roadmap)),
+            )
+        )
+    return rows
+
+
+# --- scope ---------------------------------------------------------------------------------
+
+
+async def active_roadmaps(session: AsyncSession) -> list[Roadmap]:
+    return list(
+        await session.scalars(select(Roadmap).where(Roadmap.active.is_(True)).order_by(Roadmap.id))
+    )
+
+
+async def schools_in_scope(session: AsyncSession, roadmap: Roadmap) -> list[School]:
+    query = select(School).order_by(School.name, School.id)
+    if roadmap.municipality_id is not None:
+        query = query.where(School.municipality_id == roadmap.municipality_id)
+    elif roadmap.region_id is not None:
+        query = query.join(Municipality, Municipality.id == School.municipality_id).where(
+            Municipality.region_id == roadmap.region_id
+        )
+    return list(await session.scalars(query))
+
+
+async def municipalities_in_scope(session: AsyncSession, roadmap: Roadmap) -> list[Municipality]:
+    query = select(Municipality).order_by(Municipality.name, Municipality.id)
+    if roadmap.municipality_id is not None:
+        query = query.where(Municipality.id == roadmap.municipality_id)
+    elif roadmap.region_id is not None:
+        query = query.where(Municipality.region_id == roadmap.region_id)
+    return list(await session.scalars(query))
+
+
+def covers(roadmap: Roadmap, region_id: int | None, municipality_id: int | None) -> bool:
+    if roadmap.municipality_id is not None:
+        return roadmap.municipality_id == municipality_id
+    if roadmap.region_id is not None:
+        return roadmap.region_id == region_id
+    return True
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a person works: the keys they report for and the scope they oversee."""
+
+    role: str
+    school_id: int | None
+    municipality_id: int | None
+    region_id: int | None
+
+    @property
+    def own_key(self) -> str | None:
+        if self.role == Role.DIRECTOR and self.school_id is not None:
+            return respondent_key(self.school_id, None)
+        if self.role == Role.MUNICIPAL and self.municipality_id is not None:
+            return respondent_key(None, self.municipality_id)
+        if self.role == Role.REGIONAL and self.region_id is not None:
+            return region_key(self.region_id)
+        return None
+
+    @property
+    def executor_role(self) -> str | None:
+        return {Role.DIRECTOR: DIRECTOR, Role.MUNICIPAL: MUNICIPAL, Role.REGIONAL: REGIONAL}.get(
+            self.role
+        )
+
+
+async def place_of(session: AsyncSession, person: Person) -> Place:
+    school_id, municipality_id, region_id = person.school_id, person.municipality_id, None
+    if school_id is not None:
+        school = await session.get(School, school_id)
+        municipality_id = school.municipality_id if school else municipality_id
+    if municipality_id is not None:
+        municipality = await session.get(Municipality, municipality_id)
+        region_id = municipality.region_id if municipality else None
+    if region_id is None:
+        region_id = person.region_id
+    return Place(person.role, school_id, municipality_id, region_id)
+
+
+async def roadmaps_for(session: AsyncSession, place: Place) -> list[Roadmap]:
+    return [
+        r
+        for r in await active_roadmaps(session)
+        if covers(r, place.region_id, place.municipality_id)
+        or (place.role == Role.REGIONAL and r.region_id == place.region_id)
+        or (place.role == Role.ADMIN)
+    ]
+
+
+async def items_of(session: AsyncSession, roadmap_ids: Iterable[int]) -> list[RoadmapItem]:
+    ids = list(roadmap_ids)
+    if not ids:
+        return []
+    return list(
+        await session.scalars(
+            select(RoadmapItem)
+            .where(RoadmapItem.roadmap_id.in_(ids), RoadmapItem.active.is_(True))
+            .order_by(RoadmapItem.roadmap_id, RoadmapItem.position)
+        )
+    )
+
+
+# --- completions ---------------------------------------------------------------------------
+
+
+class AlreadyDone(Exception):
+    def __init__(self, completion: ItemCompletion) -> None:
+        super().__init__("already reported")
+        self.completion = completion
+
+
+async def mark_done(
+    session: AsyncSession,
+    item: RoadmapItem,
+    key: str,
+    due_on: date,
+    person_id: int | None,
+    *,
+    note: str | None = None,
+    evidence: StoredFile | None = None,
+    evidence_name: str | None = None,
+    platform: str | None = None,
+    file_id: str | None = None,
+    at: datetime | None = None,
+) -> ItemCompletion:
+    """Record one occurrence as done; raises AlreadyDone if it is reported already."""
+    found = await completion_of(session, item.id, key, due_on)
+    if found is not None:
+        raise AlreadyDone(found)
+    kind, raw = parse_key(key)
+    completion = ItemCompletion(
+        item_id=item.id,
+        respondent_key=key,
+        school_id=raw if kind == "school" else None,
+        municipality_id=raw if kind == "municipality" else None,
+        due_on=due_on,
+        done_at=at or utcnow(),
+        done_by=person_id,
+        note=note,
+        evidence_name=evidence_name,
+        evidence_platform=platform,
+        evidence_file_id=file_id,
+    )
+    if evidence is not None:
+        completion.evidence_path = evidence.relative_path
+        completion.evidence_sha256 = evidence.sha256
+        completion.evidence_size = evidence.size
+        completion.evidence_mime = evidence.mime_type
+    try:
+        async with session.begin_nested():
+            session.add(completion)
+    except IntegrityError:  # reported a moment ago from another chat
+        raise AlreadyDone(await completion_of(session, item.id, key, due_on)) from None
+    await repo.audit(
+        session,
+        "roadmap_done",
+        "roadmap_item",
+        item.id,
+        person_id,
+        respondent=key,
+        due_on=due_on.isoformat(),
+        evidence=evidence_name,
+    )
+    return completion
+
+
+async def completion_of(
+    session: AsyncSession, item_id: int, key: str, due_on: date
+) -> ItemCompletion | None:
+    return await session.scalar(
+        select(ItemCompletion).where(
+            ItemCompletion.item_id == item_id,
+            ItemCompletion.respondent_key == key,
+            ItemCompletion.due_on == due_on,
+        )
+    )
+
+
+async def done_set(
+    session: AsyncSession, item_ids: Iterable[int], keys: Iterable[str] | None = None
+) -> set[tuple[int, str, date]]:
+    """(item id, respondent key, occurrence) of every reported occurrence."""
+    ids = list(item_ids)
+    if not ids:
+        return set()
+    query = select(
+        ItemCompletion.item_id, ItemCompletion.respondent_key, ItemCompletion.due_on
+    ).where(ItemCompletion.item_id.in_(ids))
+    if keys is not None:
+        keys = list(keys)
+        if not keys:
+            return set()
+        query = query.where(ItemCompletion.respondent_key.in_(keys))
+    return {(i, k, d) for i, k, d in await session.execute(query)}
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    due: int = 0  # occurrences whose date has come
+    due_done: int = 0
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def overdue(self) -> int:
+        return self.due - self.due_done
+
+
+def applies(item: RoadmapItem, role: str) -> bool:
+    return role in (item.executor_roles or [])
+
+
+def item_occurrences(item: RoadmapItem, roadmap: Roadmap) -> list[date]:
+    return occurrences(item.due_dates or [], roadmap.period_end)
+
+
+def progress_of(
+    items: Iterable[RoadmapItem],
+    roadmap: Roadmap,
+    role: str,
+    key: str,
+    done: set[tuple[int, str, date]],
+    today: date,
+) -> Progress:
+    result = Progress()
+    for item in items:
+        if item.roadmap_id != roadmap.id or not applies(item, role):
+            continue
+        for due_on in item_occurrences(item, roadmap):
+            is_done = (item.id, key, due_on) in done
+            result.total += 1
+            result.done += is_done
+            if due_on < today:
+                result.due += 1
+                result.due_done += is_done
+    return result
+
+
+async def school_progress(
+    session: AsyncSession, roadmap: Roadmap, today: date
+) -> dict[int, Progress]:
+    items = await items_of(session, [roadmap.id])
+    schools = await schools_in_scope(session, roadmap)
+    done = await done_set(session, [i.id for i in items])
+    return {
+        s.id: progress_of(items, roadmap, DIRECTOR, respondent_key(s.id, None), done, today)
+        for s in schools
+    }
+
+
+async def municipality_progress(
+    session: AsyncSession, roadmap: Roadmap, today: date
+) -> dict[int, tuple[Progress, Progress]]:
+    """Per municipality: (its own items, all its schools' items together)."""
+    items = await items_of(session, [roadmap.id])
+    done = await done_set(session, [i.id for i in items])
+    schools_by_municipality: dict[int, list[int]] = defaultdict(list)
+    for school in await schools_in_scope(session, roadmap):
+        schools_by_municipality[school.municipality_id].append(school.id)
+    out = {}
+    for municipality in await municipalities_in_scope(session, roadmap):
+        own = progress_of(
+            items, roadmap, MUNICIPAL, respondent_key(None, municipality.id), done, today
+        )
+        schools = Progress()
+        for school_id in schools_by_municipality.get(municipality.id, []):
+            p = progress_of(items, roadmap, DIRECTOR, respondent_key(school_id, None), done, today)
+            schools.done += p.done
+            schools.total += p.total
+            schools.due += p.due
+            schools.due_done += p.due_done
+        out[municipality.id] = (own, schools)
+    return out
+
+
+def milestones(roadmap: Roadmap) -> list[dict[str, Any]]:
+    return sorted(
+        (roadmap.definition or {}).get("milestones") or [], key=lambda m: m.get("date", "")
+    )
+
+
+def next_milestone(roadmap: Roadmap, today: date) -> dict[str, Any] | None:
+    """The first milestone on or after today (or the last one, once all have passed)."""
+    stones = milestones(roadmap)
+    for stone in stones:
+        if date.fromisoformat(stone["date"]) >= today:
+            return stone
+    return stones[-1] if stones else None
+
+
+def deadline_of(item: RoadmapItem) -> Deadline | None:
+    return Deadline.from_json(item.deadline) if item.deadline else None
+
+
+# --- the export's «Дорожная карта» sheet -----------------------------------------------------
+
+
+@dataclass
+class MatrixCell:
+    status: str  # done | overdue | upcoming | undated
+    due_on: date | None
+    evidence: str | None = None
+    done_at: datetime | None = None
+
+
+async def roadmap_matrix(
+    session: AsyncSession, roadmap: Roadmap, today: date
+) -> tuple[list[RoadmapItem], list[School], dict[tuple[int, int], list[MatrixCell]]]:
+    """Items × schools with the state of each occurrence, for an export sheet."""
+    items = [i for i in await items_of(session, [roadmap.id]) if applies(i, DIRECTOR)]
+    schools = await schools_in_scope(session, roadmap)
+    completions = {
+        (c.item_id, c.respondent_key, c.due_on): c
+        for c in await session.scalars(
+            select(ItemCompletion).where(ItemCompletion.item_id.in_([i.id for i in items]))
+        )
+    }
+    cells: dict[tuple[int, int], list[MatrixCell]] = {}
+    for item in items:
+        for school in schools:
+            key = respondent_key(school.id, None)
+            row = []
+            for due_on in item_occurrences(item, roadmap):
+                c = completions.get((item.id, key, due_on))
+                if c is not None:
+                    row.append(MatrixCell("done", due_on, c.evidence_name or c.note, c.done_at))
+                elif not item.due_dates:
+                    row.append(MatrixCell("undated", None))
+                else:
+                    row.append(MatrixCell("overdue" if due_on < today else "upcoming", due_on))
+            cells[(item.id, school.id)] = row
+    return items, schools, cells
