@@ -1,0 +1,359 @@
+"""«Выгрузка в Excel» (/export) in the chat.
+
+Admins and regional coordinators export everything, a municipal coordinator their own
+municipality; directors get a polite refusal. With several campaigns the bot asks which one
+(or all); when the campaigns have documents it asks whether to add the documents archive.
+
+The export itself runs in the background: the bot answers at once with a progress message,
+keeps editing it, and finally sends the xlsx (and the ZIP, when asked and when it fits the
+platform's upload limit — otherwise it says how to get it with the CLI). The chat, and everybody
+else's chats, go on meanwhile: the database is read in small chunks on the event loop and the
+workbook is built in a worker thread (and, for big exports, serialised by a writer process).
+Without a :class:`Messenger` for the platform (the console) the export runs inline and the
+files come with the reply.
+
+Buttons: ``x|c|<campaign id or *>`` picks the campaign, ``x|t|…`` exports the table only,
+``x|d|…`` the table and the documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from exports.data import CampaignInfo, ExportNotAllowed, ExportScope, campaigns_in_scope, scope_for
+from exports.data import load_header as _load_header
+from exports.service import run_export
+from exports.workbook import ExportProgress
+from handlers import callbacks as cb
+from handlers.render import shorten
+from handlers.texts import mb
+from handlers.types import Button, Messenger, OutFile, Outgoing, OutText
+from storage.models import Municipality
+
+if TYPE_CHECKING:
+    from handlers.conversation import Conversation, Turn
+
+log = logging.getLogger(__name__)
+
+ACTION = "x"
+ALL = "*"
+CHOOSE, TABLE, DOCUMENTS = "c", "t", "d"
+MAX_CAMPAIGN_BUTTONS = 8
+MAX_PARALLEL_EXPORTS = 2
+DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
+UPLOAD_LIMITS = {"tg": 50 * 1024 * 1024}  # what a bot may send; VK and others: the default
+
+NOT_FOR_DIRECTORS = (
+    "Выгрузка в Excel доступна координаторам и администраторам. "
+    "Ответы вашей школы можно посмотреть командой /review."
+)
+NO_CAMPAIGNS = "Пока нечего выгружать: анкетирований ещё не было. Список команд: /help"
+CHOOSE_CAMPAIGN = "Какую анкету выгрузить в Excel?"
+BTN_ALL = "Все анкеты"
+CHOOSE_KIND = "Выгрузить только таблицу или вместе с документами (архив ZIP, около {size})?"
+BTN_TABLE = "📊 Только таблица"
+BTN_DOCUMENTS = "📊 Таблица и 📎 документы"
+BUSY = "Выгрузка уже готовится. Подождите, пожалуйста: пришлю файл, как только он будет готов."
+STARTED = "⏳ Готовлю выгрузку «{title}»…"
+QUEUED = "⏳ Выгрузка «{title}» в очереди: сейчас готовятся другие. Начну через минуту-другую."
+PROGRESS = "⏳ Готовлю выгрузку «{title}»… Обработано {done} из {total}."
+READY = (
+    "✅ Выгрузка «{title}» готова: анкет {responses} из {targets}, в расчёте показателей {counted}."
+)
+CAPTION = "Выгрузка «{title}» на {day}"
+CAPTION_ZIP = "Документы к выгрузке «{title}»: {count} файлов"
+MISSING_FILES = "Не нашлось на диске файлов: {count} — они отмечены в листе «Ответы»."
+TOO_BIG = (
+    "Архив документов слишком большой для отправки в чат ({size}, можно до {limit}). "
+    "Попросите администратора выгрузить его командой:\n{command}"
+)
+XLSX_TOO_BIG = (
+    "Файл получился слишком большим для отправки в чат ({size}, можно до {limit}). "
+    "Попросите администратора выгрузить его командой:\n{command}"
+)
+FAILED = (
+    "Не удалось подготовить выгрузку. Попробуйте ещё раз чуть позже; "
+    "если ошибка повторится, сообщите администратору."
+)
+STALE = "Эта кнопка устарела. Чтобы сделать выгрузку, отправьте /export"
+
+PROGRESS_EVERY = 2.0  # seconds between progress edits
+
+
+@dataclass(frozen=True)
+class _Request:
+    platform: str
+    user_id: str
+    chat_id: str
+    scope: ExportScope
+    title: str
+    documents: bool
+    cli: str  # the same export on the command line
+
+
+def _payload(kind: str, campaign: str) -> str:
+    return cb.encode(ACTION, kind, campaign)
+
+
+def _title(campaigns: list[CampaignInfo]) -> str:
+    return campaigns[0].title if len(campaigns) == 1 else "все анкеты"
+
+
+class ExportChat:
+    """The /export command and its buttons; owns the background export tasks."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        self.conversation = conversation
+        self.progress_every = PROGRESS_EVERY
+        self._tasks: set[asyncio.Task] = set()
+        self._running: set[tuple[str, str]] = set()
+        self._slots: asyncio.Semaphore | None = None
+
+    # --- entry points -----------------------------------------------------------------------
+
+    async def command(self, turn: Turn, args: str = "") -> None:
+        scope = self._scope(turn)
+        if scope is None:
+            return
+        campaigns = await campaigns_in_scope(turn.session, scope)
+        if not campaigns:
+            turn.say(NO_CAMPAIGNS)
+            return
+        wanted = args.strip().lstrip("№#")
+        if wanted.isdigit() and any(c.id == int(wanted) for c in campaigns):
+            await self._choose_kind(turn, scope, wanted)
+            return
+        if len(campaigns) == 1:
+            await self._choose_kind(turn, scope, str(campaigns[0].id))
+            return
+        buttons = [
+            [Button(shorten(f"№{c.id} {c.title}", 60), _payload(CHOOSE, str(c.id)))]
+            for c in campaigns[:MAX_CAMPAIGN_BUTTONS]
+        ]
+        buttons.append([Button(BTN_ALL, _payload(CHOOSE, ALL))])
+        turn.say(CHOOSE_CAMPAIGN, buttons)
+
+    async def button(self, turn: Turn, payload: cb.Payload) -> None:
+        scope = self._scope(turn)
+        if scope is None:
+            return
+        kind, campaign = payload.str_arg(0), payload.str_arg(1) or ""
+        ids = await self._campaign_ids(turn, scope, campaign)
+        if ids is None or kind not in (CHOOSE, TABLE, DOCUMENTS):
+            turn.say(STALE)
+            return
+        if kind == CHOOSE:
+            await self._choose_kind(turn, scope, campaign)
+            return
+        await self._start(turn, ExportScope(scope.municipality_id, ids), kind == DOCUMENTS)
+
+    async def wait(self) -> None:
+        """Until the background exports are done (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _scope(self, turn: Turn) -> ExportScope | None:
+        try:
+            return scope_for(turn.person)
+        except ExportNotAllowed:
+            turn.say(NOT_FOR_DIRECTORS)
+            return None
+
+    async def _campaign_ids(
+        self, turn: Turn, scope: ExportScope, campaign: str
+    ) -> tuple[int, ...] | None:
+        """The campaigns a button names, if the person may export them."""
+        allowed = await campaigns_in_scope(turn.session, scope)
+        if campaign == ALL:
+            return tuple(sorted(c.id for c in allowed)) or None
+        if campaign.isdigit() and any(c.id == int(campaign) for c in allowed):
+            return (int(campaign),)
+        return None
+
+    async def _choose_kind(self, turn: Turn, scope: ExportScope, campaign: str) -> None:
+        ids = await self._campaign_ids(turn, scope, campaign)
+        if ids is None:
+            turn.say(STALE)
+            return
+        header = await _load_header(turn.session, ExportScope(scope.municipality_id, ids))
+        if header.document_bytes == 0:
+            await self._start(turn, header.scope, documents=False)
+            return
+        turn.say(
+            CHOOSE_KIND.format(size=mb(header.document_bytes)),
+            [
+                [Button(BTN_TABLE, _payload(TABLE, campaign))],
+                [Button(BTN_DOCUMENTS, _payload(DOCUMENTS, campaign))],
+            ],
+        )
+
+    async def _start(self, turn: Turn, scope: ExportScope, documents: bool) -> None:
+        user = turn.event.user
+        key = (str(user.platform), user.user_id)
+        if key in self._running:
+            turn.say(BUSY)
+            return
+        header = await _load_header(turn.session, scope)
+        request = _Request(
+            platform=str(user.platform),
+            user_id=user.user_id,
+            chat_id=user.chat_id,
+            scope=scope,
+            title=_title(header.campaigns),
+            documents=documents,
+            cli=await self._cli(turn, scope),
+        )
+        messenger = self.conversation.messengers.get(request.platform)
+        if messenger is None:  # the console: run inline, the files come with the reply
+            ready, replies = await self._export(request, None, self._folder(keep=True))
+            turn.say(ready)
+            turn.out.extend(replies)
+            return
+        self._running.add(key)
+        task = asyncio.create_task(self._background(request, messenger), name="export")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cli(self, turn: Turn, scope: ExportScope) -> str:
+        parts = ["python -m bot export --out выгрузка.xlsx"]
+        if scope.campaign_ids and len(scope.campaign_ids) == 1:
+            parts.append(f"--campaign {scope.campaign_ids[0]}")
+        if scope.municipality_id is not None:
+            municipality = await turn.session.get(Municipality, scope.municipality_id)
+            if municipality is not None:
+                parts.append(f'--municipality "{municipality.name}"')
+        parts.append("--documents документы.zip")
+        return " ".join(parts)
+
+    # --- the export -------------------------------------------------------------------------
+
+    async def _background(self, request: _Request, messenger: Messenger) -> None:
+        chat = request.chat_id
+        progress = ExportProgress()
+        message_id: str | None = None
+        folder: Path | None = None
+        try:
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(MAX_PARALLEL_EXPORTS)
+            waiting = self._slots.locked()
+            text = (QUEUED if waiting else STARTED).format(title=request.title)
+            message_id = await messenger.send(chat, OutText(text))
+            async with self._slots:
+                ticker = asyncio.create_task(self._tick(request, messenger, message_id, progress))
+                try:
+                    folder = self._folder(keep=False)
+                    ready, replies = await self._export(request, progress, folder)
+                finally:
+                    ticker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticker
+            await self._say(messenger, chat, message_id, ready)
+            for reply in replies:
+                await messenger.send(chat, reply)
+        except Exception:
+            log.exception("export for %s:%s failed", request.platform, request.user_id)
+            with contextlib.suppress(Exception):
+                await self._say(messenger, chat, message_id, FAILED)
+        finally:
+            self._running.discard((request.platform, request.user_id))
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _folder(self, keep: bool) -> Path:
+        """Where the files are made: a temp folder, or DATA_DIR/exports when the reply needs
+        them after the turn (the console shows their paths)."""
+        root = self.conversation.files.root
+        base = root.parent / "exports" if keep else root / "tmp"
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="export-", dir=base))
+
+    async def _tick(
+        self,
+        request: _Request,
+        messenger: Messenger,
+        message_id: str | None,
+        progress: ExportProgress,
+    ) -> None:
+        shown = -1
+        while message_id is not None:
+            await asyncio.sleep(self.progress_every)
+            if progress.done == shown or not progress.total:
+                continue
+            shown = progress.done
+            text = PROGRESS.format(title=request.title, done=shown, total=progress.total)
+            try:
+                await messenger.edit(request.chat_id, message_id, OutText(text))
+            except Exception as exc:  # progress is a courtesy: never fail the export for it
+                log.debug("progress edit failed: %r", exc)
+
+    async def _say(
+        self, messenger: Messenger, chat: str, message_id: str | None, text: str
+    ) -> None:
+        if message_id is not None:
+            try:
+                await messenger.edit(chat, message_id, OutText(text))
+                return
+            except Exception as exc:
+                log.debug("could not edit the progress message: %r", exc)
+        await messenger.send(chat, OutText(text))
+
+    async def _export(
+        self, request: _Request, progress: ExportProgress | None, folder: Path
+    ) -> tuple[str, list[Outgoing]]:
+        """Run the export into ``folder``: the status line and the messages to send."""
+        conversation = self.conversation
+        today = conversation.today()
+        async with conversation.sessions() as session:
+            header = await _load_header(session, request.scope)
+        limit = UPLOAD_LIMITS.get(request.platform, DEFAULT_UPLOAD_LIMIT)
+        archive_fits = request.documents and header.document_bytes <= limit
+        workbook = folder / f"Выгрузка_{today:%Y-%m-%d}.xlsx"
+        documents = folder / f"Документы_{today:%Y-%m-%d}.zip" if archive_fits else None
+        result = await run_export(
+            conversation.sessions,
+            conversation.forms,
+            request.scope,
+            workbook,
+            timezone=conversation.config.timezone,
+            files=conversation.files,
+            documents=documents,
+            progress=progress,
+            header=header,
+        )
+        summary = result.summary
+        ready = READY.format(
+            title=request.title,
+            responses=summary.responses,
+            targets=summary.targets,
+            counted=summary.counted,
+        )
+        out: list[Outgoing] = []
+        size = workbook.stat().st_size
+        if size > limit:
+            out.append(
+                OutText(XLSX_TOO_BIG.format(size=mb(size), limit=mb(limit), command=request.cli))
+            )
+        else:
+            caption = CAPTION.format(title=request.title, day=f"{today:%d.%m.%Y}")
+            out.append(OutFile(workbook, workbook.name, caption))
+        if request.documents:
+            size = documents.stat().st_size if documents is not None else header.document_bytes
+            if documents is None or size > limit:
+                out.append(
+                    OutText(TOO_BIG.format(size=mb(size), limit=mb(limit), command=request.cli))
+                )
+            else:
+                caption = CAPTION_ZIP.format(title=request.title, count=summary.archived)
+                out.append(OutFile(documents, documents.name, caption))
+        if summary.missing_documents:
+            out.append(OutText(MISSING_FILES.format(count=len(summary.missing_documents))))
+        return ready, out
