@@ -21,9 +21,13 @@ app = typer.Typer(
 db_app = typer.Typer(help="База данных.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Анкетирования (кампании).", no_args_is_help=True)
 forms_app = typer.Typer(help="Анкеты.", no_args_is_help=True)
+roadmap_app = typer.Typer(help="Дорожные карты.", no_args_is_help=True)
+reminders_app = typer.Typer(help="Напоминания о сроках.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(forms_app, name="forms")
+app.add_typer(roadmap_app, name="roadmap")
+app.add_typer(reminders_app, name="reminders")
 
 log = logging.getLogger("bot")
 
@@ -298,6 +302,251 @@ def forms_list() -> None:
         typer.echo(f"{form.id} v{form.version} ({form.respondent}): {form.title}")
 
 
+# --- roadmaps and reminders -------------------------------------------------------------------
+
+
+@roadmap_app.command("import")
+def roadmap_import(
+    file: Annotated[
+        Path | None, typer.Argument(help="Таблица .xlsx или файл .yaml с дорожной картой.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Только проверить: как прочитан каждый срок.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Вывод в JSON.")] = False,
+    bundled: Annotated[
+        bool, typer.Option("--bundled", help="Загрузить встроенные карты (сиды 002 и 003).")
+    ] = False,
+    roadmap_id: Annotated[
+        str | None, typer.Option("--id", help="Код карты (по умолчанию — имя файла).")
+    ] = None,
+    title: Annotated[str | None, typer.Option(help="Название карты (для .xlsx).")] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(help="Период (для .xlsx): 2023 — календарный год, 2022-2023 — учебный."),
+    ] = None,
+    level: Annotated[
+        str | None, typer.Option(help="Уровень карты (для .xlsx): region или municipality.")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Регион, как он назван в списке школ.")] = None,
+    municipality: Annotated[
+        str | None, typer.Option(help="Муниципалитет (для муниципальной карты).")
+    ] = None,
+) -> None:
+    """Загрузить дорожную карту. С --dry-run --json показывает, как прочитан срок каждой строки."""
+    import json
+
+    from roadmaps.importer import RoadmapFormatError
+
+    if bundled == (file is not None):
+        raise fail("Укажите файл или --bundled.", 2)
+    try:
+        results = _read_roadmaps(file, roadmap_id, title, period, level, region, municipality)
+    except RoadmapFormatError as exc:
+        raise fail(str(exc)) from None
+    report = [_roadmap_report(result) for result in results]
+    if dry_run:
+        if as_json:
+            typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            for entry in report:
+                _echo_report(entry)
+        raise typer.Exit(0 if all(entry["items"] for entry in report) else 1)
+    empty = [entry for entry in report if not entry["items"]]
+    if empty:
+        for entry in empty:
+            _echo_report(entry, err=True)
+        raise fail("Файл не загружен: не найдено ни одного пункта.")
+    settings = settings_or_exit()
+
+    async def go():
+        from storage.roadmaps_db import save_roadmap
+
+        async with _session(settings) as session:
+            summaries = [
+                await save_roadmap(
+                    session,
+                    result.roadmap,
+                    region=region,
+                    municipality=municipality,
+                    source_file=str(file) if file else None,
+                )
+                for result in results
+            ]
+            await session.commit()
+            return summaries
+
+    summaries = asyncio.run(go())
+    if as_json:
+        for entry, summary in zip(report, summaries, strict=True):
+            entry["saved"] = {
+                "created": summary.created,
+                "items_new": summary.items_new,
+                "items_updated": summary.items_updated,
+                "items_retired": summary.items_retired,
+                "scope": summary.scope,
+                "schools": summary.schools,
+                "warnings": summary.warnings,
+            }
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    for entry, summary in zip(report, summaries, strict=True):
+        unread = [row for row in entry["rows"] if row["error"]]
+        typer.echo(
+            f"Карта «{summary.key}» {_saved_word(summary)}: "
+            f"пунктов новых {summary.items_new}, изменено {summary.items_updated}, "
+            f"снято {summary.items_retired}; охват — {summary.scope}, школ {summary.schools}."
+        )
+        for warning in summary.warnings:
+            typer.echo(f"  ! {warning}")
+        if unread:
+            typer.echo("  Сроки не распознаны (напоминаний по этим пунктам не будет):")
+            for row in unread:
+                typer.echo(f"    стр. {row['row']}, п. {row['number']}: {row['error']}")
+
+
+@roadmap_app.command("list")
+def roadmap_list() -> None:
+    """Дорожные карты в базе."""
+    settings = settings_or_exit()
+
+    async def go():
+        from storage.roadmaps_db import list_roadmaps
+
+        async with _session(settings) as session:
+            return await list_roadmaps(session)
+
+    rows = asyncio.run(go())
+    if not rows:
+        typer.echo("Дорожных карт нет. Загрузите: python -m bot roadmap import ФАЙЛ")
+    for row in rows:
+        rm = row.roadmap
+        state = "" if rm.active else " [выключена]"
+        typer.echo(
+            f"{rm.key}: {rm.title[:80]} — {rm.period_start:%d.%m.%Y}–{rm.period_end:%d.%m.%Y}, "
+            f"пунктов {row.items} (без срока {row.undated}), {row.scope}, школ {row.schools}"
+            f"{state}"
+        )
+
+
+def _saved_word(summary) -> str:
+    if summary.created:
+        return "загружена"
+    return "без изменений" if summary.unchanged else "обновлена"
+
+
+def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality):
+    from roadmaps.deadlines import Period
+    from roadmaps.importer import bundled_results, import_xlsx, import_yaml_all
+
+    if file is None:
+        return bundled_results()
+    if not file.exists():
+        raise fail(f"Файл не найден: {file}", 2)
+    if file.suffix.lower() in (".yaml", ".yml"):
+        return import_yaml_all(file)
+    if file.suffix.lower() != ".xlsx":
+        raise fail("Поддерживаются таблицы .xlsx и файлы .yaml.", 2)
+    if not period:
+        raise fail("--period: укажите период карты, например 2023 или 2022-2023.", 2)
+    years = [int(p) for p in period.replace("/", "-").split("-") if p.strip().isdigit()]
+    if len(years) == 1:
+        chosen = Period.calendar_year(years[0])
+    elif len(years) == 2 and years[1] == years[0] + 1:
+        chosen = Period.academic_year(years[0])
+    else:
+        raise fail("--period: ожидается 2023 (календарный год) или 2022-2023 (учебный).", 2)
+    chosen_level = level or ("municipality" if municipality else "region")
+    if chosen_level not in ("region", "municipality"):
+        raise fail("--level: region или municipality.", 2)
+    return [
+        import_xlsx(
+            file,
+            roadmap_id=roadmap_id or _slug(file.stem),
+            title=title or file.stem,
+            period=chosen,
+            level=chosen_level,
+            region=region,
+            municipality=municipality,
+        )
+    ]
+
+
+def _slug(text: str) -> str:
+    import re
+
+    slug = re.sub(r"[^0-9a-zA-Zа-яА-ЯёЁ_]+", "_", text.strip()).strip("_").lower()
+    return slug[:100] or "roadmap"
+
+
+def _roadmap_report(result) -> dict:
+    rm = result.roadmap
+    rows = []
+    for item in rm.items:
+        deadline = item.deadline
+        rows.append(
+            {
+                "row": item.row,
+                "number": item.number,
+                "action": item.action[:120],
+                "deadline_text": item.deadline_text,
+                "deadline": deadline.to_json() if deadline else None,
+                "read_as": deadline.describe() if deadline else None,
+                "due_dates": [d.isoformat() for d in item.due_dates(rm.period)],
+                "error": item.deadline_error,
+                "executor_roles": list(item.executor_roles),
+                "level": item.level,
+            }
+        )
+    return {
+        "id": rm.id,
+        "title": rm.title,
+        "level": rm.level,
+        "period": {"start": rm.period.start.isoformat(), "end": rm.period.end.isoformat()},
+        "items": len(rm.items),
+        "rows": rows,
+        "problems": [p.model_dump() for p in result.problems],
+    }
+
+
+def _echo_report(entry: dict, err: bool = False) -> None:
+    typer.echo(f"{entry['id']}: {entry['title'][:80]} ({entry['items']} пунктов)", err=err)
+    for row in entry["rows"]:
+        if row["error"]:
+            read = f"✗ не разобрано: {row['error']}"
+        else:
+            dates = ", ".join(row["due_dates"]) or "без даты"
+            read = f"{row['deadline']['kind']}: {row['read_as']} → {dates}"
+        where = f"стр. {row['row']}, п. {row['number']}"
+        typer.echo(f"  {where}: «{row['deadline_text']}» {read}", err=err)
+    for problem in entry["problems"]:
+        mark = "!" if problem["severity"] == "warning" else "✗"
+        typer.echo(f"  {mark} стр. {problem['row']}: {problem['message']}", err=err)
+
+
+@reminders_app.command("status")
+def reminders_status(
+    limit: Annotated[int, typer.Option(help="Сколько последних проблем показать.")] = 20,
+) -> None:
+    """Сколько напоминаний отправлено, пропущено (бот не работал), не доставлено."""
+    settings = settings_or_exit()
+
+    async def go():
+        from scheduler.reminders import delivery_report
+
+        async with _session(settings) as session:
+            return await delivery_report(session, limit)
+
+    report = asyncio.run(go())
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.counts.items())) or "нет"
+    typer.echo(f"Напоминания — {counts}")
+    for delivery, chat in report.problems:
+        typer.echo(
+            f"  {delivery.status:12} {delivery.due_at:%d.%m.%Y %H:%M} UTC  {delivery.key}  "
+            f"чат {chat}  {delivery.error or ''}"
+        )
+
+
 class _session:
     """Migrated database session for one CLI command."""
 
@@ -315,3 +564,91 @@ class _session:
     async def __aexit__(self, *exc) -> None:
         await self.session.close()
         await self.engine.dispose()
+
+
+# --- the Excel export ----------------------------------------------------------------------------
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Куда записать таблицу (.xlsx).")],
+    campaign: Annotated[
+        list[int] | None,
+        typer.Option("--campaign", help="Номер анкетирования (можно несколько раз); иначе все."),
+    ] = None,
+    municipality: Annotated[
+        str | None, typer.Option("--municipality", help="Только этот муниципалитет.")
+    ] = None,
+    documents: Annotated[
+        Path | None, typer.Option("--documents", help="Куда записать архив документов (.zip).")
+    ] = None,
+    include_drafts: Annotated[
+        bool,
+        typer.Option("--include-drafts", help="Учитывать в показателях и неотправленные анкеты."),
+    ] = False,
+) -> None:
+    """Выгрузка в Excel: ответы, мероприятия, показатели, муниципалитеты, прогресс."""
+    settings = settings_or_exit()
+
+    async def go():
+        from sqlalchemy import select
+
+        from bot.app import create_services
+        from exports.data import ExportScope, load_header
+        from exports.service import run_export
+        from storage.models import Municipality
+        from storage.school_import import normalize_key
+
+        services = await create_services(settings)
+        try:
+            async with services.sessions() as session:
+                municipality_id = None
+                if municipality:
+                    wanted = normalize_key(municipality)
+                    found = [
+                        m
+                        for m in await session.scalars(select(Municipality))
+                        if normalize_key(m.name) == wanted
+                    ]
+                    if len(found) != 1:
+                        raise fail(f"Муниципалитет «{municipality}» не найден.", 2)
+                    municipality_id = found[0].id
+                scope = ExportScope(
+                    municipality_id, tuple(campaign) if campaign else None, include_drafts
+                )
+                header = await load_header(session, scope)
+            unknown = sorted(set(campaign or ()) - {c.id for c in header.campaigns})
+            if unknown:
+                numbers = ", ".join(f"№{n}" for n in unknown)
+                raise fail(
+                    f"Анкетирование {numbers} не найдено. Список: python -m bot campaign list"
+                )
+            if not header.campaigns:
+                raise fail("Выгружать нечего: анкетирований пока нет.")
+            return await run_export(
+                services.sessions,
+                services.forms,
+                scope,
+                out,
+                timezone=settings.app.zone,
+                files=services.files,
+                documents=documents,
+                header=header,
+            )
+        finally:
+            await services.close()
+
+    result = asyncio.run(go())
+    summary = result.summary
+    typer.echo(
+        f"Готово: {out} — анкет {summary.responses} из {summary.targets}, "
+        f"в расчёте показателей {summary.counted}."
+    )
+    if documents is not None:
+        typer.echo(f"Документы: {summary.archived} файлов → {documents}")
+    if summary.missing_documents:
+        typer.echo(
+            f"Не нашлось на диске файлов: {len(summary.missing_documents)} "
+            "(отмечены в листе «Ответы»).",
+            err=True,
+        )

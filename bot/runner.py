@@ -19,14 +19,18 @@ async def run_bot(settings: Settings) -> None:
         create_dispatcher,
         run_polling,
     )
-    from scheduler.runner import create_scheduler
+    from scheduler.runner import create_scheduler, create_sender
 
     services = await create_services(settings)
     token = settings.telegram.bot_token.get_secret_value()
     bot = create_bot(token, settings.telegram.api_url, settings.telegram.local_files)
     services.conversation.register_fetcher(str(Platform.TELEGRAM), TelegramFileFetcher(bot))
     messengers = {str(Platform.TELEGRAM): TelegramMessenger(bot)}
-    scheduler = create_scheduler(services, messengers)
+    # Everything the bot sends unprompted (reminders, export progress and files) goes
+    # through one rate-limited sender that waits out Telegram's 429s.
+    sender = create_sender(services, messengers)
+    services.conversation.messengers.update(sender.messengers_view())
+    scheduler = create_scheduler(services, messengers, sender=sender)
     scheduler.start()
     log.info("bot started (Telegram API: %s)", settings.telegram.api_url or "official")
     try:

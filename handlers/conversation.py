@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from forms.engine import AnswerState, FormEngine, Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
-from handlers import render, texts
+from handlers import deadlines_chat, export_chat, render, texts
+from handlers.export_chat import ExportChat
 from handlers.registry import FormRegistry
 from handlers.types import (
     Button,
@@ -28,6 +29,7 @@ from handlers.types import (
     FileFetcher,
     Incoming,
     IncomingDocument,
+    Messenger,
     Outgoing,
     OutText,
 )
@@ -116,6 +118,7 @@ class Conversation:
         config: CoreConfig,
         fetchers: dict[str, FileFetcher] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        messengers: dict[str, Messenger] | None = None,
     ) -> None:
         self.sessions = sessions
         self.forms = forms
@@ -123,6 +126,9 @@ class Conversation:
         self.config = config
         self.fetchers: dict[str, FileFetcher] = dict(fetchers or {})
         self.clock = clock
+        # bot-initiated messages per platform (export progress); filled by the runner
+        self.messengers: dict[str, Messenger] = dict(messengers or {})
+        self.exports = ExportChat(self)
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -272,8 +278,10 @@ class Conversation:
             if turn.person.role != Role.DIRECTOR:
                 help_text += texts.HELP_COORDINATOR
             turn.say(help_text)
-        elif command in ("export", "deadlines"):
-            turn.say(texts.NOT_AVAILABLE_YET)
+        elif command == "deadlines":
+            await deadlines_chat.command(self, turn, args)
+        elif command == "export":
+            await self.exports.command(turn, args)
         else:
             turn.say(texts.UNKNOWN_COMMAND)
 
@@ -415,6 +423,12 @@ class Conversation:
         if payload is None:
             await self._resume(turn)
             return
+        if payload.action == export_chat.ACTION:
+            await self.exports.button(turn, payload)
+            return
+        if payload.action == deadlines_chat.ACTION:
+            await deadlines_chat.button(self, turn, payload)
+            return
         if payload.action == cb.Action.CAMPAIGN:
             campaign_id = payload.int_arg(0)
             campaign = await turn.session.get(Campaign, campaign_id) if campaign_id else None
@@ -488,6 +502,9 @@ class Conversation:
 
     async def _text(self, turn: Turn, text: str) -> None:
         mode = turn.state.mode
+        if mode == deadlines_chat.MODE:
+            await deadlines_chat.text(self, turn, text)
+            return
         if mode in (Mode.IDLE, Mode.CHOOSE) or turn.state.response_id is None:
             turn.say(texts.IDLE_HINT)
             return
@@ -581,6 +598,9 @@ class Conversation:
         return self.config.download_limit(str(turn.event.user.platform))
 
     async def _file(self, turn: Turn) -> None:
+        if turn.state.mode == deadlines_chat.MODE:
+            await deadlines_chat.file(self, turn)
+            return
         walk = await self._current_walk(turn)
         slot = self._state_slot(turn)
         if walk is None or slot is None or turn.state.mode not in (Mode.QUESTION, Mode.DOCUMENTS):
@@ -605,8 +625,9 @@ class Conversation:
         stored = await self._store_document(turn, walk, slot, turn.event.document)
         if stored is None:
             return
-        if (question.kind == QuestionKind.YES_NO and walk.answers.get(slot) is None) or (
-            question.kind == QuestionKind.YES_NO and walk.answers[slot].value is not True
+        previous = walk.answers.get(slot)
+        if question.kind == QuestionKind.YES_NO and (
+            previous is None or previous.value is not True
         ):
             # A file sent instead of pressing «Да» means «Да».
             await repo.save_answer(
