@@ -995,15 +995,19 @@ class _Renderer:
     def _names(self, ids: list[int], names: dict[int, str]) -> list[str]:
         return sorted(names.get(i, str(i)) for i in ids)
 
+    def _active_items(self, rows: list[Delivery]):
+        """(delivery, item, roadmap) for deliveries whose item is still active, by due date."""
+        for row in sorted(rows, key=lambda d: (d.due_on, d.item_id)):
+            item = self.items.get(row.item_id)
+            roadmap = self.roadmaps.get(item.roadmap_id) if item else None
+            if item is not None and roadmap is not None and item.active:
+                yield row, item, roadmap
+
     async def _items(self, r: Recipient, rows: list[Delivery]) -> tuple[OutText | None, set]:
         today = self._today(r)
         by_roadmap: dict[int, list[str]] = defaultdict(list)
         used: set[int] = set()
-        for row in sorted(rows, key=lambda d: (d.due_on, d.item_id)):
-            item = self.items.get(row.item_id)
-            roadmap = self.roadmaps.get(item.roadmap_id) if item else None
-            if item is None or roadmap is None or not item.active:
-                continue
+        for row, item, roadmap in self._active_items(rows):
             roles = set(item.executor_roles or [])
             lines = [
                 ITEM_LINE.format(
@@ -1086,11 +1090,7 @@ class _Renderer:
     async def _overdue(self, r: Recipient, rows: list[Delivery]) -> tuple[OutText | None, set]:
         by_roadmap: dict[int, list[str]] = defaultdict(list)
         used: set[int] = set()
-        for row in sorted(rows, key=lambda d: (d.due_on, d.item_id)):
-            item = self.items.get(row.item_id)
-            roadmap = self.roadmaps.get(item.roadmap_id) if item else None
-            if item is None or roadmap is None or not item.active:
-                continue
+        for row, item, roadmap in self._active_items(rows):
             roles = set(item.executor_roles or [])
             if r.role == Role.MUNICIPAL and rdb.DIRECTOR in roles:
                 _, late = self._open_schools(item, roadmap, row.due_on, r)
