@@ -27,6 +27,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exports.indicators import Population
+from exports.roadmap import RoadmapInfo, count_schools, load_roadmaps
 from forms.engine import AnswerState, Slot
 from storage.models import (
     Account,
@@ -144,6 +145,8 @@ class ExportHeader:
     municipalities: list[MunicipalityInfo]  # every municipality in scope, by name
     total_targets: int
     document_bytes: int  # stored documents' size: decides whether the ZIP fits a chat
+    roadmaps: list[RoadmapInfo] = field(default_factory=list)  # the «Дорожная карта» sheet
+    roadmap_schools: int = 0  # its rows
 
     def campaign(self, campaign_id: int) -> CampaignInfo:
         return next(c for c in self.campaigns if c.id == campaign_id)
@@ -242,7 +245,11 @@ async def load_header(session: AsyncSession, scope: ExportScope) -> ExportHeader
         if scope.municipality_id is not None:
             documents = documents.where(_target_municipality() == scope.municipality_id)
         document_bytes = int(await session.scalar(documents) or 0)
-    return ExportHeader(scope, campaigns, municipalities, int(total), document_bytes)
+    roadmaps = await load_roadmaps(session, scope.municipality_id)
+    roadmap_schools = await count_schools(session, roadmaps, scope.municipality_id)
+    return ExportHeader(
+        scope, campaigns, municipalities, int(total), document_bytes, roadmaps, roadmap_schools
+    )
 
 
 async def ordered_target_ids(session: AsyncSession, header: ExportHeader) -> list[int]:

@@ -14,6 +14,7 @@ import contextlib
 import queue
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from exports.data import (
     iter_targets,
     load_header,
 )
+from exports.roadmap import RoadmapChunk, iter_roadmap_schools
 from exports.workbook import ExportProgress, WorkbookSummary, build_workbook
 from forms.schema import Form
 from handlers.registry import FormRegistry
@@ -56,7 +58,7 @@ def form_lookup(forms: FormRegistry):
     return lookup
 
 
-def _drain(chunks: queue.Queue) -> Iterator[Sequence[TargetRow]]:
+def _drain(chunks: queue.Queue) -> Iterator[Sequence[TargetRow] | RoadmapChunk]:
     while True:
         item = chunks.get()
         if item is _DONE:
@@ -92,8 +94,12 @@ async def run_export(
     header: ExportHeader | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     writer_process: bool | None = None,
+    today: date | None = None,
 ) -> ExportResult:
-    """Write ``workbook`` (and the documents ZIP when ``documents`` is given)."""
+    """Write ``workbook`` (and the documents ZIP when ``documents`` is given).
+
+    ``today``: the date the roadmap sheet judges deadlines by (default: today in ``timezone``).
+    """
     if header is None:
         async with sessions() as session:
             header = await load_header(session, scope)
@@ -116,6 +122,7 @@ async def run_export(
                 archive=archive,
                 progress=progress,
                 writer_process=writer_process,
+                today=today,
             )
         finally:
             if archive is not None:
@@ -126,6 +133,12 @@ async def run_export(
         async for chunk in iter_targets(sessions, header, chunk_size):
             if not await _put(chunks, chunk, worker):
                 break
+        else:
+            async for roadmap_chunk in iter_roadmap_schools(
+                sessions, header.roadmaps, header.scope.municipality_id, chunk_size
+            ):
+                if not await _put(chunks, roadmap_chunk, worker):
+                    break
         await _put(chunks, _DONE, worker)
     except BaseException as exc:
         progress.cancelled.set()

@@ -16,6 +16,9 @@ Sheets (Russian names and headers):
 * «Прогресс» — per respondent and campaign: не начата / черновик N из M / отправлена /
   возвращена, last activity, whether a director (coordinator) account is linked.
 * «Готовность» — the submitted share per municipality, with a native Excel bar chart.
+* «Дорожная карта» — roadmap items × schools: выполнено / просрочено / в срок до ДД.ММ with
+  the evidence, and each school's roadmap completion (see :mod:`exports.roadmap`); left out
+  when no roadmap with school items reaches the export's scope.
 
 Every sheet: row 1 is hidden and holds machine-readable column ids (question ids, indicator
 ids — ``pandas.read_excel(header=0)`` gets the ids, ``header=1`` the Russian headers); row 2 is
@@ -52,6 +55,7 @@ from exports.indicators import (
     school_values,
     shnor_share,
 )
+from exports.roadmap import SHEET_ROADMAP, RoadmapChunk, RoadmapSheet
 from exports.xlsx import Book, ChartSpec, ColumnSpec, ProcessBook, SheetSpec, Styled
 from forms.engine import IndicatorValue, Slot
 from forms.schema import Form, Question, QuestionKind, RepeatGroup
@@ -63,7 +67,7 @@ SHEET_INDICATORS = "Показатели"
 SHEET_MUNICIPALITIES = "Муниципалитеты"
 SHEET_PROGRESS = "Прогресс"
 SHEET_COMPLETION = "Готовность"
-ANSWERS, EVENTS, INDICATORS, MUNICIPALITIES, PROGRESS, COMPLETION = range(6)
+ANSWERS, EVENTS, INDICATORS, MUNICIPALITIES, PROGRESS, COMPLETION, ROADMAP = range(7)
 
 STATUS_NAMES = {"draft": "черновик", "submitted": "отправлена", "returned": "возвращена"}
 NOT_STARTED = "не начата"
@@ -204,6 +208,7 @@ class ExportWriter:
         archive: DocumentArchive | None = None,
         progress: ExportProgress | None = None,
         writer_process: bool | None = None,
+        today: date | None = None,
     ) -> None:
         self.header = header
         self.path = path
@@ -237,10 +242,16 @@ class ExportWriter:
         self.completion: dict[tuple[int, int], list[int]] = {}
         # (campaign, municipality) -> ([how many], the first names) of respondents not counted
         self.not_sent: dict[tuple[int, int], tuple[list[int], list[str]]] = {}
+        if today is None:
+            today = datetime.now(timezone).date()
+        self.roadmap = (
+            RoadmapSheet(header.roadmaps, today, PERCENT_FORMAT) if header.roadmaps else None
+        )
 
         specs = self._specs()
         if writer_process is None:
-            writer_process = header.total_targets >= PROCESS_WRITER_MIN_ROWS
+            rows = header.total_targets + header.roadmap_schools
+            writer_process = rows >= PROCESS_WRITER_MIN_ROWS
         self.book: Book | ProcessBook = ProcessBook(specs, path) if writer_process else Book(specs)
 
     def engine(self, form_id: str, version: int) -> MemoEngine:
@@ -254,7 +265,7 @@ class ExportWriter:
     # --- sheet layouts ------------------------------------------------------------------------
 
     def _specs(self) -> list[SheetSpec]:
-        return [
+        specs = [
             SheetSpec(SHEET_ANSWERS, tuple(self._answer_columns()), 4),
             SheetSpec(SHEET_EVENTS, tuple(self._event_columns()), 4),
             SheetSpec(SHEET_INDICATORS, tuple(self._indicator_columns()), 4),
@@ -262,6 +273,9 @@ class ExportWriter:
             SheetSpec(SHEET_PROGRESS, tuple(self._progress_columns()), 4),
             SheetSpec(SHEET_COMPLETION, tuple(self._completion_columns()), 2),
         ]
+        if self.roadmap is not None:
+            specs.append(SheetSpec(SHEET_ROADMAP, tuple(self.roadmap.columns()), 3))
+        return specs
 
     def _answer_columns(self) -> list[ColumnSpec]:
         columns = [
@@ -401,6 +415,15 @@ class ExportWriter:
                 raise ExportCancelled
             self._add(row)
             progress.done += 1
+
+    def add_roadmap(self, chunk: RoadmapChunk) -> None:
+        """Rows of «Дорожная карта», after the targets."""
+        if self.roadmap is None:
+            return
+        for school in chunk.schools:
+            if self.progress.cancelled.is_set():
+                raise ExportCancelled
+            self.book.append(ROADMAP, self.roadmap.row(school))
 
     def _add(self, row: TargetRow) -> None:
         campaign = self.campaigns[row.campaign_id]
@@ -710,6 +733,10 @@ class ExportWriter:
     def save(self) -> WorkbookSummary:
         self._write_municipalities()
         self._write_completion()
+        if self.roadmap is not None:
+            total = self.roadmap.total_row()
+            if total is not None:
+                self.book.append(ROADMAP, total)
         self.book.save(self.path)
         self.summary.writer_peak_rss_kb = self.book.peak_rss_kb
         return self.summary
@@ -722,16 +749,19 @@ def build_workbook(
     path: Path,
     header: ExportHeader,
     forms: Callable[[str, int], Form],
-    chunks: Iterable[Sequence[TargetRow]],
+    chunks: Iterable[Sequence[TargetRow] | RoadmapChunk],
     *,
     timezone: ZoneInfo,
     archive: DocumentArchive | None = None,
     progress: ExportProgress | None = None,
     writer_process: bool | None = None,
+    today: date | None = None,
 ) -> WorkbookSummary:
     """Write the whole workbook from the header and the streamed rows. Blocking.
 
+    ``chunks``: the targets' rows, then the roadmap sheet's :class:`RoadmapChunk` s.
     ``writer_process``: serialise in a separate process (default: for big exports).
+    ``today``: the date roadmap deadlines are judged by (default: today in ``timezone``).
     """
     writer = ExportWriter(
         header,
@@ -741,10 +771,14 @@ def build_workbook(
         archive=archive,
         progress=progress,
         writer_process=writer_process,
+        today=today,
     )
     try:
         for chunk in chunks:
-            writer.add(chunk)
+            if isinstance(chunk, RoadmapChunk):
+                writer.add_roadmap(chunk)
+            else:
+                writer.add(chunk)
         return writer.save()
     except BaseException:
         writer.abort()

@@ -604,3 +604,28 @@ async def roadmap_matrix(
                     row.append(MatrixCell("overdue" if due_on < today else "upcoming", due_on))
             cells[(item.id, school.id)] = row
     return items, schools, cells
+
+
+async def school_completions(
+    session: AsyncSession, item_ids: Sequence[int], school_ids: Sequence[int]
+) -> list[tuple[int, int, date, str | None, str | None]]:
+    """(item id, school id, occurrence, evidence name, note) of the given schools' reports.
+
+    For the export, one chunk of schools at a time: memory holds a chunk, never all
+    completions × schools of a large region. Selected by school only (its index) and
+    filtered by item here: with both in SQL, SQLite may walk the item index and read every
+    school's completions for each chunk.
+    """
+    if not item_ids or not school_ids:
+        return []
+    wanted = set(item_ids)
+    rows = await session.execute(
+        select(
+            ItemCompletion.item_id,
+            ItemCompletion.school_id,
+            ItemCompletion.due_on,
+            ItemCompletion.evidence_name,
+            ItemCompletion.note,
+        ).where(ItemCompletion.school_id.in_(list(school_ids)))
+    )
+    return [(i, s, d, name, note) for i, s, d, name, note in rows if i in wanted]
