@@ -51,6 +51,17 @@ async def registered(harness, region, school_code="S1", user_id=1001):
     return user
 
 
+async def started(services, region, school_code="S1", *, past_counts=False):
+    """A registered director at the first question (or at the first yes/no question)."""
+    harness = harness_for(services)
+    user = await registered(harness, region, school_code)
+    await user.click("▶ Начать заполнение")
+    if past_counts:
+        for _ in range(8):
+            await user.send("10")
+    return harness, user
+
+
 async def count(services, model) -> int:
     async with services.sessions() as session:
         return await session.scalar(select(func.count()).select_from(model))
@@ -128,9 +139,7 @@ async def test_bootstrap_admin_from_settings(services, region):
 
 
 async def test_whole_form_with_documents_review_and_submit(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region)
     answered = await walk_to_review(services, user, yes=True)
     assert answered == 17  # a risk-zone school sees the three risk questions
     user.expect("Заполнено: 17 из 17", "📎 1")
@@ -156,9 +165,7 @@ async def test_whole_form_with_documents_review_and_submit(services, region):
 
 
 async def test_no_answers_need_an_explanatory_note(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region, school_code="S2")
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region, "S2")
     answered = await walk_to_review(services, user, yes=False)
     assert answered == 14  # no risk-zone block for an ordinary school
     async with services.sessions() as session:
@@ -168,9 +175,7 @@ async def test_no_answers_need_an_explanatory_note(services, region):
 
 
 async def test_counts_reject_bad_input_with_specific_messages(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region)
     for text, fragment in [
         ("-1", "отрицательным"),
         ("12.5", "целое"),
@@ -190,11 +195,7 @@ async def test_counts_reject_bad_input_with_specific_messages(services, region):
 
 
 async def test_yes_no_needs_a_button_or_word(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
-    for _ in range(8):
-        await user.send("10")
+    _harness, user = await started(services, region, past_counts=True)
     assert user.buttons()[:2] == ["Да", "Нет"]
     before = await count(services, Answer)
     await user.send("может быть")
@@ -205,11 +206,7 @@ async def test_yes_no_needs_a_button_or_word(services, region):
 
 
 async def _at_first_document(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
-    for _ in range(8):
-        await user.send("10")
+    harness, user = await started(services, region, past_counts=True)
     await user.click("Да")
     return harness, user
 
@@ -273,11 +270,7 @@ async def test_failed_download_is_retried_in_the_background(services, region):
 
 
 async def test_a_file_instead_of_pressing_yes_means_yes(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
-    for _ in range(8):
-        await user.send("10")
+    _harness, user = await started(services, region, past_counts=True)
     await user.send_document(PDF, "план.pdf", "application/pdf")
     user.expect("сохранён")
     mode, slot = await position(services, "tg", "1001")
@@ -285,9 +278,7 @@ async def test_a_file_instead_of_pressing_yes_means_yes(services, region):
 
 
 async def test_back_edit_and_review(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region)
     await user.send("20")
     await user.send("5")
     await user.click("◀ Назад")
@@ -305,9 +296,7 @@ async def test_back_edit_and_review(services, region):
 
 
 async def test_submit_with_missing_answers_goes_to_the_first_gap(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region)
     await user.send("20")
     await user.click("📋 Все ответы")
     await user.click("📨 Отправить анкету")
@@ -317,9 +306,7 @@ async def test_submit_with_missing_answers_goes_to_the_first_gap(services, regio
 
 
 async def test_lowering_the_total_later_blocks_submit(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region)
     await walk_to_review(services, user)
     await user.click("1")
     await user.send("3")  # fewer teachers than the counts already given (5)
@@ -333,9 +320,7 @@ async def test_lowering_the_total_later_blocks_submit(services, region):
 
 async def test_restart_resumes_exactly_where_the_user_stopped(settings, region):
     services = region.services
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
+    _harness, user = await started(services, region)
     for text in ("20", "5", "4"):
         await user.send(text)
     await services.close()
@@ -399,11 +384,7 @@ async def _press_payload(harness, user, payload: str) -> None:
 
 
 async def test_stale_answer_button_does_not_answer_another_question(services, region):
-    harness = harness_for(services)
-    user = await registered(harness, region)
-    await user.click("▶ Начать заполнение")
-    for _ in range(8):
-        await user.send("10")
+    harness, user = await started(services, region, past_counts=True)
     first_keyboard = user.keyboard()
     assert [b.text for b in first_keyboard[0]] == ["Да", "Нет"]
     await user.click("Нет")
