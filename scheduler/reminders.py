@@ -992,6 +992,16 @@ class _Renderer:
         ]
         return municipalities, late
 
+    def _late_line(
+        self, template: str, everyone: list[int], late: list[int], names: dict[int, str]
+    ) -> str:
+        """«done of total» and who is late, for schools or municipalities alike."""
+        return template.format(
+            done=len(everyone) - len(late),
+            total=len(everyone),
+            names=listed(self._names(late, names)),
+        )
+
     def _names(self, ids: list[int], names: dict[int, str]) -> list[str]:
         return sorted(names.get(i, str(i)) for i in ids)
 
@@ -1063,22 +1073,14 @@ class _Renderer:
             schools, late = self._open_schools(item, roadmap, due_on, r)
             if late:
                 pending = True
-                lines.append(
-                    DIGEST_SCHOOLS.format(
-                        done=len(schools) - len(late),
-                        total=len(schools),
-                        names=listed(self._names(late, self.geo.school_name)),
-                    )
-                )
+                lines.append(self._late_line(DIGEST_SCHOOLS, schools, late, self.geo.school_name))
         if r.role == Role.REGIONAL and rdb.MUNICIPAL in roles:
             municipalities, late = self._open_municipalities(item, roadmap, due_on, r)
             if late:
                 pending = True
                 lines.append(
-                    DIGEST_MUNICIPALITIES.format(
-                        done=len(municipalities) - len(late),
-                        total=len(municipalities),
-                        names=listed(self._names(late, self.geo.municipality_name)),
+                    self._late_line(
+                        DIGEST_MUNICIPALITIES, municipalities, late, self.geo.municipality_name
                     )
                 )
         institutions_only = rdb.INSTITUTION in roles and not roles & {rdb.MUNICIPAL, rdb.DIRECTOR}
