@@ -15,7 +15,6 @@ from storage.models import (
     CampaignTarget,
     Invite,
     Municipality,
-    Region,
     Role,
     School,
     respondent_key,
@@ -172,17 +171,6 @@ async def issue_invites(session: AsyncSession, reissue: bool = False) -> list[In
         reissue=reissue,
     )
     return rows
-
-
-async def create_regional_invite(session: AsyncSession, role: str, region: Region | None) -> Invite:
-    taken = set(await session.scalars(select(Invite.code)))
-    code = repo.new_code()
-    while code in taken:
-        code = repo.new_code()
-    invite = Invite(code=code, role=role, region_id=region.id if region else None)
-    session.add(invite)
-    await session.flush()
-    return invite
 
 
 class CampaignError(ValueError):

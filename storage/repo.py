@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -350,7 +350,3 @@ async def schools_in_scope(
     if municipality_id is not None:
         query = query.where(School.municipality_id == municipality_id)
     return list(await session.scalars(query))
-
-
-def active_invite_filter():
-    return or_(Invite.revoked_at.is_(None))
