@@ -1,7 +1,7 @@
 """Platform-neutral conversation types.
 
 Adapters in ``bot/`` translate platform updates into :class:`Incoming` and render
-:class:`Outgoing` messages back. Nothing here knows about aiogram or vkbottle.
+:class:`Outgoing` messages back. Nothing here knows about aiogram, vkbottle or maxapi.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Protocol
 class Platform(StrEnum):
     TELEGRAM = "tg"
     VK = "vk"
+    MAX = "max"
     CONSOLE = "console"
 
 
