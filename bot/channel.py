@@ -58,7 +58,9 @@ class Channel(Protocol):
 
     async def parse(self, event: RawEvent) -> Parsed: ...
 
-    async def send(self, chat_id: str, message: Outgoing, *, dedup: str | None = None) -> str | None:
+    async def send(
+        self, chat_id: str, message: Outgoing, *, dedup: str | None = None
+    ) -> str | None:
         """Deliver and return the platform message id. Raises ``RecipientBlocked`` or
         ``RetryLater`` (nothing was delivered); any other error leaves delivery unknown."""
         ...
