@@ -10,13 +10,17 @@ A channel knows its platform's wire format and nothing about our database:
 * ``parse`` understands one stored event for the core. It may call the platform (answer a
   button press, remove a pressed keyboard) but never touches our database; it runs again if
   the process died before the event was marked done, so those calls must be harmless twice.
+* ``webhook`` checks one webhook request's secret and hands its events to ``sink``; the HTTP
+  answer (status, body) it returns is the acknowledgement, so it is sent only after ``sink``.
+* ``start`` checks the token and sets the platform up (commands, subscriptions) and raises
+  :class:`ChannelSetupError` with a Russian message an operator can act on; ``close`` frees it.
 * ``send``/``edit`` deliver what the core said. ``dedup`` is our outgoing message's id, so a
   platform that can deduplicate (VK ``random_id``) never shows a resent message twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,9 +50,23 @@ class Parsed:
 Sink = Callable[[list[RawEvent]], Awaitable[None]]
 
 
+class ChannelSetupError(Exception):
+    """The platform refused our setup (bad token, bot features off): the message, in Russian,
+    says what the operator should do. The runner prints it without a traceback."""
+
+
 class Channel(Protocol):
     platform: Platform
     fetcher: FileFetcher
+    webhook_path: str  # "/telegram", "/vk", "/max" on the one webhook server
+
+    async def start(self, *, webhook_url: str | None = None) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def webhook(
+        self, headers: Mapping[str, str], body: bytes, sink: Sink
+    ) -> tuple[int, str]: ...
 
     def raw_events(self, body: Any) -> Iterable[RawEvent]: ...
 
