@@ -75,7 +75,7 @@ def run() -> None:
         )
         if sys.stdin.isatty():
             typer.echo("Запускаю консольный режим…\n")
-            console(form="shnor_school")
+            console(form="shnor_school", database=None, reset=False)
             return
         raise typer.Exit(1)
     from bot.runner import run_bot
@@ -89,12 +89,23 @@ def console(
     database: Annotated[
         str | None, typer.Option(help="База для консоли (по умолчанию DATA_DIR/demo.sqlite3).")
     ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Начать демо заново: удалить демо-базу с ответами.")
+    ] = False,
 ) -> None:
     """Пройти анкету в терминале на демо-школе, без Telegram."""
     settings = settings_or_exit()
+    from bot.console import reset_demo, run_interactive
     from bot.runner import run_console
 
-    asyncio.run(run_console(settings, form, database))
+    if reset:
+        if database is not None:
+            raise fail("--reset сбрасывает только демо-базу; базу из --database удалите сами.", 2)
+        if reset_demo(settings.storage.data_dir):
+            typer.echo("Демо-база удалена: анкета начнётся заново.\n")
+    code = run_interactive(run_console(settings, form, database))
+    if code:
+        raise typer.Exit(code)
 
 
 # --- database ---------------------------------------------------------------------------------
