@@ -36,7 +36,9 @@ def settings_or_exit() -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(
+            f"{exc}\nИсправьте настройку в .env или в окружении и запустите снова.", err=True
+        )
         raise typer.Exit(2) from None
     logging.basicConfig(
         level=settings.app.log_level.upper(),
