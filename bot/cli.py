@@ -1,4 +1,4 @@
-"""Command line: python -m bot …"""
+"""Command line: python -m bot … (the README runs it as python3 scripts/dev.py …)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from bot import COMMAND
 from bot.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -72,7 +73,7 @@ def run() -> None:
     if settings.telegram.bot_token is None:
         typer.echo(
             "BOT_TOKEN не задан, поэтому Telegram не запущен.\n"
-            "Попробовать анкету можно в консоли: python -m bot console\n"
+            f"Попробовать анкету можно в консоли: {COMMAND} console\n"
             "Для Telegram получите токен у @BotFather и задайте BOT_TOKEN в .env."
         )
         if sys.stdin.isatty():
@@ -189,7 +190,7 @@ def invites(
 
     rows, username = asyncio.run(go())
     if not rows:
-        raise fail("Нет ни одной школы. Сначала: python -m bot import-schools ФАЙЛ.xlsx")
+        raise fail(f"Нет ни одной школы. Сначала: {COMMAND} import-schools ФАЙЛ.xlsx")
     from exports.invites import write_invites
 
     write_invites(out, rows, username)
@@ -431,7 +432,7 @@ def roadmap_list() -> None:
 
     rows = asyncio.run(go())
     if not rows:
-        typer.echo("Дорожных карт нет. Загрузите: python -m bot roadmap import ФАЙЛ")
+        typer.echo(f"Дорожных карт нет. Загрузите: {COMMAND} roadmap import ФАЙЛ")
     for row in rows:
         rm = row.roadmap
         state = "" if rm.active else " [выключена]"
@@ -633,9 +634,7 @@ def export(
             unknown = sorted(set(campaign or ()) - {c.id for c in header.campaigns})
             if unknown:
                 numbers = ", ".join(f"№{n}" for n in unknown)
-                raise fail(
-                    f"Анкетирование {numbers} не найдено. Список: python -m bot campaign list"
-                )
+                raise fail(f"Анкетирование {numbers} не найдено. Список: {COMMAND} campaign list")
             if not header.campaigns:
                 raise fail("Выгружать нечего: анкетирований пока нет.")
             return await run_export(

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot import COMMAND
 from handlers import callbacks as cb
 from handlers.core import ConversationCore
 from handlers.texts import ERROR
@@ -35,7 +36,6 @@ from handlers.types import (
 
 log = logging.getLogger(__name__)
 
-COMMAND = "python3 scripts/dev.py"  # how the README starts every command
 DEMO_DATABASE = "demo.sqlite3"  # in DATA_DIR
 EXIT_WORDS = {"exit", "quit", "выход", "/exit", "/quit"}
 MAX_LINE = 4096  # what one Telegram message holds: the console is the same bot

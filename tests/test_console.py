@@ -82,7 +82,7 @@ def test_run_without_token_points_to_the_console(tmp_path):
     )
     assert result.returncode == 1
     assert "BOT_TOKEN не задан" in result.stdout
-    assert "python -m bot console" in result.stdout
+    assert "python3 scripts/dev.py console" in result.stdout
 
 
 ROOT = Path(__file__).resolve().parent.parent
