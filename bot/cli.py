@@ -31,6 +31,7 @@ app.add_typer(roadmap_app, name="roadmap")
 app.add_typer(reminders_app, name="reminders")
 
 log = logging.getLogger("bot")
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
 def settings_or_exit() -> Settings:
@@ -90,7 +91,8 @@ def run() -> None:
 def console(
     form: Annotated[str, typer.Option(help="Какую анкету заполнять в демо.")] = "shnor_school",
     database: Annotated[
-        str | None, typer.Option(help="База для консоли (по умолчанию DATA_DIR/demo.sqlite3).")
+        str | None,
+        typer.Option(help="Файл или URL базы для консоли (по умолчанию DATA_DIR/demo.sqlite3)."),
     ] = None,
     reset: Annotated[
         bool, typer.Option("--reset", help="Начать демо заново: удалить демо-базу с ответами.")
@@ -100,7 +102,15 @@ def console(
     settings = settings_or_exit()
     from bot.console import reset_demo, run_interactive
     from bot.runner import run_console
+    from forms.loader import load_bundled
 
+    known = sorted({f.id for f in load_bundled().values()})
+    if form not in known:
+        raise fail(f"--form: анкеты «{form}» нет. Есть: {', '.join(known)}.", 2)
+    if database is not None and "://" not in database:  # a file name: an SQLite database
+        database = f"sqlite+aiosqlite:///{Path(database).resolve()}"
+    elif database is not None and not database.startswith(DATABASE_SCHEMES):
+        raise fail("--database: ожидается путь к файлу или sqlite+aiosqlite:///путь.", 2)
     if reset:
         if database is not None:
             raise fail("--reset сбрасывает только демо-базу; базу из --database удалите сами.", 2)

@@ -208,3 +208,14 @@ def test_reset_starts_the_demo_again(tmp_path):
     assert "вопрос 1 из 17" in out and "вопрос 2 из 17" not in out
     foreign = run_console(tmp_path, b"", "--reset", "--database", "sqlite+aiosqlite:///x.db")
     assert foreign.returncode == 2 and "--reset" in foreign.stderr.decode()
+
+
+def test_an_unknown_form_is_named_without_a_traceback(tmp_path):
+    result = run_console(tmp_path, b"", "--form", "nope")
+    err = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in err
+    assert "«nope»" in err and "shnor_school" in err
+    bad_url = run_console(tmp_path, b"", "--database", "mysql://x")
+    assert bad_url.returncode == 2 and "--database" in bad_url.stderr.decode()
+    file_name = run_console(tmp_path, "выход\n".encode(), "--database", str(tmp_path / "my.db"))
+    assert file_name.returncode == 0 and (tmp_path / "my.db").is_file()
