@@ -66,9 +66,10 @@ _DOCUMENT_EXTENSIONS = {
     ".pdf", ".doc", ".docx", ".odt", ".rtf", ".txt", ".xls", ".xlsx", ".ods",
     ".jpg", ".jpeg", ".png", ".zip", ".rar", ".7z",
 }  # fmt: skip
-# How the core asks for a file: «Пришлите файл…», «Прикрепите документ…», «пришлите ещё».
+# How the core asks for a file: «Пришлите файл…», «Прикрепите документ…», «пришлите ещё»,
+# «Пришлите PDF, DOC/DOCX…».
 _FILE_PROMPT = re.compile(
-    r"\b(?:пришлите|прикрепите|приложите)\b[^\n]{0,60}?(?:файл|документ|ещё|снова)",
+    r"\b(?:пришлите|прикрепите|приложите)\b[^\n]{0,60}?(?:файл|документ|ещё|снова|PDF)",
     re.IGNORECASE,
 )
 

@@ -11,9 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from bot.console import ConsoleFileFetcher, ConsoleSession
+from bot.console import ConsoleFileFetcher, ConsoleSession, looks_like_path, offers_document
 from storage.demo import demo_user_id, seed_demo
 from storage.models import Attachment, Response, ResponseStatus
 from tests.walk import NOTE, PDF
@@ -219,3 +220,46 @@ def test_an_unknown_form_is_named_without_a_traceback(tmp_path):
     assert bad_url.returncode == 2 and "--database" in bad_url.stderr.decode()
     file_name = run_console(tmp_path, "выход\n".encode(), "--database", str(tmp_path / "my.db"))
     assert file_name.returncode == 0 and (tmp_path / "my.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("line", "is_path"),
+    [
+        ("/home/директор/приказ.pdf", True),
+        ("~/приказ.pdf", True),
+        ("./скан.jpg", True),
+        ("C:\\Users\\school\\приказ.docx", True),
+        ("приказ.pdf", True),
+        ("мой приказ.pdf", True),
+        ("'/путь с пробелами/приказ.pdf'", True),
+        ("Приказ № 12 от 01.02.2023", False),  # an evidence reference, typed as text
+        ("1/2 педагогов прошли курсы", False),
+        ("и т.д", False),
+        (LONG_NOTE, False),
+        ("~10", True),  # looks like one, so «Файл не найден» while a document is expected
+    ],
+)
+def test_what_looks_like_a_path(line, is_path):
+    assert looks_like_path(line) is is_path
+
+
+def test_a_request_for_a_file_is_recognised_in_every_document_step():
+    from handlers import callbacks as cb
+    from handlers import deadlines_chat, texts
+    from handlers.types import Button, OutText
+    from storage.files import ACCEPTED_LIST
+
+    asks = [
+        texts.ASK_DOCUMENTS.format(what="", accepted=ACCEPTED_LIST, limit="20 МБ"),
+        texts.SEND_DOCUMENT.format(accepted=ACCEPTED_LIST, limit="20 МБ"),
+        texts.NEED_DOCUMENT,
+        texts.FILE_BAD_NAME.format(name="a.exe", accepted=ACCEPTED_LIST),
+        texts.FILE_TOO_BIG.format(name="a.pdf", size="30 МБ", limit="20 МБ"),
+        deadlines_chat.ASK_EVIDENCE.format(number="1", action="…", what="", accepted=ACCEPTED_LIST),
+    ]
+    for text in asks:
+        assert offers_document(OutText(text)), text
+    done = OutText("📎 …", [[Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, 1))]])
+    assert offers_document(done)
+    for text in (texts.ASK_NOTE, texts.TYPE_NUMBER, texts.FILE_NOT_EXPECTED, texts.IDLE_HINT):
+        assert not offers_document(OutText(text)), text
