@@ -1,4 +1,4 @@
-"""Command line: python -m bot …"""
+"""Command line: python -m bot … (the README runs it as python3 scripts/dev.py …)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from bot import COMMAND
 from bot.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -30,13 +31,16 @@ app.add_typer(roadmap_app, name="roadmap")
 app.add_typer(reminders_app, name="reminders")
 
 log = logging.getLogger("bot")
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
 def settings_or_exit() -> Settings:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        typer.echo(
+            f"{exc}\nИсправьте настройку в .env или в окружении и запустите снова.", err=True
+        )
         raise typer.Exit(2) from None
     logging.basicConfig(
         level=settings.app.log_level.upper(),
@@ -70,12 +74,12 @@ def run() -> None:
     if settings.telegram.bot_token is None:
         typer.echo(
             "BOT_TOKEN не задан, поэтому Telegram не запущен.\n"
-            "Попробовать анкету можно в консоли: python -m bot console\n"
+            f"Попробовать анкету можно в консоли: {COMMAND} console\n"
             "Для Telegram получите токен у @BotFather и задайте BOT_TOKEN в .env."
         )
         if sys.stdin.isatty():
             typer.echo("Запускаю консольный режим…\n")
-            console(form="shnor_school")
+            console(form="shnor_school", database=None, reset=False)
             return
         raise typer.Exit(1)
     from bot.runner import run_bot
@@ -87,14 +91,34 @@ def run() -> None:
 def console(
     form: Annotated[str, typer.Option(help="Какую анкету заполнять в демо.")] = "shnor_school",
     database: Annotated[
-        str | None, typer.Option(help="База для консоли (по умолчанию DATA_DIR/demo.sqlite3).")
+        str | None,
+        typer.Option(help="Файл или URL базы для консоли (по умолчанию DATA_DIR/demo.sqlite3)."),
     ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Начать демо заново: удалить демо-базу с ответами.")
+    ] = False,
 ) -> None:
     """Пройти анкету в терминале на демо-школе, без Telegram."""
     settings = settings_or_exit()
+    from bot.console import reset_demo, run_interactive
     from bot.runner import run_console
+    from forms.loader import load_bundled
 
-    asyncio.run(run_console(settings, form, database))
+    known = sorted({f.id for f in load_bundled().values()})
+    if form not in known:
+        raise fail(f"--form: анкеты «{form}» нет. Есть: {', '.join(known)}.", 2)
+    if database is not None and "://" not in database:  # a file name: an SQLite database
+        database = f"sqlite+aiosqlite:///{Path(database).resolve()}"
+    elif database is not None and not database.startswith(DATABASE_SCHEMES):
+        raise fail("--database: ожидается путь к файлу или sqlite+aiosqlite:///путь.", 2)
+    if reset:
+        if database is not None:
+            raise fail("--reset сбрасывает только демо-базу; базу из --database удалите сами.", 2)
+        if reset_demo(settings.storage.data_dir):
+            typer.echo("Демо-база удалена: анкета начнётся заново.\n")
+    code = run_interactive(run_console(settings, form, database))
+    if code:
+        raise typer.Exit(code)
 
 
 # --- database ---------------------------------------------------------------------------------
@@ -176,7 +200,7 @@ def invites(
 
     rows, username = asyncio.run(go())
     if not rows:
-        raise fail("Нет ни одной школы. Сначала: python -m bot import-schools ФАЙЛ.xlsx")
+        raise fail(f"Нет ни одной школы. Сначала: {COMMAND} import-schools ФАЙЛ.xlsx")
     from exports.invites import write_invites
 
     write_invites(out, rows, username)
@@ -418,7 +442,7 @@ def roadmap_list() -> None:
 
     rows = asyncio.run(go())
     if not rows:
-        typer.echo("Дорожных карт нет. Загрузите: python -m bot roadmap import ФАЙЛ")
+        typer.echo(f"Дорожных карт нет. Загрузите: {COMMAND} roadmap import ФАЙЛ")
     for row in rows:
         rm = row.roadmap
         state = "" if rm.active else " [выключена]"
@@ -620,9 +644,7 @@ def export(
             unknown = sorted(set(campaign or ()) - {c.id for c in header.campaigns})
             if unknown:
                 numbers = ", ".join(f"№{n}" for n in unknown)
-                raise fail(
-                    f"Анкетирование {numbers} не найдено. Список: python -m bot campaign list"
-                )
+                raise fail(f"Анкетирование {numbers} не найдено. Список: {COMMAND} campaign list")
             if not header.campaigns:
                 raise fail("Выгружать нечего: анкетирований пока нет.")
             return await run_export(

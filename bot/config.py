@@ -23,6 +23,8 @@ _COMMON = SettingsConfigDict(env_file=ENV_FILE, env_file_encoding="utf-8", extra
 
 PUBLIC_TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 LOCAL_TELEGRAM_DOWNLOAD_LIMIT = 2000 * 1024 * 1024
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECRET_VARIABLES = {"BOT_TOKEN"}  # never repeated in an error message
 
 
 class ConfigError(Exception):
@@ -53,7 +55,7 @@ class TelegramSettings(BaseSettings):
         if value is not None:
             head, _, tail = value.get_secret_value().partition(":")
             if not head.isdigit() or not tail:
-                raise ValueError("expected a token like 123456:ABC-DEF from @BotFather")
+                raise ValueError("ожидается токен от @BotFather вида 123456:ABC-DEF")
         return value
 
     @field_validator("api_url")
@@ -63,7 +65,7 @@ class TelegramSettings(BaseSettings):
             return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
-            raise ValueError("expected a URL like http://127.0.0.1:8081")
+            raise ValueError("ожидается адрес вида http://127.0.0.1:8081")
         return value
 
     @property
@@ -91,7 +93,7 @@ class StorageSettings(BaseSettings):
             if value.startswith(plain):
                 return driver + value[len(plain) :]
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("expected sqlite+aiosqlite:///path or postgresql+asyncpg://…")
+            raise ValueError("ожидается sqlite+aiosqlite:///путь или postgresql+asyncpg://…")
         return value
 
     @property
@@ -112,13 +114,26 @@ class AppSettings(BaseSettings):
     admins: Annotated[list[AdminRef], NoDecode] = Field(default_factory=list, alias="ADMINS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = "WARNING" if level == "WARN" else level
+        if level not in LOG_LEVELS:
+            raise ValueError(
+                "неизвестный уровень, ожидается DEBUG, INFO, WARNING, ERROR или CRITICAL"
+            )
+        return level
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("unknown time zone, expected e.g. Europe/Moscow") from exc
+            raise ValueError(
+                "неизвестный часовой пояс, ожидается, например, Europe/Moscow"
+            ) from exc
         return value
 
     @field_validator("admins", mode="before")
@@ -133,7 +148,7 @@ class AppSettings(BaseSettings):
                 continue
             platform, _, user_id = chunk.partition(":")
             if platform not in ("tg", "vk") or not user_id.strip().isdigit():
-                raise ValueError(f"{chunk!r}: expected tg:<user id> or vk:<user id>")
+                raise ValueError("ожидается список вида tg:123456789,vk:1234")
             admins.append(AdminRef(platform, user_id.strip()))
         return admins
 
@@ -180,10 +195,10 @@ class ReminderSettings(BaseSettings):
             try:
                 value = [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
             except ValueError:
-                raise ValueError("expected days before the deadline, e.g. 7,3,1,0") from None
+                raise ValueError("ожидаются дни до срока через запятую, например 7,3,1,0") from None
         if isinstance(value, list | tuple):
             if any(int(v) < 0 for v in value):
-                raise ValueError("days before the deadline cannot be negative")
+                raise ValueError("дни до срока не могут быть отрицательными, например 7,3,1,0")
             return tuple(sorted({int(v) for v in value}, reverse=True))
         return value
 
@@ -194,15 +209,15 @@ class ReminderSettings(BaseSettings):
             try:
                 return _parse_clock(value)
             except ValueError:
-                raise ValueError("expected a time like 09:00") from None
+                raise ValueError("ожидается время вида 09:00") from None
         return value
 
     @model_validator(mode="after")
     def _send_time_is_daytime(self) -> ReminderSettings:
         if self.is_quiet(self.send_time):
             raise ValueError(
-                f"REMINDER_TIME {self.send_time:%H:%M} falls into the quiet hours "
-                f"{self.quiet_start:%H:%M}–{self.quiet_end:%H:%M}"
+                f"REMINDER_TIME: {self.send_time:%H:%M} попадает в тихие часы "
+                f"{self.quiet_start:%H:%M}–{self.quiet_end:%H:%M}; ожидается дневное время"
             )
         return self
 
@@ -226,14 +241,53 @@ class Settings(BaseModel):
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
 
 
+# What pydantic's own checks mean, said in Russian; custom validators word their own.
+_EXPECTED = {
+    "bool_parsing": "ожидается true или false",
+    "bool_type": "ожидается true или false",
+    "int_parsing": "ожидается целое число",
+    "int_from_float": "ожидается целое число",
+    "int_type": "ожидается целое число",
+    "float_parsing": "ожидается число",
+    "float_type": "ожидается число",
+    "greater_than_equal": "ожидается число не меньше {ge}",
+    "greater_than": "ожидается число больше {gt}",
+    "less_than_equal": "ожидается число не больше {le}",
+    "less_than": "ожидается число меньше {lt}",
+    "time_parsing": "ожидается время вида 09:00",
+    "time_type": "ожидается время вида 09:00",
+}
+_FALLBACK = "недопустимое значение, допустимые описаны в README (раздел «Configuration»)"
+
+
 def _variable_name(section: type[BaseSettings], loc: tuple) -> str:
     field = section.model_fields.get(str(loc[0])) if loc else None
     return (field.alias if field and field.alias else str(loc[0] if loc else "?")).upper()
 
 
+def _problem(section: type[BaseSettings], error: dict) -> str:
+    """One line: the variable, the value given (unless secret) and what is expected."""
+    if error["type"] == "value_error":
+        reason = str(error.get("ctx", {}).get("error", error["msg"]))
+    else:
+        limits = {
+            k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()
+        }
+        reason = _EXPECTED.get(error["type"], _FALLBACK).format(**limits)
+    if not error["loc"]:  # a check across variables names them itself
+        return reason + "."
+    name = _variable_name(section, error["loc"])
+    given = error.get("input")
+    if isinstance(given, str) and name not in SECRET_VARIABLES:
+        shown = given if len(given) <= 40 else given[:39] + "…"
+        return f"{name}: «{shown}» — {reason}."
+    return f"{name}: {reason}."
+
+
 def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
-    """Read every section; a bad value raises ConfigError naming the variable."""
+    """Read every section; bad values raise one ConfigError, a line per variable."""
     sections = {}
+    problems: list[str] = []
     for key, section in (
         ("telegram", TelegramSettings),
         ("storage", StorageSettings),
@@ -243,8 +297,13 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{_variable_name(section, err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"Invalid configuration — {problems}") from None
+            problems += [_problem(section, err) for err in exc.errors()]
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{env_file}: файл не в кодировке UTF-8. Сохраните его в UTF-8 и запустите снова."
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{env_file}: файл не читается ({exc.strerror}).") from None
+    if problems:
+        raise ConfigError("\n".join(problems))
     return Settings(**sections)

@@ -224,7 +224,7 @@ class ExportChat:
         task.add_done_callback(self._tasks.discard)
 
     async def _cli(self, turn: Turn, scope: ExportScope) -> str:
-        parts = ["python -m bot export --out выгрузка.xlsx"]
+        parts = ["python3 scripts/dev.py export --out выгрузка.xlsx"]
         if scope.campaign_ids and len(scope.campaign_ids) == 1:
             parts.append(f"--campaign {scope.campaign_ids[0]}")
         if scope.municipality_id is not None:

@@ -237,7 +237,7 @@ async def open_campaign(
     if not campaign.targets:
         raise CampaignError(
             "Анкету некому открыть: нет подходящих школ. Сначала загрузите список: "
-            "python -m bot import-schools ФАЙЛ.xlsx"
+            "python3 scripts/dev.py import-schools ФАЙЛ.xlsx"
         )
     session.add(campaign)
     await session.flush()

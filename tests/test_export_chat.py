@@ -184,8 +184,8 @@ async def test_too_big_for_the_chat_says_how_to_use_the_cli(services, messenger,
     for start in ("Файл получился слишком большим", "Архив документов слишком большой"):
         line = next(t for t in texts if t.startswith(start))
         assert (
-            'python -m bot export --out выгрузка.xlsx --campaign 1 --municipality "Борисовский '
-            'район" --documents документы.zip'
+            "python3 scripts/dev.py export --out выгрузка.xlsx --campaign 1 "
+            '--municipality "Борисовский район" --documents документы.zip'
         ) in line
 
 
