@@ -1,15 +1,18 @@
-"""The «Ответы» sheet: one row per respondent and campaign that has a response.
+"""The answers sheets, one per form («Ответы — Анкета ОО»): a row per respondent and campaign
+that has a response, with only that form's questions. A form without any response in the
+export's scope gets no sheet.
 
-Municipality, school, status, submitted at, one column per question in form order, a
+Columns: municipality, school, status, submitted at, one column per question in form order, a
 «Пояснение: …» column after every yes/no question that asks for an explanatory note on «нет»,
 the number of documents and their paths inside the documents archive (see
-:mod:`exports.archive`; the paths are planned whether or not a ZIP is written, so the sheet and
+:mod:`exports.archive`; the paths are planned whether or not a ZIP is written, so the sheets and
 the archive always agree).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +35,33 @@ from forms.schema import QuestionKind
 from storage.models import AttachmentStatus
 
 SHEET_ANSWERS = "Ответы"
+SHEET_TITLE_LIMIT = 31  # Excel's
+SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def answer_sheet_titles(names: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
+    """«Ответы — <name>» per form: within Excel's 31 characters, without the characters Excel
+    refuses in a sheet name, unique case-insensitively (also against ``taken``)."""
+    used = {t.casefold() for t in taken}
+    titles: list[str] = []
+    for name in names:
+        cleaned = " ".join(SHEET_FORBIDDEN.sub(" ", name).split()).strip("'").strip()
+        wanted = f"{SHEET_ANSWERS} — {cleaned}" if cleaned else SHEET_ANSWERS
+        title = _fit(wanted, "")
+        number = 1
+        while title.casefold() in used:
+            number += 1
+            title = _fit(wanted, f" ({number})")
+        used.add(title.casefold())
+        titles.append(title)
+    return titles
+
+
+def _fit(title: str, suffix: str) -> str:
+    room = SHEET_TITLE_LIMIT - len(suffix)
+    if len(title) > room:
+        title = title[: room - 1].rstrip(" '—") + "…"
+    return title + suffix
 
 
 class DocumentPaths:
@@ -75,13 +105,12 @@ class DocumentPaths:
 
 
 class AnswersSheet:
-    """Columns and rows of «Ответы»: every form's questions side by side."""
+    """Columns and rows of one form's answers sheet (all the form's versions)."""
 
-    def __init__(self, layouts: Mapping[str, FormLayout], zone: ZoneInfo) -> None:
-        self.layouts = layouts
+    def __init__(self, layout: FormLayout, title: str, zone: ZoneInfo) -> None:
+        self.layout = layout
+        self.title = title
         self.zone = zone
-        self.offsets: dict[str, int] = {}
-        self.tail = 0
 
     def columns(self) -> list[ColumnSpec]:
         columns = [
@@ -90,23 +119,15 @@ class AnswersSheet:
             ColumnSpec("submitted_at", "Отправлена", 17, DATETIME_FORMAT),
             ColumnSpec("updated_at", "Последнее изменение", 17, DATETIME_FORMAT),
         ]
-        ids = [c.question.id for layout in self.layouts.values() for c in layout.questions]
-        clashes = {i for i in ids if ids.count(i) > 1}
-        for fid, layout in self.layouts.items():
-            self.offsets[fid] = len(columns)
-            for col in layout.questions:
-                q = col.question
-                key = f"{fid}.{q.id}" if q.id in clashes else q.id
-                narrow = q.kind in (QuestionKind.INTEGER, QuestionKind.YES_NO, QuestionKind.DATE)
-                number_format = DATE_FORMAT if q.kind is QuestionKind.DATE else None
-                columns.append(
-                    ColumnSpec(key, question_header(q), 14 if narrow else 30, number_format)
-                )
-                if col.note:
-                    columns.append(
-                        ColumnSpec(f"{key}__note", f"Пояснение: {question_header(q)}", 36)
-                    )
-        self.tail = len(columns)
+        for col in self.layout.questions:
+            q = col.question
+            narrow = q.kind in (QuestionKind.INTEGER, QuestionKind.YES_NO, QuestionKind.DATE)
+            number_format = DATE_FORMAT if q.kind is QuestionKind.DATE else None
+            columns.append(
+                ColumnSpec(q.id, question_header(q), 14 if narrow else 30, number_format)
+            )
+            if col.note:
+                columns.append(ColumnSpec(f"{q.id}__note", f"Пояснение: {question_header(q)}", 36))
         columns += [
             ColumnSpec("documents_count", "Документов", 11),
             ColumnSpec("documents", "Документы (пути в архиве)", 60),
@@ -116,7 +137,6 @@ class AnswersSheet:
     def row(
         self,
         identity: list[Any],
-        layout: FormLayout,
         response: ResponseInfo,
         visibility: Visibility,
         documents: str | None,
@@ -128,11 +148,8 @@ class AnswersSheet:
             local_naive(response.submitted_at, zone),
             local_naive(response.updated_at, zone),
         ]
-        offset = self.offsets[layout.form_id]
-        if offset > len(values):
-            values.extend([None] * (offset - len(values)))
         answers = response.answers
-        for col, visible in layout.visible_columns(visibility):
+        for col, visible in self.layout.visible_columns(visibility):
             state = answers.get(col.slot) if visible else None
             if state is None:
                 values.append(None)
@@ -142,8 +159,6 @@ class AnswersSheet:
             values.append(answer_value(col.question, state.value))
             if col.note:
                 values.append(state.note or None)
-        if self.tail > len(values):
-            values.extend([None] * (self.tail - len(values)))
         values.append(len(response.documents))
         values.append(documents)
         return values

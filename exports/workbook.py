@@ -2,7 +2,7 @@
 
 Sheets (Russian names and headers), each built by its own module:
 
-* «Ответы» (:mod:`exports.answers`);
+* one answers sheet per form with responses, «Ответы — Анкета ОО» (:mod:`exports.answers`);
 * «Мероприятия», «Показатели», «Прогресс» (:mod:`exports.respondents`);
 * «Муниципалитеты», «Готовность» (:mod:`exports.summary`);
 * «Дорожная карта» — roadmap items × schools (:mod:`exports.roadmap`); left out when no
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exports.answers import SHEET_ANSWERS, AnswersSheet, DocumentPaths
+from exports.answers import AnswersSheet, DocumentPaths, answer_sheet_titles
 from exports.archive import DocumentArchive
 from exports.cells import PERCENT_FORMAT
 from exports.data import ExportHeader, TargetRow
@@ -56,7 +56,6 @@ from forms.schema import Form
 
 __all__ = ["PERCENT_FORMAT", "ExportProgress", "WorkbookSummary", "build_workbook"]
 
-ANSWERS, EVENTS, INDICATORS, MUNICIPALITIES, PROGRESS, COMPLETION, ROADMAP = range(7)
 PROCESS_WRITER_MIN_ROWS = 1_000  # smaller exports are written in the calling thread
 
 
@@ -82,6 +81,18 @@ class WorkbookSummary:
 
 class ExportCancelled(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Sheets:
+    """Book indices of the sheets after the answers sheets."""
+
+    events: int
+    indicators: int
+    municipalities: int
+    progress: int
+    completion: int
+    roadmap: int
 
 
 class ExportWriter:
@@ -131,7 +142,18 @@ class ExportWriter:
         self.roadmap = (
             RoadmapSheet(header.roadmaps, today, PERCENT_FORMAT) if header.roadmaps else None
         )
-        self.answers = AnswersSheet(self.layouts, timezone)
+        answered = header.forms_with_responses()
+        layouts = [layout for fid, layout in self.layouts.items() if fid in answered]
+        fixed = [SHEET_EVENTS, SHEET_INDICATORS, SHEET_MUNICIPALITIES, SHEET_PROGRESS]
+        fixed += [SHEET_COMPLETION, SHEET_ROADMAP]
+        titles = answer_sheet_titles([_short_name(layout.form) for layout in layouts], fixed)
+        # form id -> (sheet index, sheet); the other sheets follow the answers sheets
+        self.answers = {
+            layout.form_id: (index, AnswersSheet(layout, title, timezone))
+            for index, (layout, title) in enumerate(zip(layouts, titles, strict=True))
+        }
+        first = len(self.answers)
+        self.sheet = _Sheets(*range(first, first + 6))
         self.events = EventsSheet(self.layouts)
         self.indicators = IndicatorsSheet(self.layouts)
         self.progress_sheet = ProgressSheet(timezone)
@@ -153,8 +175,8 @@ class ExportWriter:
         return engine
 
     def _specs(self) -> list[SheetSpec]:
-        specs = [
-            SheetSpec(SHEET_ANSWERS, tuple(self.answers.columns()), 4),
+        specs = [SheetSpec(s.title, tuple(s.columns()), 4) for _, s in self.answers.values()]
+        specs += [
             SheetSpec(SHEET_EVENTS, tuple(self.events.columns()), 4),
             SheetSpec(SHEET_INDICATORS, tuple(self.indicators.columns()), 4),
             SheetSpec(SHEET_MUNICIPALITIES, tuple(self.municipalities_sheet.columns()), 2),
@@ -182,7 +204,7 @@ class ExportWriter:
         for school in chunk.schools:
             if self.progress.cancelled.is_set():
                 raise ExportCancelled
-            self.book.append(ROADMAP, self.roadmap.row(school))
+            self.book.append(self.sheet.roadmap, self.roadmap.row(school))
 
     def _add(self, row: TargetRow) -> None:
         campaign = self.campaigns[row.campaign_id]
@@ -216,26 +238,30 @@ class ExportWriter:
         if response is not None:
             self.summary.responses += 1
             self.summary.counted += counted
-            documents = self.documents.cell(school, response, municipality)
-            book.append(
-                ANSWERS, self.answers.row(identity, layout, response, visibility, documents)
-            )
+            answers_sheet = self.answers.get(layout.form_id)
+            if answers_sheet is not None:  # None: the form's first response came after the header
+                index, sheet = answers_sheet
+                documents = self.documents.cell(school, response, municipality)
+                book.append(index, sheet.row(identity, response, visibility, documents))
             if layout.groups:
                 rows = self.events.rows(identity, layout, engine, response, visibility)
                 if rows:
-                    book.extend(EVENTS, rows)
+                    book.extend(self.sheet.events, rows)
             if layout.indicators:
                 values = school_values(engine, answers, flags)
         if school is not None and layout.indicators and layout.respondent == "school":
             book.append(
-                INDICATORS,
+                self.sheet.indicators,
                 self.indicators.row(identity, layout, school, status, counted, values),
             )
         aggregator = self.aggregators.get(campaign.id)
         if aggregator is not None:
             respondent_id = school.id if school is not None else row.municipality_id
             aggregator.add(row.municipality_id, respondent_id, flags, status, values)
-        book.append(PROGRESS, self.progress_sheet.row(identity, engine, row, response, visibility))
+        book.append(
+            self.sheet.progress,
+            self.progress_sheet.row(identity, engine, row, response, visibility),
+        )
         name = school.name if school is not None else municipality.name
         self.tally.add(campaign.id, municipality.id, status, counted, name)
 
@@ -244,16 +270,16 @@ class ExportWriter:
     def save(self) -> WorkbookSummary:
         book = self.book
         for values in self.municipalities_sheet.rows():
-            book.append(MUNICIPALITIES, values)
+            book.append(self.sheet.municipalities, values)
         for values in self.completion_sheet.rows():
-            book.append(COMPLETION, values)
-        chart = self.completion_sheet.chart(COMPLETION)
+            book.append(self.sheet.completion, values)
+        chart = self.completion_sheet.chart(self.sheet.completion)
         if chart is not None:
             book.add_chart(chart)
         if self.roadmap is not None:
             total = self.roadmap.total_row()
             if total is not None:
-                book.append(ROADMAP, total)
+                book.append(self.sheet.roadmap, total)
         book.save(self.path)
         self.summary.documents = self.documents.documents
         self.summary.archived = self.documents.archived
@@ -263,6 +289,10 @@ class ExportWriter:
 
     def abort(self) -> None:
         self.book.abort()
+
+
+def _short_name(form: Form) -> str:
+    return form.short or form.title
 
 
 def build_workbook(

@@ -1,4 +1,4 @@
-"""The documents archive: Windows-safe unique names, layout, and the «Ответы» references."""
+"""The documents archive: Windows-safe unique names, layout, and the answers sheets' paths."""
 
 from __future__ import annotations
 
@@ -124,13 +124,15 @@ async def test_archive_layout_matches_the_answers_sheet(tmp_path, tmp_path_facto
     assert result.summary.archived == len(names) == 10
     assert result.summary.missing_documents == [f"{MUN_A}/Школа №2/iup_iup.pdf"]
 
-    ws = load_workbook(workbook)["Ответы"]
-    rows = list(ws.iter_rows(values_only=True))
-    ids = rows[0]
     listed = []
-    for row in rows[2:]:
-        paths = row[ids.index("documents")]
-        if paths:
-            listed += paths.split("\n")
+    sheets = [ws for ws in load_workbook(workbook) if ws.title.startswith("Ответы — ")]
+    assert len(sheets) == 3
+    for ws in sheets:
+        rows = list(ws.iter_rows(values_only=True))
+        ids = rows[0]
+        for row in rows[2:]:
+            paths = row[ids.index("documents")]
+            if paths:
+                listed += paths.split("\n")
     assert sorted(p for p in listed if "не найден" not in p) == sorted(names)
     assert f"{MUN_A}/Школа №2/iup_iup.pdf (файл не найден)" in listed
