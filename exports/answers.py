@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exports.archive import ArchivePlanner, DocumentArchive
+from exports.archive import ArchivePlanner, DocumentArchive, question_label
 from exports.cells import (
     DATE_FORMAT,
     DATETIME_FORMAT,
@@ -28,9 +28,10 @@ from exports.cells import (
     status_name,
 )
 from exports.data import MunicipalityInfo, ResponseInfo, SchoolInfo
-from exports.indicators import Visibility
+from exports.indicators import MemoEngine, Visibility
 from exports.layout import FormLayout
 from exports.xlsx import ColumnSpec
+from forms.engine import Slot
 from forms.schema import QuestionKind
 from storage.models import AttachmentStatus
 
@@ -75,10 +76,16 @@ class DocumentPaths:
         self.missing: list[str] = []
 
     def cell(
-        self, school: SchoolInfo | None, response: ResponseInfo, municipality: MunicipalityInfo
+        self,
+        school: SchoolInfo | None,
+        response: ResponseInfo,
+        municipality: MunicipalityInfo,
+        engine: MemoEngine,
+        visibility: Visibility,
     ) -> str | None:
         if not response.documents:
             return None
+        labels = document_labels(engine, visibility)
         paths: list[str] = []
         for document in response.documents:
             self.documents += 1
@@ -90,7 +97,8 @@ class DocumentPaths:
                 municipality.name,
                 school.id if school is not None else None,
                 school.name if school is not None else None,
-                document.question_id,
+                labels.get(Slot(document.question_id, document.row))
+                or _hidden_label(engine, document.question_id),
                 document.original_name,
             )
             if self.archive is not None:
@@ -102,6 +110,30 @@ class DocumentPaths:
             paths.append(path)
         text = "\n".join(paths)
         return text if len(text) <= MAX_CELL_TEXT else text[:MAX_CELL_TEXT] + "…"
+
+
+def document_labels(engine: MemoEngine, visibility: Visibility) -> dict[Slot, str]:
+    """Each visible slot's «1.2.4 вопрос 9 «…»», numbered as the director saw it in the walk
+    and on the review screen; computed once per visibility."""
+    labels = visibility.derived.get("document_labels")
+    if labels is None:
+        labels = {}
+        for index, slot in enumerate(visibility.slots, start=1):
+            q = engine.question(slot.question_id)
+            section = engine.section_of(slot.question_id)
+            labels[slot] = question_label(section.shown_number, index, question_header(q))
+        visibility.derived["document_labels"] = labels
+    return labels
+
+
+def _hidden_label(engine: MemoEngine, question_id: str) -> str:
+    """A document of a question this respondent is no longer shown: no number to give."""
+    try:
+        q = engine.question(question_id)
+        number = engine.section_of(question_id).shown_number
+    except KeyError:  # not in this form version
+        return question_id
+    return question_label(number, None, question_header(q))
 
 
 class AnswersSheet:

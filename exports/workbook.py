@@ -241,7 +241,7 @@ class ExportWriter:
             answers_sheet = self.answers.get(layout.form_id)
             if answers_sheet is not None:  # None: the form's first response came after the header
                 index, sheet = answers_sheet
-                documents = self.documents.cell(school, response, municipality)
+                documents = self.documents.cell(school, response, municipality, engine, visibility)
                 book.append(index, sheet.row(identity, response, visibility, documents))
             if layout.groups:
                 rows = self.events.rows(identity, layout, engine, response, visibility)

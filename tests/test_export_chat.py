@@ -129,7 +129,10 @@ async def test_admin_picks_a_campaign_and_gets_table_and_documents(services, mes
     assert {r["campaign_id"] for r in rows} == {1}
     assert {r["municipality"] for r in rows} == {MUN_A, MUN_B}
     with zipfile.ZipFile(io.BytesIO(messenger.files[files[1].filename])) as archive:
-        assert f"{MUN_A}/Школа №1/pd_events_pd_events.pdf" in archive.namelist()
+        assert (
+            f"{MUN_A}/Школа №1/1.2.4 вопрос 9 «Участие в мероприятиях по профмастерству» "
+            "pd_events.pdf"
+        ) in archive.namelist()
     assert not any(p.is_file() for p in (services.files.root / "tmp").rglob("*.xlsx"))
 
 

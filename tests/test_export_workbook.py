@@ -103,7 +103,9 @@ async def test_answers_sheet_values_dates_and_documents(everything) -> None:
     assert a1["risk_staff__note"] == "Вакансии пока не закрыты, объявлен набор."
     assert a1["documents_count"] == 6
     paths = a1["documents"].split("\n")
-    assert f"{MUN_A}/Школа №1/pd_events_pd_events.pdf" in paths
+    assert (
+        f"{MUN_A}/Школа №1/1.2.4 вопрос 9 «Участие в мероприятиях по профмастерству» pd_events.pdf"
+    ) in paths
     index = rows.index(a1)
     assert cell(ws, "submitted_at", index).number_format == "DD.MM.YYYY HH:MM"
     assert cell(ws, "teachers_total", index).data_type == "n"
