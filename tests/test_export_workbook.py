@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from exports.answers import answer_sheet_titles
-from exports.data import ExportNotAllowed, ExportScope, scope_for
+from exports.data import ExportNotAllowed, ExportScope, load_header, scope_for
 from exports.service import run_export
 from exports.workbook import PERCENT_FORMAT
 from forms.loader import form_checksum, load_bundled
@@ -365,3 +366,33 @@ def test_a_forms_short_name_is_not_part_of_its_checksum() -> None:
     renamed = form.model_copy(update={"short": "Другое имя"})
     assert form_checksum(renamed) == form_checksum(form)  # a rename needs no new version
     assert form_checksum(form.model_copy(update={"title": "Другое"})) != form_checksum(form)
+
+
+async def test_a_form_answered_after_the_header_was_read_still_exports(
+    tmp_path, tmp_path_factory
+) -> None:
+    region = built_region(tmp_path_factory)
+    services = await region.open(tmp_path)
+    out = tmp_path / "late.xlsx"
+    try:
+        async with services.sessions() as session:
+            header = await load_header(session, ExportScope())
+        # as if every response had come in between reading the header and the rows
+        late = dataclasses.replace(header, responses={})
+        for writer_process in (False, True):
+            await run_export(
+                services.sessions,
+                services.forms,
+                ExportScope(),
+                out,
+                timezone=ZoneInfo("Europe/Moscow"),
+                files=services.files,
+                header=late,
+                writer_process=writer_process,
+            )
+            wb = load_workbook(out)
+            assert not [t for t in wb.sheetnames if t.startswith("Ответы")]
+            _, progress = by_id(wb["Прогресс"])
+            assert {r["state"] for r in progress} >= {"отправлена", "черновик 2 из 14"}
+    finally:
+        await services.close()
