@@ -306,6 +306,7 @@ def write_floor(out: Path, schools: int, municipalities: int) -> float:
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
+    from exports.archive import document_name, question_label
     from forms.loader import load_bundled
 
     started = time.perf_counter()
@@ -314,6 +315,15 @@ def write_floor(out: Path, schools: int, municipalities: int) -> float:
     submitted = SUBMITTED.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
     updated = UPDATED.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
     questions = [q for _, g, q in form.iter_questions() if g is None]
+    # «1.2.4 вопрос 9 «…» <file>»: every question is numbered as the walk shows it (the risk
+    # block comes last, so the other numbers are the same for every school)
+    file_names = {
+        (q.id, doc): document_name(
+            question_label(section.shown_number, number, q.short or q.text), doc
+        )
+        for number, (section, _, q) in enumerate(form.iter_questions(), start=1)
+        for doc in DOC_NAMES
+    }
     indicators = form.indicators
     wb = Workbook(write_only=True)
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
@@ -348,7 +358,7 @@ def write_floor(out: Path, schools: int, municipalities: int) -> float:
         if q.note_when_no:
             answer_ids.append(f"{q.id}__note")
     answer_ids += ["documents_count", "documents"]
-    answers_ws = sheet("Ответы", answer_ids, [14] * len(answer_ids), "E3")
+    answers_ws = sheet("Ответы — Анкета ОО", answer_ids, [14] * len(answer_ids), "E3")
     events_ids = [*identity, "status", "group", "row", "event_name"]
     sheet("Мероприятия", events_ids, [14] * len(events_ids), "E3")
     ind_ids = [*identity, "shnor", "shnsu", "risk_zone", "status", "counted"]
@@ -382,7 +392,7 @@ def write_floor(out: Path, schools: int, municipalities: int) -> float:
                 row.append(NOTE if value is False else None)
             if value is True:
                 doc = DOC_NAMES[(i + len(q.id)) % len(DOC_NAMES)]
-                paths.append(f"{m}/{name}/{q.id}_{doc}")
+                paths.append(f"{m}/{name}/{file_names[(q.id, doc)]}")
         row += [len(paths), "\n".join(paths)]
         answers_ws.append(row)
 
@@ -531,7 +541,7 @@ def main() -> None:
     writer_rss = (writer_kb or 0) / 1024
     export_rss = own_rss + writer_rss  # both processes at their peaks: an upper bound
     floor_time = write_floor(floor_path, args.schools, municipalities)
-    rows = targets * 3  # «Ответы», «Показатели», «Прогресс»
+    rows = targets * 3  # «Ответы — Анкета ОО», «Показатели», «Прогресс»
     report = {
         "schools": args.schools,
         "municipalities": municipalities,

@@ -671,6 +671,6 @@ def export(
     if summary.missing_documents:
         typer.echo(
             f"Не нашлось на диске файлов: {len(summary.missing_documents)} "
-            "(отмечены в листе «Ответы»).",
+            "(отмечены в листах «Ответы — …»).",
             err=True,
         )

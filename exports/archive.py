@@ -1,4 +1,9 @@
-"""The documents archive: ``Муниципалитет/Школа/<question id>_<original name>``.
+"""The documents archive: ``Муниципалитет/Школа/<номер> вопрос <N> «<вопрос>» <имя файла>``.
+
+A document's name starts with the question as the director saw it: the section's number, the
+question's number in the walk («Раздел 1.2.4 · вопрос 9 из 14», the same number as on the
+review screen) and its short title, e.g. ``1.2.4 вопрос 9 «Участие в мероприятиях по
+профмастерству» приказ.pdf`` (:func:`question_label`); the original name follows.
 
 Names are made safe for Windows (no ``<>:"/\\|?*`` or control characters, no trailing dots or
 spaces, no reserved device names such as ``CON`` or ``LPT1``, bounded length so the whole path
@@ -6,7 +11,7 @@ stays well under 260 characters) and unique, compared case-insensitively as Wind
 a clash gets `` (2)``, `` (3)``… before the extension. A municipality's own documents go to
 ``Муниципалитет/Документы муниципалитета/``.
 
-:class:`ArchivePlanner` assigns the paths; it is used for the "Ответы" sheet whether or not a
+:class:`ArchivePlanner` assigns the paths; it is used for the answers sheets whether or not a
 ZIP is written, so the sheet and the archive always agree. It relies on the export order
 (everything of a municipality, and of a school, is contiguous) and remembers only the names
 of the current municipality and school.
@@ -35,30 +40,59 @@ RESERVED = frozenset(
 MUNICIPALITY_LIMIT = 50
 FOLDER_LIMIT = 70  # a school's folder
 FILE_LIMIT = 90  # extension included
+LABEL_LIMIT = 60  # the question part of a file name
+TITLE_LIMIT = 40  # the question's title inside it
+MIN_ORIGINAL = 16  # room always left for the original name
 ELLIPSIS = "…"
 MUNICIPALITY_FOLDER = "Документы муниципалитета"
 # Already compressed formats are stored as is; the rest is deflated.
 COMPRESSED = frozenset({".pdf", ".docx", ".xlsx", ".odt", ".ods", ".jpg", ".jpeg", ".png", ".zip"})
 
 
-def safe_name(name: str, limit: int, is_file: bool = True, fallback: str = "_") -> str:
+def safe_name(
+    name: str, limit: int, is_file: bool = True, fallback: str = "_", *, part: bool = False
+) -> str:
     """One path component that Windows, macOS and Linux all accept.
 
-    A file keeps its extension when the name has to be shortened.
+    A file keeps its extension when the name has to be shortened. ``part``: the end of a
+    component (after a label), where a device name such as ``CON`` is harmless.
     """
     cleaned = FORBIDDEN.sub("_", name or "")
     cleaned = " ".join(cleaned.split())  # collapse whitespace, including non-breaking
     cleaned = cleaned.rstrip(" .").lstrip(" ")
     if not cleaned or set(cleaned) <= {"."}:
         cleaned = fallback
-    stem, dot, ext = cleaned.rpartition(".")
-    if not is_file or not dot or not stem or len(ext) > 10 or " " in ext:
-        stem, ext = cleaned, ""
-    if stem.split(".")[0].upper().rstrip(" ") in RESERVED:
+    stem, ext = split_extension(cleaned) if is_file else (cleaned, "")
+    if not part and stem.split(".")[0].upper().rstrip(" ") in RESERVED:
         stem = f"_{stem}"
     suffix = f".{ext}" if ext else ""
     stem = shorten_middle(stem, max(1, limit - len(suffix))).rstrip(" .") or fallback
     return f"{stem}{suffix}"
+
+
+def split_extension(name: str) -> tuple[str, str]:
+    """``(stem, ext)`` without the dot; a dot inside «1.2.4 вопрос…» is not an extension."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or not ext or len(ext) > 10 or " " in ext:
+        return name, ""
+    return stem, ext
+
+
+def question_label(number: str, index: int | None, title: str) -> str:
+    """``1.2.4 вопрос 9 «Title»``: the section's number, the question's number in the walk
+    (``None`` when the question is not shown to this respondent) and a short title."""
+    title = " ".join(title.split())
+    if len(title) > TITLE_LIMIT:
+        title = title[: TITLE_LIMIT - 1].rstrip(" .,:;—-") + "…"
+    position = f" вопрос {index}" if index is not None else ""
+    return f"{number}{position} «{title}»"
+
+
+def document_name(label: str, original_name: str) -> str:
+    """``<label> <original name>`` within :data:`FILE_LIMIT`, the original keeping its end."""
+    label = safe_name(label, LABEL_LIMIT, is_file=False)
+    room = max(MIN_ORIGINAL, FILE_LIMIT - len(label) - 1)
+    return safe_name(f"{label} {safe_name(original_name, room, part=True)}", FILE_LIMIT)
 
 
 def shorten_middle(text: str, limit: int) -> str:
@@ -74,8 +108,8 @@ def shorten_middle(text: str, limit: int) -> str:
 
 def with_number(name: str, number: int, limit: int, is_file: bool = True) -> str:
     """``name (N)``; for a file the number goes before the extension."""
-    suffix = PurePosixPath(name).suffix if is_file else ""
-    stem = name[: len(name) - len(suffix)] if suffix else name
+    stem, ext = split_extension(name) if is_file else (name, "")
+    suffix = f".{ext}" if ext else ""
     tail = f" ({number})"
     stem = shorten_middle(stem, max(1, limit - len(suffix) - len(tail))).rstrip(" .")
     return f"{stem}{tail}{suffix}"
@@ -145,21 +179,22 @@ class ArchivePlanner:
         municipality: str,
         school_id: int | None,
         school: str | None,
-        question_id: str,
+        label: str,
         original_name: str,
     ) -> str:
+        """``label``: the question the document answers (:func:`question_label`)."""
         top = self._municipality(municipality_id, municipality)
         folder = self._school(school_id, school)
         key = (municipality_id, school_id)
         if self._current_folder != key:
             self._current_folder = key
             self._file_names = _Names(FILE_LIMIT, is_file=True)
-        safe = self._safe_files.get((question_id, original_name))
+        safe = self._safe_files.get((label, original_name))
         if safe is None:
-            safe = safe_name(f"{question_id}_{original_name}", FILE_LIMIT)
+            safe = document_name(label, original_name)
             if len(self._safe_files) > 10_000:
                 self._safe_files.clear()
-            self._safe_files[(question_id, original_name)] = safe
+            self._safe_files[(label, original_name)] = safe
         file_name = self._file_names.unique(safe)
         return f"{top}/{folder}/{file_name}"
 

@@ -147,6 +147,11 @@ class ExportHeader:
     document_bytes: int  # stored documents' size: decides whether the ZIP fits a chat
     roadmaps: list[RoadmapInfo] = field(default_factory=list)  # the «Дорожная карта» sheet
     roadmap_schools: int = 0  # its rows
+    responses: dict[int, int] = field(default_factory=dict)  # campaign id -> responses in scope
+
+    def forms_with_responses(self) -> set[str]:
+        """The forms that get an answers sheet."""
+        return {c.form_id for c in self.campaigns if self.responses.get(c.id)}
 
     def campaign(self, campaign_id: int) -> CampaignInfo:
         return next(c for c in self.campaigns if c.id == campaign_id)
@@ -220,36 +225,56 @@ async def load_header(session: AsyncSession, scope: ExportScope) -> ExportHeader
     ]
     total = 0
     document_bytes = 0
+    responses: dict[int, int] = {}
     if campaigns:
         ids = [c.id for c in campaigns]
         targets, _ = _targets_query(scope, ids)
         total = await session.scalar(select(func.count()).select_from(targets.subquery())) or 0
-        documents = (
+        documents = _targeted_responses(
             select(func.coalesce(func.sum(Attachment.size), 0))
             .select_from(Attachment)
-            .join(Response, Response.id == Attachment.response_id)
-            .join(
-                CampaignTarget,
-                and_(
-                    CampaignTarget.campaign_id == Response.campaign_id,
-                    CampaignTarget.respondent_key == Response.respondent_key,
-                ),
-            )
-            .outerjoin(School, School.id == CampaignTarget.school_id)
-            .where(
-                Response.campaign_id.in_(ids),
-                Attachment.status.in_(COUNTED_ATTACHMENTS),
-                Attachment.storage_path.is_not(None),
-            )
+            .join(Response, Response.id == Attachment.response_id),
+            scope,
+            ids,
+        ).where(
+            Attachment.status.in_(COUNTED_ATTACHMENTS),
+            Attachment.storage_path.is_not(None),
         )
-        if scope.municipality_id is not None:
-            documents = documents.where(_target_municipality() == scope.municipality_id)
         document_bytes = int(await session.scalar(documents) or 0)
+        counts = _targeted_responses(
+            select(Response.campaign_id, func.count(Response.id)).select_from(Response), scope, ids
+        ).group_by(Response.campaign_id)
+        responses = {cid: int(n) for cid, n in await session.execute(counts)}
     roadmaps = await load_roadmaps(session, scope.municipality_id)
     roadmap_schools = await count_schools(session, roadmaps, scope.municipality_id)
     return ExportHeader(
-        scope, campaigns, municipalities, int(total), document_bytes, roadmaps, roadmap_schools
+        scope,
+        campaigns,
+        municipalities,
+        int(total),
+        document_bytes,
+        roadmaps,
+        roadmap_schools,
+        responses,
     )
+
+
+def _targeted_responses(query, scope: ExportScope, campaign_ids: Sequence[int]):
+    """``query`` (selecting from Response) limited to the campaigns' targets in scope."""
+    query = (
+        query.join(
+            CampaignTarget,
+            and_(
+                CampaignTarget.campaign_id == Response.campaign_id,
+                CampaignTarget.respondent_key == Response.respondent_key,
+            ),
+        )
+        .outerjoin(School, School.id == CampaignTarget.school_id)
+        .where(Response.campaign_id.in_(campaign_ids))
+    )
+    if scope.municipality_id is not None:
+        query = query.where(_target_municipality() == scope.municipality_id)
+    return query
 
 
 async def ordered_target_ids(session: AsyncSession, header: ExportHeader) -> list[int]:

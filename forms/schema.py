@@ -290,6 +290,9 @@ class Form(_Model):
     id: Identifier
     version: int = Field(ge=1)
     title: NonEmptyText
+    # A few words naming the form in the export («Ответы — <short>»). Not part of the checksum:
+    # renaming it needs no new version.
+    short: NonEmptyText | None = Field(default=None, max_length=40, exclude=True)
     description: str = ""
     respondent: Literal["school", "municipality"]
     sections: list[Section] = Field(min_length=1)

@@ -1,7 +1,8 @@
-"""The documents archive: Windows-safe unique names, layout, and the «Ответы» references."""
+"""The documents archive: Windows-safe unique names, layout, and the answers sheets' paths."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from exports.archive import (
     FOLDER_LIMIT,
     MUNICIPALITY_FOLDER,
     ArchivePlanner,
+    question_label,
     safe_name,
     shorten_middle,
 )
@@ -58,25 +60,45 @@ def test_long_names_keep_the_extension_and_the_distinguishing_end() -> None:
 
 def test_planner_makes_names_unique_per_folder_case_insensitively() -> None:
     planner = ArchivePlanner()
+    label = "1.2 вопрос 3 «Документ»"
     paths = [
-        planner.path(1, "Район", 10, "Школа", "q", "scan.pdf"),
-        planner.path(1, "Район", 10, "Школа", "q", "SCAN.pdf"),
-        planner.path(1, "Район", 10, "Школа", "q", "scan.pdf"),
-        planner.path(1, "Район", 11, "Школа?", "q", "scan.pdf"),  # sanitises to «Школа_»
-        planner.path(1, "Район", 12, "школа", "q", "scan.pdf"),  # same folder name, other case
-        planner.path(1, "Район", None, None, "q", "scan.pdf"),
-        planner.path(2, "Район", 13, "Школа", "q", "scan.pdf"),  # another «Район»
+        planner.path(1, "Район", 10, "Школа", label, "scan.pdf"),
+        planner.path(1, "Район", 10, "Школа", label, "SCAN.pdf"),
+        planner.path(1, "Район", 10, "Школа", label, "scan.pdf"),
+        planner.path(1, "Район", 10, "Школа", label, "scan"),  # no extension
+        planner.path(1, "Район", 10, "Школа", label, "scan"),
+        planner.path(1, "Район", 11, "Школа?", label, "scan.pdf"),  # sanitises to «Школа_»
+        planner.path(1, "Район", 12, "школа", label, "scan.pdf"),  # same folder name, other case
+        planner.path(1, "Район", None, None, label, "scan.pdf"),
+        planner.path(2, "Район", 13, "Школа", label, "scan.pdf"),  # another «Район»
     ]
     assert paths == [
-        "Район/Школа/q_scan.pdf",
-        "Район/Школа/q_SCAN (2).pdf",
-        "Район/Школа/q_scan (3).pdf",
-        "Район/Школа_/q_scan.pdf",
-        "Район/школа (2)/q_scan.pdf",
-        f"Район/{MUNICIPALITY_FOLDER}/q_scan.pdf",
-        "Район (2)/Школа/q_scan.pdf",
+        "Район/Школа/1.2 вопрос 3 «Документ» scan.pdf",
+        "Район/Школа/1.2 вопрос 3 «Документ» SCAN (2).pdf",
+        "Район/Школа/1.2 вопрос 3 «Документ» scan (3).pdf",
+        "Район/Школа/1.2 вопрос 3 «Документ» scan",
+        "Район/Школа/1.2 вопрос 3 «Документ» scan (2)",  # the number goes last, not after «1»
+        "Район/Школа_/1.2 вопрос 3 «Документ» scan.pdf",
+        "Район/школа (2)/1.2 вопрос 3 «Документ» scan.pdf",
+        f"Район/{MUNICIPALITY_FOLDER}/1.2 вопрос 3 «Документ» scan.pdf",
+        "Район (2)/Школа/1.2 вопрос 3 «Документ» scan.pdf",
     ]
     assert len({p.casefold() for p in paths}) == len(paths)
+
+
+def test_document_label_is_the_number_users_see_and_a_short_title() -> None:
+    assert question_label("1.2.4", 9, "Участие в мероприятиях по профмастерству") == (
+        "1.2.4 вопрос 9 «Участие в мероприятиях по профмастерству»"
+    )
+    long = question_label("1.2.5", 15, "Риск ликвидирован — " + "очень " * 20 + "длинно")
+    assert long.startswith("1.2.5 вопрос 15 «Риск ликвидирован") and long.endswith("…»")
+    assert len(long) <= 60
+    assert question_label("2", None, "Мероприятия") == "2 «Мероприятия»"  # not shown to the user
+    planner = ArchivePlanner()
+    name = planner.path(1, "Р", 1, "Ш", long, "скан " * 30 + ".pdf").rsplit("/", 1)[1]
+    assert len(name) <= FILE_LIMIT and name.startswith(long) and name.endswith(".pdf")
+    odd = planner.path(1, "Р", 1, "Ш", question_label("1", 2, 'План/факт: "итоги"?'), "a.pdf")
+    assert odd.rsplit("/", 1)[1] == "1 вопрос 2 «План_факт_ _итоги__» a.pdf"
 
 
 async def test_archive_layout_matches_the_answers_sheet(tmp_path, tmp_path_factory) -> None:
@@ -102,35 +124,42 @@ async def test_archive_layout_matches_the_answers_sheet(tmp_path, tmp_path_facto
     finally:
         await services.close()
 
+    school = f"{MUN_A}/Школа №1"
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
-        assert zf.read(f"{MUN_A}/Школа №1/pd_events_pd_events.pdf") == PDF + b"pd_events.pdf"
-    assert f"{MUN_A}/Школа №1/risk_internet_договор.pdf" in names
-    assert f"{MUN_A}/Школа №1/risk_internet_Договор (2).pdf" in names
-    assert f"{MUN_A}/Школа №1/risk_computers_CON.pdf" in names
-    assert f"{MUN_B}/Школа №1/failure_prevention_failure_prevention.pdf" in names
-    assert f"{MUN_A}/{MUNICIPALITY_FOLDER}/analytical_reference_analytical_reference.pdf" in names
-    for name in names:  # Муниципалитет/Школа/<question id>_<original name>
+        pd_events = (
+            f"{school}/1.2.4 вопрос 9 «Участие в мероприятиях по профмастерству» pd_events.pdf"
+        )
+        assert zf.read(pd_events) == PDF + b"pd_events.pdf"
+    internet = f"{school}/1.2.5 вопрос 15 «Риск ликвидирован — интернет»"
+    assert f"{internet} договор.pdf" in names
+    assert f"{internet} Договор (2).pdf" in names
+    assert f"{school}/1.2.5 вопрос 16 «Риск ликвидирован — компьютерная техника» CON.pdf" in names
+    assert (
+        f"{MUN_B}/Школа №1/1.2.5 вопрос 12 «Программа профилактики неуспешности» "
+        "failure_prevention.pdf"
+    ) in names
+    assert any(n.startswith(f"{MUN_A}/{MUNICIPALITY_FOLDER}/1.2.2 вопрос 1 «") for n in names), (
+        names
+    )
+    for name in names:  # Муниципалитет/Школа/<section> вопрос <N> «<title>» <original name>
         assert name.count("/") == 2
-        assert name.rsplit("/", 1)[1].split("_")[0] in {
-            "pd",
-            "curator",
-            "quality",
-            "failure",
-            "iup",
-            "risk",
-            "analytical",
-        }
+        assert re.fullmatch(r"1\.2\.[2-5] вопрос \d+ «[^»]+» .+\.pdf", name.rsplit("/", 1)[1])
+        label = name.rsplit("/", 1)[1].split("»")[0]
+        assert not re.search(r"[a-z]_[a-z]", label), name  # no internal question ids
     assert result.summary.archived == len(names) == 10
-    assert result.summary.missing_documents == [f"{MUN_A}/Школа №2/iup_iup.pdf"]
+    missing = f"{MUN_A}/Школа №2/1.2.5 вопрос 13 «Разработаны ИУПы» iup.pdf"
+    assert result.summary.missing_documents == [missing]
 
-    ws = load_workbook(workbook)["Ответы"]
-    rows = list(ws.iter_rows(values_only=True))
-    ids = rows[0]
     listed = []
-    for row in rows[2:]:
-        paths = row[ids.index("documents")]
-        if paths:
-            listed += paths.split("\n")
+    sheets = [ws for ws in load_workbook(workbook) if ws.title.startswith("Ответы — ")]
+    assert len(sheets) == 3
+    for ws in sheets:
+        rows = list(ws.iter_rows(values_only=True))
+        ids = rows[0]
+        for row in rows[2:]:
+            paths = row[ids.index("documents")]
+            if paths:
+                listed += paths.split("\n")
     assert sorted(p for p in listed if "не найден" not in p) == sorted(names)
-    assert f"{MUN_A}/Школа №2/iup_iup.pdf (файл не найден)" in listed
+    assert f"{missing} (файл не найден)" in listed

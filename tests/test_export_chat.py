@@ -10,6 +10,7 @@ import zipfile
 import pytest
 from aiogram.methods import EditMessageText
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 import handlers.export_chat as export_chat
 from bot.telegram import TelegramMessenger
@@ -23,7 +24,7 @@ from handlers.types import (
     Platform,
     UserRef,
 )
-from storage.models import Role
+from storage.models import Attachment, Role
 from tests.export_fixtures import ADMIN_ID, MUN_A, MUN_B, add_person, built_region
 from tests.tg_harness import TgHarness
 
@@ -122,11 +123,16 @@ async def test_admin_picks_a_campaign_and_gets_table_and_documents(services, mes
     files = [m for _, m in messenger.sent if isinstance(m, OutFile)]
     assert [f.filename.rsplit(".", 1)[1] for f in files] == ["xlsx", "zip"]
     assert files[0].caption.startswith("Выгрузка «Мониторинг ШНОР 2024» на ")
-    rows = workbook_rows(messenger.files[files[0].filename], "Ответы")
+    data = messenger.files[files[0].filename]
+    assert load_workbook(io.BytesIO(data)).sheetnames[0] == "Ответы — Анкета ОО"
+    rows = workbook_rows(data, "Ответы — Анкета ОО")
     assert {r["campaign_id"] for r in rows} == {1}
     assert {r["municipality"] for r in rows} == {MUN_A, MUN_B}
     with zipfile.ZipFile(io.BytesIO(messenger.files[files[1].filename])) as archive:
-        assert f"{MUN_A}/Школа №1/pd_events_pd_events.pdf" in archive.namelist()
+        assert (
+            f"{MUN_A}/Школа №1/1.2.4 вопрос 9 «Участие в мероприятиях по профмастерству» "
+            "pd_events.pdf"
+        ) in archive.namelist()
     assert not any(p.is_file() for p in (services.files.root / "tmp").rglob("*.xlsx"))
 
 
@@ -138,7 +144,10 @@ async def test_municipal_coordinator_gets_only_their_municipality(services, mess
     files = [m for _, m in messenger.sent if isinstance(m, OutFile)]
     assert len(files) == 1 and files[0].filename.endswith(".xlsx")  # the table only
     data = messenger.files[files[0].filename]
-    for title in ("Ответы", "Показатели", "Муниципалитеты", "Прогресс", "Готовность"):
+    titles = ["Ответы — Анкета ОО", "Ответы — Анкета муниципалитета", "Показатели"]
+    titles += ["Муниципалитеты", "Прогресс", "Готовность"]
+    assert load_workbook(io.BytesIO(data)).sheetnames[:2] == titles[:2]  # no report from B1
+    for title in titles:
         assert {r["municipality"] for r in workbook_rows(data, title)} == {MUN_B}, title
     assert MUN_A.encode() not in b"".join(
         zipfile.ZipFile(io.BytesIO(data)).read(n)
@@ -252,3 +261,15 @@ async def test_through_the_telegram_adapter(services):
     assert {r["campaign_id"] for r in rows} == {1, 2, 3}
     edits = [c.text for c in admin.history() if isinstance(c, EditMessageText)]
     assert edits and edits[-1].startswith("✅ Выгрузка «все анкеты» готова")
+
+
+async def test_missing_files_are_pointed_to_the_answers_sheets(services, messenger):
+    async with services.sessions() as session:  # one document lost from the disk
+        lost = await session.scalar(select(Attachment).where(Attachment.question_id == "iup"))
+        lost.storage_path = "00/00/missing.pdf"
+        await session.commit()
+    replies = await command(services, ADMIN_ID, "/export 1")
+    await press(services, ADMIN_ID, buttons(replies)[export_chat.BTN_DOCUMENTS])
+    await services.conversation.exports.wait()
+    assert export_chat.MISSING_FILES.format(count=1) in messenger.texts()
+    assert "«Ответы — …»" in export_chat.MISSING_FILES  # no sheet is called just «Ответы» now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import zipfile
 
 import pytest
@@ -48,7 +49,8 @@ def test_export_command_with_every_option(cli_env, tmp_path) -> None:
     assert "Готово" in result.output and "анкет 3 из 4" in result.output
     assert "в расчёте показателей 3" in result.output  # the draft counts with --include-drafts
     wb = load_workbook(out)
-    rows = list(wb["Ответы"].iter_rows(values_only=True))[2:]
+    assert wb.sheetnames[0] == "Ответы — Анкета ОО"  # the one campaign's form
+    rows = list(wb["Ответы — Анкета ОО"].iter_rows(values_only=True))[2:]
     assert {row[2] for row in rows} == {MUN_A}
     assert {row[0] for row in rows} == {cli_env.school_campaign}
     with zipfile.ZipFile(documents) as archive:
@@ -76,3 +78,14 @@ def test_export_command_errors(cli_env, tmp_path) -> None:
     result = runner.invoke(app, ["export", "--out", str(tmp_path / "x.xlsx"), "--campaign", "99"])
     assert result.exit_code == 1 and "№99" in result.output
     assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_export_names_the_sheets_where_missing_files_are_marked(cli_env, tmp_path) -> None:
+    database = tmp_path / "cli.sqlite3"
+    with sqlite3.connect(database) as conn:  # one document lost from the disk
+        conn.execute("UPDATE attachments SET storage_path = '00/00/missing.pdf' WHERE id = 1")
+    out, documents = tmp_path / "out.xlsx", tmp_path / "docs.zip"
+    result = CliRunner().invoke(app, ["export", "--out", str(out), "--documents", str(documents)])
+    assert result.exit_code == 0, result.output
+    assert "Не нашлось на диске файлов: 1 (отмечены в листах «Ответы — …»)." in result.output
+    assert any(name.startswith("Ответы — ") for name in load_workbook(out).sheetnames)

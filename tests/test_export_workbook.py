@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -10,13 +11,27 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 
-from exports.data import ExportNotAllowed, ExportScope, scope_for
+from exports.answers import answer_sheet_titles
+from exports.data import ExportNotAllowed, ExportScope, load_header, scope_for
 from exports.service import run_export
 from exports.workbook import PERCENT_FORMAT
+from forms.loader import form_checksum, load_bundled
 from storage.models import Person, Role
 from tests.export_fixtures import MUN_A, MUN_B, MUN_C, built_region
 
-SHEETS = ["Ответы", "Мероприятия", "Показатели", "Муниципалитеты", "Прогресс", "Готовность"]
+SCHOOL_SHEET = "Ответы — Анкета ОО"
+MUNICIPAL_SHEET = "Ответы — Анкета муниципалитета"
+PROGRAM_SHEET = "Ответы — Отчёт о программе"
+SHEETS = [
+    SCHOOL_SHEET,
+    MUNICIPAL_SHEET,
+    PROGRAM_SHEET,
+    "Мероприятия",
+    "Показатели",
+    "Муниципалитеты",
+    "Прогресс",
+    "Готовность",
+]
 
 
 async def export(tmp_path: Path, factory, scope: ExportScope, **options) -> Path:
@@ -65,7 +80,7 @@ async def test_sheets_layout_frozen_header_filter_and_hidden_ids(everything) -> 
         assert ws["A2"].font.b, ws.title
         widths = [d.width for d in ws.column_dimensions.values() if d.width]
         assert widths and min(widths) >= 7, ws.title
-    answers = wb["Ответы"]
+    answers = wb[SCHOOL_SHEET]
     assert answers["B2"].value == "Анкетирование" and answers["B1"].value == "campaign"
     headers = [c.value for c in answers[2]]
     ids = [c.value for c in answers[1]]
@@ -77,7 +92,7 @@ async def test_sheets_layout_frozen_header_filter_and_hidden_ids(everything) -> 
 
 async def test_answers_sheet_values_dates_and_documents(everything) -> None:
     wb = load_workbook(everything)
-    ws = wb["Ответы"]
+    ws = wb[SCHOOL_SHEET]
     _, rows = by_id(ws)
     a1 = next(r for r in rows if r["school_code"] == "A1" and r["campaign_id"] == 1)
     assert a1["municipality"] == MUN_A and a1["status"] == "отправлена"
@@ -89,7 +104,9 @@ async def test_answers_sheet_values_dates_and_documents(everything) -> None:
     assert a1["risk_staff__note"] == "Вакансии пока не закрыты, объявлен набор."
     assert a1["documents_count"] == 6
     paths = a1["documents"].split("\n")
-    assert f"{MUN_A}/Школа №1/pd_events_pd_events.pdf" in paths
+    assert (
+        f"{MUN_A}/Школа №1/1.2.4 вопрос 9 «Участие в мероприятиях по профмастерству» pd_events.pdf"
+    ) in paths
     index = rows.index(a1)
     assert cell(ws, "submitted_at", index).number_format == "DD.MM.YYYY HH:MM"
     assert cell(ws, "teachers_total", index).data_type == "n"
@@ -97,13 +114,88 @@ async def test_answers_sheet_values_dates_and_documents(everything) -> None:
     draft = next(r for r in rows if r["school_code"] == "A3")
     assert draft["status"] == "черновик" and draft["submitted_at"] is None
     assert draft["documents_count"] == 0 and draft["documents"] is None
-    municipal = next(r for r in rows if r["campaign_id"] == 2 and r["municipality"] == MUN_A)
+    # one row per respondent and campaign with a response
+    assert [(r["campaign_id"], r["school_code"]) for r in rows].count((1, "A1")) == 1
+    assert not any(r["school_code"] == "A4" for r in rows)  # not started: only in «Прогресс»
+    _, municipal_rows = by_id(wb[MUNICIPAL_SHEET])
+    municipal = next(r for r in municipal_rows if r["municipality"] == MUN_A)
     assert municipal["school"] is None
     assert municipal["documents"].startswith(f"{MUN_A}/Документы муниципалитета/")
-    # one row per respondent and campaign with a response: A1 has two (school form, report)
-    assert [(r["campaign_id"], r["school_code"]) for r in rows].count((1, "A1")) == 1
-    assert any(r["campaign_id"] == 3 and r["school_code"] == "A1" for r in rows)
-    assert not any(r["school_code"] == "A4" for r in rows)  # not started: only in «Прогресс»
+    _, reports = by_id(wb[PROGRAM_SHEET])
+    assert [(r["campaign_id"], r["school_code"]) for r in reports] == [(3, "A1")]
+    assert reports[0]["program_name"] == "Программа «Успех»"
+
+
+def _own_columns(form) -> list[str]:
+    ids = []
+    for _, group, q in form.iter_questions():
+        if group is None:
+            ids.append(q.id)
+            if q.note_when_no:
+                ids.append(f"{q.id}__note")
+    return ids
+
+
+async def test_one_answers_sheet_per_form_with_only_its_questions(everything) -> None:
+    forms = load_bundled()
+    wb = load_workbook(everything)
+    identity = ["campaign_id", "campaign", "municipality", "school", "school_code"]
+    head = [*identity, "status", "submitted_at", "updated_at"]
+    tail = ["documents_count", "documents"]
+    for title, form_id, campaign in (
+        (SCHOOL_SHEET, "shnor_school", 1),
+        (MUNICIPAL_SHEET, "shnor_municipality", 2),
+        (PROGRAM_SHEET, "program_report", 3),
+    ):
+        ws = wb[title]
+        assert len(title) <= 31
+        ids, rows = by_id(ws)
+        assert ids == [*head, *_own_columns(forms[(form_id, 1)]), *tail], title
+        assert ws.row_dimensions[1].hidden, title
+        assert rows and {r["campaign_id"] for r in rows} == {campaign}, title
+    school_ids, _ = by_id(wb[SCHOOL_SHEET])
+    assert len(school_ids) == 8 + 17 + 9 + 2  # 17 questions, 9 of them with a note
+    assert "analytical_reference" not in school_ids and "program_name" not in school_ids
+
+
+def test_answer_sheet_titles_fit_excel_and_are_unique() -> None:
+    names = [
+        "Анкета ОО",
+        "анкета оо",  # Excel compares sheet names case-insensitively
+        "Отчёт [2024]: план/факт?*\\",
+        "Мероприятия",
+        "Очень длинное название формы, которое никак не помещается",
+        "Очень длинное название формы, которое никак не помещается",
+        "Итоги'",
+        "   ",
+    ]
+    titles = answer_sheet_titles(names, taken=["Ответы — Мероприятия", "Показатели"])
+    assert titles[:4] == [
+        "Ответы — Анкета ОО",
+        "Ответы — анкета оо (2)",
+        "Ответы — Отчёт 2024 план факт",
+        "Ответы — Мероприятия (2)",
+    ]
+    assert titles[4].startswith("Ответы — Очень длинное") and titles[4].endswith("…")
+    assert titles[5].endswith(" (2)") and titles[6] == "Ответы — Итоги"
+    assert titles[7] == "Ответы"
+    assert len({t.casefold() for t in titles}) == len(titles)
+    for title in titles:
+        assert 1 <= len(title) <= 31, title
+        assert not set(title) & set("[]:*?/\\"), title
+        assert not title.endswith("'"), title
+
+
+async def test_forms_without_a_response_get_no_answers_sheet(tmp_path, tmp_path_factory):
+    region = built_region(tmp_path_factory)
+    out = await export(
+        tmp_path, tmp_path_factory, ExportScope(municipality_id=region.municipalities[MUN_B])
+    )
+    wb = load_workbook(out)
+    assert wb.sheetnames == [s for s in SHEETS if s != PROGRAM_SHEET]  # B1 sent no report
+    _, progress = by_id(wb["Прогресс"])
+    states = {(r["campaign"], r["state"]) for r in progress}
+    assert ("Отчёт о программе 2024", "не начата") in states
 
 
 async def test_events_sheet_one_row_per_event(everything) -> None:
@@ -195,8 +287,8 @@ async def test_municipal_coordinator_sees_only_their_municipality(tmp_path, tmp_
         _, rows = by_id(ws)
         for row in rows:
             assert row["municipality"] == MUN_B, (ws.title, row)
-    _, answers = by_id(wb["Ответы"])
-    assert {r["school_code"] for r in answers} == {"B1", None}
+    assert {r["school_code"] for r in by_id(wb[SCHOOL_SHEET])[1]} == {"B1"}
+    assert {r["school_code"] for r in by_id(wb[MUNICIPAL_SHEET])[1]} == {None}
     assert "Итого по региону" not in str(
         [r["municipality"] for r in by_id(wb["Муниципалитеты"])[1]]
     )
@@ -220,11 +312,12 @@ async def test_one_campaign_and_the_writer_process(tmp_path, tmp_path_factory) -
     threaded = await export(tmp_path / "t", tmp_path_factory, scope, writer_process=False)
     separate = await export(tmp_path / "p", tmp_path_factory, scope, writer_process=True)
     for path in (threaded, separate):
-        _, rows = by_id(load_workbook(path)["Ответы"])
+        wb = load_workbook(path)
+        assert wb.sheetnames == [SCHOOL_SHEET, *SHEETS[3:]]
+        _, rows = by_id(wb[SCHOOL_SHEET])
         assert {r["campaign_id"] for r in rows} == {region.school_campaign}
-        assert "analytical_reference" not in by_id(load_workbook(path)["Ответы"])[0]
     first, second = load_workbook(threaded), load_workbook(separate)
-    for title in SHEETS:
+    for title in first.sheetnames:
         assert [[c.value for c in r] for r in first[title].iter_rows()] == [
             [c.value for c in r] for r in second[title].iter_rows()
         ], title
@@ -265,3 +358,41 @@ async def test_a_failure_while_loading_leaves_no_file_and_no_writer(
         await services.close()
     assert not out.exists() and not documents.exists()
     assert multiprocessing.active_children() == []
+
+
+def test_a_forms_short_name_is_not_part_of_its_checksum() -> None:
+    form = load_bundled()[("shnor_school", 1)]
+    assert form.short == "Анкета ОО"
+    renamed = form.model_copy(update={"short": "Другое имя"})
+    assert form_checksum(renamed) == form_checksum(form)  # a rename needs no new version
+    assert form_checksum(form.model_copy(update={"title": "Другое"})) != form_checksum(form)
+
+
+async def test_a_form_answered_after_the_header_was_read_still_exports(
+    tmp_path, tmp_path_factory
+) -> None:
+    region = built_region(tmp_path_factory)
+    services = await region.open(tmp_path)
+    out = tmp_path / "late.xlsx"
+    try:
+        async with services.sessions() as session:
+            header = await load_header(session, ExportScope())
+        # as if every response had come in between reading the header and the rows
+        late = dataclasses.replace(header, responses={})
+        for writer_process in (False, True):
+            await run_export(
+                services.sessions,
+                services.forms,
+                ExportScope(),
+                out,
+                timezone=ZoneInfo("Europe/Moscow"),
+                files=services.files,
+                header=late,
+                writer_process=writer_process,
+            )
+            wb = load_workbook(out)
+            assert not [t for t in wb.sheetnames if t.startswith("Ответы")]
+            _, progress = by_id(wb["Прогресс"])
+            assert {r["state"] for r in progress} >= {"отправлена", "черновик 2 из 14"}
+    finally:
+        await services.close()
