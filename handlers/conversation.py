@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
+# Telegram's command words; «/home/user/file.pdf» or «/2.5» is text typed with a slash
+_COMMAND_WORD = re.compile(r"[a-z0-9_]{1,32}")
 NOTE_MIN_LENGTH = 10
 NOTE_MAX_LENGTH = 4000
 LOCKED = (ResponseStatus.SUBMITTED,)
@@ -260,7 +263,10 @@ class Conversation:
         if command == "start":
             scope = await self._scope_text(turn.session, turn.person)
             if args.strip():
-                turn.say(texts.ALREADY_REGISTERED.format(scope=scope))
+                turn.say(
+                    texts.ALREADY_REGISTERED.format(scope=scope),
+                    [[Button(texts.BTN_RESUME, cb.encode(cb.Action.START))]],
+                )
                 return
             await self._offer_campaigns(
                 turn, prefix=texts.GREETING.format(scope=scope[:1].upper() + scope[1:])
@@ -282,8 +288,28 @@ class Conversation:
             await deadlines_chat.command(self, turn, args)
         elif command == "export":
             await self.exports.command(turn, args)
+        elif not _COMMAND_WORD.fullmatch(command):
+            await self._slash_text(turn, turn.event.text)
         else:
             turn.say(texts.UNKNOWN_COMMAND)
+
+    async def _slash_text(self, turn: Turn, text: str) -> None:
+        """A text starting with «/» that is no command word: a path, a fraction, a date."""
+        walk = await self._current_walk(turn) if turn.state.response_id else None
+        slot = self._state_slot(turn)
+        if walk is not None and slot is not None and not walk.locked:
+            question = walk.engine.question(slot.question_id)
+            wants_file = turn.state.mode == Mode.DOCUMENTS or (
+                turn.state.mode == Mode.QUESTION
+                and (
+                    question.kind == QuestionKind.DOCUMENT
+                    or (question.kind == QuestionKind.YES_NO and question.document_when_yes)
+                )
+            )
+            if wants_file:
+                turn.say(texts.PATH_NOT_FILE.format(path=render.shorten(text, 60)))
+                return
+        await self._text(turn, text)
 
     # --- campaigns -----------------------------------------------------------------------
 
@@ -428,6 +454,9 @@ class Conversation:
             return
         if payload.action == deadlines_chat.ACTION:
             await deadlines_chat.button(self, turn, payload)
+            return
+        if payload.action == cb.Action.START:
+            await self._resume(turn)
             return
         if payload.action == cb.Action.CAMPAIGN:
             campaign_id = payload.int_arg(0)
