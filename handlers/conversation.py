@@ -35,7 +35,14 @@ from handlers.types import (
     OutText,
 )
 from storage import repo
-from storage.files import ACCEPTED_LIST, FileStore, UnsupportedFileType, extension_of
+from storage.files import (
+    ACCEPTED_LIST,
+    FileStore,
+    UnsafeArchive,
+    UnsupportedFileType,
+    extension_of,
+    shorten_name,
+)
 from storage.models import (
     Account,
     Attachment,
@@ -78,6 +85,9 @@ class CoreConfig:
     download_limits: dict[str, int] = field(default_factory=dict)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
     download_timeout: float = 60.0
+    # a questionnaire document slower than this is finished in the background
+    # (scheduler/downloads.py), so a hung platform never holds the chat
+    attach_timeout: float = 5.0
     default_download_limit: int = 20 * 1024 * 1024
 
     def download_limit(self, platform: str) -> int:
@@ -106,6 +116,7 @@ class Walk:
     engine: FormEngine
     answers: dict[Slot, AnswerState]
     flags: dict[str, bool]
+    files: dict[Slot, list[render.FileRef]] = field(default_factory=dict)
 
     @property
     def locked(self) -> bool:
@@ -362,7 +373,7 @@ class Conversation:
     async def _resume(self, turn: Turn) -> None:
         walk = await self._current_walk(turn)
         if walk is not None and not walk.locked:
-            await self._render_current(turn, walk)
+            await self._render_current(turn, walk, with_question=True)
             return
         campaigns = await self._campaigns(turn)
         if not campaigns:
@@ -405,12 +416,21 @@ class Conversation:
     async def _load_walk(self, session: AsyncSession, response: Response) -> Walk:
         campaign = await session.get(Campaign, response.campaign_id)
         engine = self.forms.engine(campaign.form_id, response.form_version)
-        answers = await repo.load_answers(session, response.id)
         flags: dict[str, bool] = {}
         if response.school_id is not None:
             school = await session.get(School, response.school_id)
             flags = school.flags()
-        return Walk(response, campaign, engine, answers, flags)
+        walk = Walk(response, campaign, engine, {}, flags)
+        await self._reload(session, walk)
+        return walk
+
+    @staticmethod
+    async def _reload(session: AsyncSession, walk: Walk) -> None:
+        walk.answers = await repo.load_answers(session, walk.response.id)
+        walk.files = {}
+        for attachment in await repo.attachments_for(session, walk.response.id):
+            slot = Slot(attachment.question_id, attachment.row)
+            walk.files.setdefault(slot, []).append((attachment.id, attachment.original_name))
 
     def _owns(self, person: Person, response: Response) -> bool:
         return response.respondent_key in self._respondent_keys(person)
@@ -495,6 +515,8 @@ class Conversation:
                 await self._advance(turn, walk, slot)
         elif action == cb.Action.DOCS_DONE:
             await self._documents_done(turn, walk)
+        elif action == cb.Action.REMOVE_FILE:
+            await self._remove_file(turn, walk, payload.int_arg(1))
         elif action == cb.Action.NOTE_KEEP:
             slot = self._state_slot(turn)
             state = walk.answers.get(slot) if slot else None
@@ -593,7 +615,7 @@ class Conversation:
                 note=None if value else (previous.note if previous else None),
                 keep_note=False,
             )
-            walk.answers = await repo.load_answers(turn.session, walk.response.id)
+            await self._reload(turn.session, walk)
             if value and question.document_when_yes:
                 turn.state.mode = Mode.DOCUMENTS
                 await self._render_current(turn, walk, prefix=texts.SAVED)
@@ -604,7 +626,7 @@ class Conversation:
                 return
         else:
             await repo.save_answer(turn.session, walk.response, slot, value, turn.person.id)
-            walk.answers = await repo.load_answers(turn.session, walk.response.id)
+            await self._reload(turn.session, walk)
         await self._advance(turn, walk, slot, prefix=texts.SAVED)
 
     async def _note(self, turn: Turn, walk: Walk, slot: Slot, text: str) -> None:
@@ -618,7 +640,7 @@ class Conversation:
             )
             return
         await repo.save_note(turn.session, walk.response, slot, text.strip(), turn.person.id)
-        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._reload(turn.session, walk)
         await self._advance(turn, walk, slot, prefix=texts.NOTE_SAVED)
 
     # --- documents -----------------------------------------------------------------------
@@ -666,18 +688,20 @@ class Conversation:
             count = len(await repo.attachments_for(turn.session, walk.response.id, slot))
             await repo.save_answer(turn.session, walk.response, slot, count, turn.person.id)
         turn.state.mode = Mode.DOCUMENTS
-        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._reload(turn.session, walk)
         count = walk.answers[slot].documents
         template = (
             texts.DOCUMENT_SAVED
             if stored.status == AttachmentStatus.STORED
             else texts.DOCUMENT_ACCEPTED_LATER
         )
+        rid = walk.response.id
         turn.say(
             template.format(name=stored.original_name, count=count),
             [
-                [Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, walk.response.id))],
-                [Button(texts.BTN_BACK, cb.encode(cb.Action.BACK, walk.response.id))],
+                [Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, rid))],
+                *render.remove_buttons(rid, walk.files.get(slot, [])),
+                [Button(texts.BTN_BACK, cb.encode(cb.Action.BACK, rid))],
             ],
         )
 
@@ -685,7 +709,7 @@ class Conversation:
         self, turn: Turn, walk: Walk, slot: Slot, document: IncomingDocument
     ) -> Attachment | None:
         limit = self._limit(turn)
-        name = render.shorten(document.file_name or self._fallback_name(document), 200)
+        name = shorten_name(document.file_name or self._fallback_name(document), 200)
         if document.size is not None and document.size > limit:
             turn.say(
                 texts.FILE_TOO_BIG.format(
@@ -714,11 +738,15 @@ class Conversation:
             if fetcher is None:
                 raise RuntimeError("no file fetcher for this platform")
             await asyncio.wait_for(
-                fetcher.fetch(document.file_id, temp), self.config.download_timeout
+                fetcher.fetch(document.file_id, temp), self.config.attach_timeout
             )
             if temp.stat().st_size > limit:
                 raise _TooBig(temp.stat().st_size)
             stored = await asyncio.to_thread(self.files.put, temp, name)
+        except UnsafeArchive:
+            temp.unlink(missing_ok=True)
+            turn.say(texts.FILE_BAD_ARCHIVE.format(name=name))
+            return None
         except UnsupportedFileType:
             temp.unlink(missing_ok=True)
             turn.say(texts.FILE_BAD_CONTENT.format(name=name, accepted=ACCEPTED_LIST))
@@ -756,6 +784,26 @@ class Conversation:
             status=attachment.status,
         )
         return attachment
+
+    async def _remove_file(self, turn: Turn, walk: Walk, attachment_id: int | None) -> None:
+        attachment = await repo.attachment_of(turn.session, walk.response.id, attachment_id)
+        if attachment is None:
+            log.warning(
+                "account %s tried to remove attachment %s outside response %s",
+                turn.account.id,
+                attachment_id,
+                walk.response.id,
+            )
+            await self._render_current(turn, walk, prefix=texts.FILE_NOT_YOURS)
+            return
+        slot = Slot(attachment.question_id, attachment.row)
+        name = attachment.original_name
+        await repo.remove_attachment(turn.session, walk.response, attachment, turn.person.id)
+        if walk.engine.question(slot.question_id).kind == QuestionKind.DOCUMENT:
+            count = len(await repo.attachments_for(turn.session, walk.response.id, slot))
+            await repo.save_answer(turn.session, walk.response, slot, count, turn.person.id)
+        await self._reload(turn.session, walk)
+        await self._render_current(turn, walk, prefix=texts.FILE_REMOVED.format(name=name))
 
     @staticmethod
     def _fallback_name(document: IncomingDocument) -> str:
@@ -831,14 +879,21 @@ class Conversation:
             await self._render_question(turn, walk, slot, prefix=f"⚠️ {texts.CANNOT_SKIP}")
             return
         await repo.save_answer(turn.session, walk.response, slot, None, turn.person.id)
-        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._reload(turn.session, walk)
         await self._advance(turn, walk, slot)
 
     # --- rendering the current step -------------------------------------------------------
 
     async def _render_current(
-        self, turn: Turn, walk: Walk, prefix: str = "", force_question: bool = False
+        self,
+        turn: Turn,
+        walk: Walk,
+        prefix: str = "",
+        force_question: bool = False,
+        with_question: bool = False,
     ) -> None:
+        """Show the current step; ``with_question`` repeats the question above a note or
+        document step (after a pause, the user no longer sees it)."""
         slot = self._state_slot(turn)
         visible = walk.engine.slots(walk.answers, walk.flags)
         if slot is None or slot not in visible:
@@ -851,23 +906,25 @@ class Conversation:
         mode = turn.state.mode
         if force_question or mode not in (Mode.DOCUMENTS, Mode.NOTE, Mode.REVIEW, Mode.CONFIRM):
             await self._go_to(turn, walk, slot, prefix=prefix)
-        elif mode == Mode.DOCUMENTS:
-            state = walk.answers.get(slot)
-            turn.out.append(
-                render.documents_message(
+        elif mode in (Mode.DOCUMENTS, Mode.NOTE):
+            if with_question:
+                context = render.question_context(walk.engine, slot, walk.answers, walk.flags)
+                prefix = "\n\n".join(p for p in (prefix, context) if p)
+            if mode == Mode.DOCUMENTS:
+                message = render.documents_message(
                     walk.engine,
                     walk.response.id,
                     slot,
-                    state.documents if state else 0,
+                    walk.files.get(slot, []),
                     prefix=prefix,
                     download_limit=self._limit(turn),
                 )
-            )
-        elif mode == Mode.NOTE:
-            state = walk.answers.get(slot)
-            turn.out.append(
-                render.note_message(walk.response.id, state.note if state else None, prefix=prefix)
-            )
+            else:
+                state = walk.answers.get(slot)
+                message = render.note_message(
+                    walk.response.id, state.note if state else None, prefix=prefix
+                )
+            turn.out.append(message)
         else:
             await self._show_review(turn, walk, prefix=prefix)
 
@@ -881,6 +938,7 @@ class Conversation:
                 walk.flags,
                 prefix=prefix,
                 download_limit=self._limit(turn),
+                files=walk.files.get(slot, []),
             )
         )
 
@@ -894,7 +952,7 @@ class Conversation:
         lines.append(texts.REVIEW_TITLE.format(title=walk.campaign.title))
         lines.append(texts.REVIEW_PROGRESS.format(done=done, total=total))
         lines.append("")
-        lines.extend(render.review_lines(engine, slots, walk.answers))
+        lines.extend(render.review_lines(engine, slots, walk.answers, walk.files))
         rid = walk.response.id
         if walk.locked:
             turn.state.mode = Mode.IDLE

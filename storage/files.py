@@ -6,10 +6,13 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import filetype
+
+from storage.xlsx_safety import MAX_TOTAL_UNCOMPRESSED, looks_like_zip_bomb
 
 # Extension → a human label. The real type is decided by the file's bytes, never by its name.
 ACCEPTED_TYPES: dict[str, str] = {
@@ -41,6 +44,36 @@ class UnsupportedFileType(ValueError):
     def __init__(self, detected: str | None) -> None:
         super().__init__(detected or "unknown")
         self.detected = detected
+
+
+class UnsafeArchive(UnsupportedFileType):
+    """A zip-based file (ZIP, DOCX, XLSX, ODT…) whose directory promises far too much data."""
+
+
+def shorten_name(name: str, limit: int = 200) -> str:
+    """Collapse whitespace and cut a long file name in its stem, keeping the extension."""
+    name = " ".join(name.split())
+    if len(name) <= limit:
+        return name
+    suffix = Path(name).suffix
+    if not suffix or len(suffix) > 10 or len(suffix) >= len(name):
+        return name[: limit - 1].rstrip() + "…"
+    stem = name[: -len(suffix)]
+    return stem[: limit - len(suffix) - 1].rstrip() + "…" + suffix
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip bomb by reading only the archive's central directory."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise UnsafeArchive("zip") from exc
+    # scans and PDFs hardly compress: a real archive unpacks to about its own size
+    if looks_like_zip_bomb(members, max(MAX_TOTAL_UNCOMPRESSED, 2 * path.stat().st_size)):
+        raise UnsafeArchive("zip")
 
 
 def extension_of(name: str | None) -> str:
@@ -84,6 +117,7 @@ class FileStore:
         The claimed name picks between doc and xls, which share one container format.
         """
         ext, mime = sniff(source)
+        check_archive(source)
         claimed = extension_of(claimed_name)
         if ext in _OLE_TYPES and claimed in _OLE_TYPES:
             ext = claimed

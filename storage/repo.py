@@ -282,6 +282,43 @@ async def attachments_for(
     return list(await session.scalars(query.order_by(Attachment.id)))
 
 
+async def attachment_of(
+    session: AsyncSession, response_id: int, attachment_id: int | None
+) -> Attachment | None:
+    """The attachment, only if it belongs to this response and still counts."""
+    if attachment_id is None:
+        return None
+    attachment = await session.get(Attachment, attachment_id)
+    if (
+        attachment is None
+        or attachment.response_id != response_id
+        or attachment.status not in COUNTED_ATTACHMENTS
+    ):
+        return None
+    return attachment
+
+
+async def remove_attachment(
+    session: AsyncSession, response: Response, attachment: Attachment, person_id: int | None
+) -> None:
+    """Detach one file from its answer; the stored bytes stay (other answers may share them)."""
+    await session.delete(attachment)
+    response.updated_at = utcnow()
+    await audit(
+        session,
+        "attachment_removed",
+        "response",
+        response.id,
+        person_id,
+        question=attachment.question_id,
+        row=attachment.row,
+        attachment=attachment.id,
+        name=attachment.original_name,
+        sha256=attachment.sha256,
+    )
+    await session.flush()
+
+
 async def remove_attachments(
     session: AsyncSession, response: Response, slot: Slot, person_id: int | None
 ) -> int:
