@@ -69,6 +69,21 @@ NOTE_MAX_LENGTH = 4000
 LOCKED = (ResponseStatus.SUBMITTED,)
 
 
+# words typed while the review is on screen (it has no yes/no question of its own)
+_REVIEW_WORDS = {
+    **dict.fromkeys(("да", "д", "yes", "отправить", "отправляю", "готово"), "submit"),
+    **dict.fromkeys(("нет", "н", "no", "не отправлять", "не надо"), "decline"),
+    **dict.fromkeys(("продолжить", "продолжить заполнение", "дальше"), "continue"),
+}
+
+
+class WalkKind:
+    """``state.data["walk"]``: answering one question after another until none is left."""
+
+    GAPS = "gaps"  # after a blocked submit: every unanswered or contradicting answer
+    CONFLICTS = "conflicts"  # after an edit: every answer that now contradicts another
+
+
 class Mode:
     IDLE = "idle"
     CHOOSE = "choose"
@@ -395,6 +410,7 @@ class Conversation:
         if key is None or campaign.id not in allowed:
             turn.say(texts.NOT_YOUR_RESPONSE)
             return
+        first_time = await repo.find_response(turn.session, campaign.id, key) is None
         response = await repo.get_or_create_response(turn.session, campaign, key)
         walk = await self._load_walk(turn.session, response)
         turn.state.response_id = response.id
@@ -408,7 +424,11 @@ class Conversation:
         if slot is None:
             await self._show_review(turn, walk, prefix=texts.FORM_DONE)
             return
-        turn.say(self._campaign_line(campaign))
+        intro = self._campaign_line(campaign)
+        if first_time and engine.form.description:
+            # the form's own instructions (a document for «да», a note for «нет»), once
+            intro += "\n\n" + engine.form.description
+        turn.say(intro)
         await self._go_to(turn, walk, slot)
 
     # --- loading a walk with scope checks ------------------------------------------------
@@ -531,6 +551,8 @@ class Conversation:
                 return
             turn.state.data = {"return_to_review": True}
             await self._go_to(turn, walk, slot)
+        elif action == cb.Action.FIX:
+            await self._next_to_fix(turn, walk, None, WalkKind.CONFLICTS)
         elif action == cb.Action.SUBMIT:
             await self._ask_submit(turn, walk)
         elif action == cb.Action.CONFIRM:
@@ -627,6 +649,17 @@ class Conversation:
         else:
             await repo.save_answer(turn.session, walk.response, slot, value, turn.person.id)
             await self._reload(turn.session, walk)
+            broken = [c for c in walk.engine.conflicts(walk.answers, walk.flags) if c.ref == slot]
+            if broken and turn.state.data.get("walk") is None:
+                # The new value contradicts answers given earlier: show them all at once.
+                turn.state.data = {}
+                numbers = self._numbers(walk, [c.slot for c in broken])
+                await self._show_review(
+                    turn,
+                    walk,
+                    prefix=f"{texts.SAVED}\n⚠️ {texts.CONFLICTS_AFTER_SAVE.format(items=numbers)}",
+                )
+                return
         await self._advance(turn, walk, slot, prefix=texts.SAVED)
 
     async def _note(self, turn: Turn, walk: Walk, slot: Slot, text: str) -> None:
@@ -838,6 +871,10 @@ class Conversation:
 
     async def _advance(self, turn: Turn, walk: Walk, after: Slot, prefix: str = "") -> None:
         engine = walk.engine
+        kind = turn.state.data.get("walk")
+        if kind in (WalkKind.GAPS, WalkKind.CONFLICTS):
+            await self._next_to_fix(turn, walk, after, kind, prefix)
+            return
         if turn.state.data.get("return_to_review"):
             turn.state.data = {}
             pending = engine.requirement(after, walk.answers)
@@ -856,12 +893,45 @@ class Conversation:
             return
         await self._go_to(turn, walk, slot, prefix=prefix)
 
+    async def _next_to_fix(
+        self, turn: Turn, walk: Walk, after: Slot | None, kind: str, prefix: str = ""
+    ) -> None:
+        """One step of a walk through every gap (after a blocked submit) or every conflict."""
+        engine = walk.engine
+        conflicts = {c.slot: c for c in engine.conflicts(walk.answers, walk.flags)}
+        todo = engine.blocking(walk.answers, walk.flags) if kind == WalkKind.GAPS else []
+        if kind == WalkKind.CONFLICTS:
+            todo = list(conflicts)
+        slot = (todo[0] if todo else None) if after is None else engine.following(after, todo)
+        if slot is None:
+            turn.state.data = {}
+            done = texts.NO_MORE_CONFLICTS if kind == WalkKind.CONFLICTS else texts.NO_MORE_GAPS
+            await self._show_review(turn, walk, prefix="\n".join(p for p in (prefix, done) if p))
+            return
+        turn.state.data = {"return_to_review": True, "walk": kind}
+        if slot in conflicts:
+            prefix = "\n".join(p for p in (prefix, f"⚠️ {conflicts[slot].message}") if p)
+        await self._go_to(turn, walk, slot, prefix=prefix)
+
+    @staticmethod
+    def _numbers(walk: Walk, slots: list[Slot], limit: int = 10) -> str:
+        visible = walk.engine.slots(walk.answers, walk.flags)
+        numbers = ", ".join(str(visible.index(s) + 1) for s in slots[:limit] if s in visible)
+        if len(slots) > limit:
+            numbers += f" и ещё {len(slots) - limit}"
+        return numbers
+
     async def _back(self, turn: Turn, walk: Walk) -> None:
         slot = self._state_slot(turn)
         if turn.state.mode in (Mode.DOCUMENTS, Mode.NOTE) and slot is not None:
             await self._go_to(turn, walk, slot)
             return
         if turn.state.mode in (Mode.REVIEW, Mode.CONFIRM) or slot is None:
+            first = walk.engine.first_incomplete(walk.answers, walk.flags)
+            if first is not None:
+                turn.state.data = {}
+                await self._go_to(turn, walk, first)
+                return
             await self._render_current(turn, walk, force_question=True)
             return
         previous = walk.engine.prev_slot(slot, walk.answers, walk.flags)
@@ -952,7 +1022,14 @@ class Conversation:
         lines.append(texts.REVIEW_TITLE.format(title=walk.campaign.title))
         lines.append(texts.REVIEW_PROGRESS.format(done=done, total=total))
         lines.append("")
-        lines.extend(render.review_lines(engine, slots, walk.answers, walk.files))
+        conflicts = engine.conflicts(walk.answers, walk.flags)
+        marks = {
+            c.slot: texts.REVIEW_CONFLICT.format(ref=slots.index(c.ref) + 1)
+            if c.ref in slots
+            else texts.REVIEW_OUT_OF_RANGE
+            for c in conflicts
+        }
+        lines.extend(render.review_lines(engine, slots, walk.answers, walk.files, marks))
         rid = walk.response.id
         if walk.locked:
             turn.state.mode = Mode.IDLE
@@ -960,14 +1037,27 @@ class Conversation:
             return
         turn.state.mode = Mode.REVIEW
         lines.append("")
-        lines.append(texts.REVIEW_HINT)
+        lines.append(texts.REVIEW_CONFLICTS_HINT if conflicts else texts.REVIEW_HINT)
         buttons = render.number_buttons(rid, slots)
+        if conflicts:
+            buttons.append([Button(texts.BTN_FIX, cb.encode(cb.Action.FIX, rid))])
         buttons.append([Button(texts.BTN_SUBMIT, cb.encode(cb.Action.SUBMIT, rid))])
         buttons.append([Button(texts.BTN_CONTINUE, cb.encode(cb.Action.BACK, rid))])
         turn.say("\n".join(lines), buttons)
 
     async def _review_input(self, turn: Turn, walk: Walk, text: str) -> None:
         slots = walk.engine.slots(walk.answers, walk.flags)
+        word = text.casefold().strip(" .!,;")
+        if word in _REVIEW_WORDS:
+            if walk.locked:
+                turn.say(self._submitted_text(walk))
+            elif _REVIEW_WORDS[word] == "submit":
+                await self._ask_submit(turn, walk)
+            elif _REVIEW_WORDS[word] == "continue":
+                await self._back(turn, walk)
+            else:
+                turn.say(texts.REVIEW_NOT_SENT)
+            return
         number = text.strip().lstrip("№#").strip()
         if not number.isdigit() or not 1 <= int(number) <= len(slots):
             turn.say(
@@ -984,22 +1074,12 @@ class Conversation:
         engine = walk.engine
         missing = engine.missing(walk.answers, walk.flags)
         if missing:
-            slots = engine.slots(walk.answers, walk.flags)
-            numbers = ", ".join(str(slots.index(s) + 1) for s in missing[:10])
-            if len(missing) > 10:
-                numbers += f" и ещё {len(missing) - 10}"
-            turn.state.data = {"return_to_review": True}
-            await self._go_to(
-                turn, walk, missing[0], prefix=f"⚠️ {texts.SUBMIT_MISSING.format(items=numbers)}"
-            )
+            numbers = self._numbers(walk, missing)
+            prefix = f"⚠️ {texts.SUBMIT_MISSING.format(items=numbers)}"
+            await self._next_to_fix(turn, walk, None, WalkKind.GAPS, prefix)
             return
-        violations = engine.violations(walk.answers, walk.flags)
-        if violations:
-            slot, message = violations[0]
-            turn.state.data = {"return_to_review": True}
-            await self._go_to(
-                turn, walk, slot, prefix=f"⚠️ {texts.SUBMIT_VIOLATIONS.format(message=message)}"
-            )
+        if engine.conflicts(walk.answers, walk.flags):
+            await self._next_to_fix(turn, walk, None, WalkKind.GAPS, f"⚠️ {texts.SUBMIT_CONFLICTS}")
             return
         turn.state.mode = Mode.CONFIRM
         rid = walk.response.id

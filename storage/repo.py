@@ -130,10 +130,14 @@ async def open_campaigns_for(
     return list(rows)
 
 
-async def get_or_create_response(session: AsyncSession, campaign: Campaign, key: str) -> Response:
-    found = await session.scalar(
-        select(Response).where(Response.campaign_id == campaign.id, Response.respondent_key == key)
+async def find_response(session: AsyncSession, campaign_id: int, key: str) -> Response | None:
+    return await session.scalar(
+        select(Response).where(Response.campaign_id == campaign_id, Response.respondent_key == key)
     )
+
+
+async def get_or_create_response(session: AsyncSession, campaign: Campaign, key: str) -> Response:
+    found = await find_response(session, campaign.id, key)
     if found:
         return found
     kind, _, raw_id = key.partition(":")
