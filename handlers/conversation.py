@@ -8,53 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import re
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from forms.engine import AnswerState, FormEngine, Slot
+from forms.engine import Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, render, texts
+from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.registry import FormRegistry
+from handlers.review_flow import ReviewFlow
 from handlers.types import (
     Button,
     EventKind,
     FileFetcher,
     Incoming,
-    IncomingDocument,
     Messenger,
     Outgoing,
     OutText,
 )
+from handlers.walk_state import CoreConfig, Mode, Turn, Walk, WalkKind
 from storage import repo
 from storage.files import (
     ACCEPTED_LIST,
     FileStore,
-    UnsafeArchive,
-    UnsupportedFileType,
-    extension_of,
-    shorten_name,
 )
 from storage.models import (
     Account,
-    Attachment,
-    AttachmentStatus,
     Campaign,
-    ConversationState,
     Invite,
     Municipality,
     Person,
     Region,
     Response,
-    ResponseStatus,
     Role,
     School,
     utcnow,
@@ -66,79 +57,9 @@ log = logging.getLogger(__name__)
 _COMMAND_WORD = re.compile(r"[a-z0-9_]{1,32}")
 NOTE_MIN_LENGTH = 10
 NOTE_MAX_LENGTH = 4000
-LOCKED = (ResponseStatus.SUBMITTED,)
 
 
-# words typed while the review is on screen (it has no yes/no question of its own)
-_REVIEW_WORDS = {
-    **dict.fromkeys(("да", "д", "yes", "отправить", "отправляю", "готово"), "submit"),
-    **dict.fromkeys(("нет", "н", "no", "не отправлять", "не надо"), "decline"),
-    **dict.fromkeys(("продолжить", "продолжить заполнение", "дальше"), "continue"),
-}
-
-
-class WalkKind:
-    """``state.data["walk"]``: answering one question after another until none is left."""
-
-    GAPS = "gaps"  # after a blocked submit: every unanswered or contradicting answer
-    CONFLICTS = "conflicts"  # after an edit: every answer that now contradicts another
-
-
-class Mode:
-    IDLE = "idle"
-    CHOOSE = "choose"
-    QUESTION = "question"
-    DOCUMENTS = "documents"
-    NOTE = "note"
-    REVIEW = "review"
-    CONFIRM = "confirm"
-
-
-@dataclass(frozen=True)
-class CoreConfig:
-    admins: tuple[tuple[str, str], ...] = ()  # (platform, user id)
-    download_limits: dict[str, int] = field(default_factory=dict)
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
-    download_timeout: float = 60.0
-    # a questionnaire document slower than this is finished in the background
-    # (scheduler/downloads.py), so a hung platform never holds the chat
-    attach_timeout: float = 5.0
-    default_download_limit: int = 20 * 1024 * 1024
-
-    def download_limit(self, platform: str) -> int:
-        return self.download_limits.get(platform, self.default_download_limit)
-
-
-@dataclass
-class Turn:
-    """Everything one event needs; `out` collects the replies."""
-
-    session: AsyncSession
-    event: Incoming
-    account: Account
-    person: Person
-    state: ConversationState
-    out: list[Outgoing] = field(default_factory=list)
-
-    def say(self, text: str, buttons: list[list[Button]] | None = None) -> None:
-        self.out.append(OutText(text, buttons or []))
-
-
-@dataclass
-class Walk:
-    response: Response
-    campaign: Campaign
-    engine: FormEngine
-    answers: dict[Slot, AnswerState]
-    flags: dict[str, bool]
-    files: dict[Slot, list[render.FileRef]] = field(default_factory=dict)
-
-    @property
-    def locked(self) -> bool:
-        return self.response.status in LOCKED
-
-
-class Conversation:
+class Conversation(DocumentsFlow, ReviewFlow):
     def __init__(
         self,
         sessions: async_sessionmaker,
@@ -208,7 +129,10 @@ class Conversation:
         elif event.kind == EventKind.BUTTON:
             await self._button(turn, cb.decode(event.payload))
         elif event.kind in (EventKind.DOCUMENT, EventKind.PHOTO):
-            await self._file(turn)
+            if turn.state.mode == deadlines_chat.MODE:
+                await deadlines_chat.file(self, turn)
+            else:
+                await self._file(turn)
         else:
             await self._text(turn, event.text)
 
@@ -676,184 +600,6 @@ class Conversation:
         await self._reload(turn.session, walk)
         await self._advance(turn, walk, slot, prefix=texts.NOTE_SAVED)
 
-    # --- documents -----------------------------------------------------------------------
-
-    def _limit(self, turn: Turn) -> int:
-        return self.config.download_limit(str(turn.event.user.platform))
-
-    async def _file(self, turn: Turn) -> None:
-        if turn.state.mode == deadlines_chat.MODE:
-            await deadlines_chat.file(self, turn)
-            return
-        walk = await self._current_walk(turn)
-        slot = self._state_slot(turn)
-        if walk is None or slot is None or turn.state.mode not in (Mode.QUESTION, Mode.DOCUMENTS):
-            turn.say(texts.FILE_NOT_EXPECTED if walk else texts.IDLE_HINT)
-            return
-        if walk.locked:
-            turn.say(self._submitted_text(walk))
-            return
-        question = walk.engine.question(slot.question_id)
-        accepts = (
-            turn.state.mode == Mode.DOCUMENTS
-            or question.kind == QuestionKind.DOCUMENT
-            or (question.kind == QuestionKind.YES_NO and question.document_when_yes)
-        )
-        if not accepts:
-            turn.say(texts.FILE_NOT_EXPECTED)
-            await self._render_current(turn, walk)
-            return
-        if turn.event.kind == EventKind.PHOTO or turn.event.document is None:
-            turn.say(texts.PHOTO_NOT_FILE)
-            return
-        stored = await self._store_document(turn, walk, slot, turn.event.document)
-        if stored is None:
-            return
-        previous = walk.answers.get(slot)
-        if question.kind == QuestionKind.YES_NO and (
-            previous is None or previous.value is not True
-        ):
-            # A file sent instead of pressing «Да» means «Да».
-            await repo.save_answer(
-                turn.session, walk.response, slot, True, turn.person.id, note=None, keep_note=False
-            )
-        elif question.kind == QuestionKind.DOCUMENT:
-            count = len(await repo.attachments_for(turn.session, walk.response.id, slot))
-            await repo.save_answer(turn.session, walk.response, slot, count, turn.person.id)
-        turn.state.mode = Mode.DOCUMENTS
-        await self._reload(turn.session, walk)
-        count = walk.answers[slot].documents
-        template = (
-            texts.DOCUMENT_SAVED
-            if stored.status == AttachmentStatus.STORED
-            else texts.DOCUMENT_ACCEPTED_LATER
-        )
-        rid = walk.response.id
-        turn.say(
-            template.format(name=stored.original_name, count=count),
-            [
-                [Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, rid))],
-                *render.remove_buttons(rid, walk.files.get(slot, [])),
-                [Button(texts.BTN_BACK, cb.encode(cb.Action.BACK, rid))],
-            ],
-        )
-
-    async def _store_document(
-        self, turn: Turn, walk: Walk, slot: Slot, document: IncomingDocument
-    ) -> Attachment | None:
-        limit = self._limit(turn)
-        name = shorten_name(document.file_name or self._fallback_name(document), 200)
-        if document.size is not None and document.size > limit:
-            turn.say(
-                texts.FILE_TOO_BIG.format(
-                    name=name, size=texts.mb(document.size), limit=texts.mb(limit)
-                )
-            )
-            return None
-        if not repo_accepts_name(name):
-            turn.say(texts.FILE_BAD_NAME.format(name=name, accepted=ACCEPTED_LIST))
-            return None
-        attachment = Attachment(
-            response_id=walk.response.id,
-            question_id=slot.question_id,
-            row=slot.row,
-            original_name=name,
-            size=document.size,
-            mime_type=document.mime_type,
-            platform=str(turn.event.user.platform),
-            platform_file_id=document.file_id,
-            uploaded_by=turn.person.id,
-            attempts=1,
-        )
-        fetcher = self.fetchers.get(str(turn.event.user.platform))
-        temp = self.files.temp_path()
-        try:
-            if fetcher is None:
-                raise RuntimeError("no file fetcher for this platform")
-            await asyncio.wait_for(
-                fetcher.fetch(document.file_id, temp), self.config.attach_timeout
-            )
-            if temp.stat().st_size > limit:
-                raise _TooBig(temp.stat().st_size)
-            stored = await asyncio.to_thread(self.files.put, temp, name)
-        except UnsafeArchive:
-            temp.unlink(missing_ok=True)
-            turn.say(texts.FILE_BAD_ARCHIVE.format(name=name))
-            return None
-        except UnsupportedFileType:
-            temp.unlink(missing_ok=True)
-            turn.say(texts.FILE_BAD_CONTENT.format(name=name, accepted=ACCEPTED_LIST))
-            return None
-        except _TooBig as too_big:
-            temp.unlink(missing_ok=True)
-            turn.say(
-                texts.FILE_TOO_BIG.format(
-                    name=name, size=texts.mb(too_big.size), limit=texts.mb(limit)
-                )
-            )
-            return None
-        except Exception as exc:  # the platform or the network failed: retry in the background
-            temp.unlink(missing_ok=True)
-            log.warning("download of %s failed, will retry: %r", document.file_id, exc)
-            attachment.status = AttachmentStatus.PENDING
-            attachment.last_error = repr(exc)[:500]
-        else:
-            attachment.status = AttachmentStatus.STORED
-            attachment.sha256 = stored.sha256
-            attachment.size = stored.size
-            attachment.mime_type = stored.mime_type
-            attachment.storage_path = stored.relative_path
-        turn.session.add(attachment)
-        await turn.session.flush()
-        await repo.audit(
-            turn.session,
-            "attach",
-            "response",
-            walk.response.id,
-            turn.person.id,
-            question=slot.question_id,
-            row=slot.row,
-            attachment=attachment.id,
-            status=attachment.status,
-        )
-        return attachment
-
-    async def _remove_file(self, turn: Turn, walk: Walk, attachment_id: int | None) -> None:
-        attachment = await repo.attachment_of(turn.session, walk.response.id, attachment_id)
-        if attachment is None:
-            log.warning(
-                "account %s tried to remove attachment %s outside response %s",
-                turn.account.id,
-                attachment_id,
-                walk.response.id,
-            )
-            await self._render_current(turn, walk, prefix=texts.FILE_NOT_YOURS)
-            return
-        slot = Slot(attachment.question_id, attachment.row)
-        name = attachment.original_name
-        await repo.remove_attachment(turn.session, walk.response, attachment, turn.person.id)
-        if walk.engine.question(slot.question_id).kind == QuestionKind.DOCUMENT:
-            count = len(await repo.attachments_for(turn.session, walk.response.id, slot))
-            await repo.save_answer(turn.session, walk.response, slot, count, turn.person.id)
-        await self._reload(turn.session, walk)
-        await self._render_current(turn, walk, prefix=texts.FILE_REMOVED.format(name=name))
-
-    @staticmethod
-    def _fallback_name(document: IncomingDocument) -> str:
-        extension = mimetypes.guess_extension(document.mime_type or "") or ""
-        return f"документ{extension}"
-
-    async def _documents_done(self, turn: Turn, walk: Walk) -> None:
-        slot = self._state_slot(turn)
-        if slot is None:
-            await self._render_current(turn, walk)
-            return
-        state = walk.answers.get(slot)
-        if state is None or not state.documents:
-            await self._render_current(turn, walk, prefix=f"⚠️ {texts.NEED_DOCUMENT}")
-            return
-        await self._advance(turn, walk, slot, prefix=texts.SAVED)
-
     # --- navigation ----------------------------------------------------------------------
 
     @staticmethod
@@ -892,34 +638,6 @@ class Conversation:
             )
             return
         await self._go_to(turn, walk, slot, prefix=prefix)
-
-    async def _next_to_fix(
-        self, turn: Turn, walk: Walk, after: Slot | None, kind: str, prefix: str = ""
-    ) -> None:
-        """One step of a walk through every gap (after a blocked submit) or every conflict."""
-        engine = walk.engine
-        conflicts = {c.slot: c for c in engine.conflicts(walk.answers, walk.flags)}
-        todo = engine.blocking(walk.answers, walk.flags) if kind == WalkKind.GAPS else []
-        if kind == WalkKind.CONFLICTS:
-            todo = list(conflicts)
-        slot = (todo[0] if todo else None) if after is None else engine.following(after, todo)
-        if slot is None:
-            turn.state.data = {}
-            done = texts.NO_MORE_CONFLICTS if kind == WalkKind.CONFLICTS else texts.NO_MORE_GAPS
-            await self._show_review(turn, walk, prefix="\n".join(p for p in (prefix, done) if p))
-            return
-        turn.state.data = {"return_to_review": True, "walk": kind}
-        if slot in conflicts:
-            prefix = "\n".join(p for p in (prefix, f"⚠️ {conflicts[slot].message}") if p)
-        await self._go_to(turn, walk, slot, prefix=prefix)
-
-    @staticmethod
-    def _numbers(walk: Walk, slots: list[Slot], limit: int = 10) -> str:
-        visible = walk.engine.slots(walk.answers, walk.flags)
-        numbers = ", ".join(str(visible.index(s) + 1) for s in slots[:limit] if s in visible)
-        if len(slots) > limit:
-            numbers += f" и ещё {len(slots) - limit}"
-        return numbers
 
     async def _back(self, turn: Turn, walk: Walk) -> None:
         slot = self._state_slot(turn)
@@ -1012,121 +730,9 @@ class Conversation:
             )
         )
 
-    # --- review and submit ---------------------------------------------------------------
-
-    async def _show_review(self, turn: Turn, walk: Walk, prefix: str = "") -> None:
-        engine = walk.engine
-        slots = engine.slots(walk.answers, walk.flags)
-        done, total = engine.progress(walk.answers, walk.flags)
-        lines = [prefix, ""] if prefix else []
-        lines.append(texts.REVIEW_TITLE.format(title=walk.campaign.title))
-        lines.append(texts.REVIEW_PROGRESS.format(done=done, total=total))
-        lines.append("")
-        conflicts = engine.conflicts(walk.answers, walk.flags)
-        marks = {
-            c.slot: texts.REVIEW_CONFLICT.format(ref=slots.index(c.ref) + 1)
-            if c.ref in slots
-            else texts.REVIEW_OUT_OF_RANGE
-            for c in conflicts
-        }
-        lines.extend(render.review_lines(engine, slots, walk.answers, walk.files, marks))
-        rid = walk.response.id
-        if walk.locked:
-            turn.state.mode = Mode.IDLE
-            turn.say("\n".join(lines))
-            return
-        turn.state.mode = Mode.REVIEW
-        lines.append("")
-        lines.append(texts.REVIEW_CONFLICTS_HINT if conflicts else texts.REVIEW_HINT)
-        buttons = render.number_buttons(rid, slots)
-        if conflicts:
-            buttons.append([Button(texts.BTN_FIX, cb.encode(cb.Action.FIX, rid))])
-        buttons.append([Button(texts.BTN_SUBMIT, cb.encode(cb.Action.SUBMIT, rid))])
-        buttons.append([Button(texts.BTN_CONTINUE, cb.encode(cb.Action.BACK, rid))])
-        turn.say("\n".join(lines), buttons)
-
-    async def _review_input(self, turn: Turn, walk: Walk, text: str) -> None:
-        slots = walk.engine.slots(walk.answers, walk.flags)
-        word = text.casefold().strip(" .!,;")
-        if word in _REVIEW_WORDS:
-            if walk.locked:
-                turn.say(self._submitted_text(walk))
-            elif _REVIEW_WORDS[word] == "submit":
-                await self._ask_submit(turn, walk)
-            elif _REVIEW_WORDS[word] == "continue":
-                await self._back(turn, walk)
-            else:
-                turn.say(texts.REVIEW_NOT_SENT)
-            return
-        number = text.strip().lstrip("№#").strip()
-        if not number.isdigit() or not 1 <= int(number) <= len(slots):
-            turn.say(
-                texts.REVIEW_BAD_NUMBER.format(number=render.shorten(text, 20), total=len(slots))
-            )
-            return
-        if walk.locked:
-            turn.say(self._submitted_text(walk))
-            return
-        turn.state.data = {"return_to_review": True}
-        await self._go_to(turn, walk, slots[int(number) - 1])
-
-    async def _ask_submit(self, turn: Turn, walk: Walk) -> None:
-        engine = walk.engine
-        missing = engine.missing(walk.answers, walk.flags)
-        if missing:
-            numbers = self._numbers(walk, missing)
-            prefix = f"⚠️ {texts.SUBMIT_MISSING.format(items=numbers)}"
-            await self._next_to_fix(turn, walk, None, WalkKind.GAPS, prefix)
-            return
-        if engine.conflicts(walk.answers, walk.flags):
-            await self._next_to_fix(turn, walk, None, WalkKind.GAPS, f"⚠️ {texts.SUBMIT_CONFLICTS}")
-            return
-        turn.state.mode = Mode.CONFIRM
-        rid = walk.response.id
-        turn.say(
-            texts.CONFIRM_SUBMIT.format(title=walk.campaign.title),
-            [
-                [Button(texts.BTN_CONFIRM, cb.encode(cb.Action.CONFIRM, rid))],
-                [Button(texts.BTN_BACK, cb.encode(cb.Action.REVIEW, rid))],
-            ],
-        )
-
-    async def _submit(self, turn: Turn, walk: Walk) -> None:
-        engine = walk.engine
-        if engine.missing(walk.answers, walk.flags) or engine.violations(walk.answers, walk.flags):
-            await self._ask_submit(turn, walk)
-            return
-        response = walk.response
-        response.status = ResponseStatus.SUBMITTED
-        response.submitted_at = utcnow()
-        response.submitted_by = turn.person.id
-        response.updated_at = utcnow()
-        await repo.audit(turn.session, "submit", "response", response.id, turn.person.id)
-        turn.state.mode = Mode.IDLE
-        turn.state.question_id = None
-        turn.state.data = {}
-        turn.say(texts.SUBMITTED.format(title=walk.campaign.title))
-
-    def _submitted_text(self, walk: Walk) -> str:
-        when = walk.response.submitted_at
-        shown = when.astimezone(self.config.timezone).strftime("%d.%m.%Y в %H:%M") if when else ""
-        return texts.ALREADY_SUBMITTED.format(title=walk.campaign.title, when=shown)
-
 
 async def _account_for(session: AsyncSession, person: Person, event: Incoming) -> Account:
     user = event.user
     return await repo.create_account(
         session, person, str(user.platform), user.user_id, user.chat_id, user.display_name
     )
-
-
-class _TooBig(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-def repo_accepts_name(name: str) -> bool:
-    from storage.files import ACCEPTED_TYPES
-
-    return extension_of(name) in ACCEPTED_TYPES
