@@ -18,6 +18,7 @@ _REVIEW_WORDS = {
     **dict.fromkeys(("да", "д", "yes", "отправить", "отправляю", "готово"), "submit"),
     **dict.fromkeys(("нет", "н", "no", "не отправлять", "не надо"), "decline"),
     **dict.fromkeys(("продолжить", "продолжить заполнение", "дальше"), "continue"),
+    **dict.fromkeys(("исправить", "исправить по очереди"), "fix"),
 }
 
 
@@ -91,11 +92,16 @@ class ReviewFlow:
                 await self._ask_submit(turn, walk)
             elif _REVIEW_WORDS[word] == "continue":
                 await self._back(turn, walk)
+            elif _REVIEW_WORDS[word] == "fix":
+                await self._next_to_fix(turn, walk, None, WalkKind.CONFLICTS)
             else:
                 turn.say(texts.REVIEW_NOT_SENT)
             return
         number = text.strip().lstrip("№#").strip()
-        if not number.isdigit() or not 1 <= int(number) <= len(slots):
+        if not number.isdigit():
+            turn.say(texts.REVIEW_NOT_UNDERSTOOD.format(total=len(slots)))
+            return
+        if not 1 <= int(number) <= len(slots):
             turn.say(
                 texts.REVIEW_BAD_NUMBER.format(number=render.shorten(text, 20), total=len(slots))
             )

@@ -94,6 +94,8 @@ async def test_yes_and_no_typed_on_the_review_are_understood(services, region):
     assert "Нет ответа с номером" not in text
     mode, _ = await position(services, "tg", "1001")
     assert mode == "review"
+    await user.send("может быть")
+    user.expect("напишите его номер (от 1 до 17)", "«отправить»")
     await user.send("Да")
     user.expect("Отправить анкету «Мониторинг 2026»?")
     await user.send("да")
