@@ -29,6 +29,7 @@ ACCEPTED_TYPES: dict[str, str] = {
 }
 ACCEPTED_LIST = "PDF, DOC/DOCX, XLS/XLSX, ODT/ODS, JPG, PNG или ZIP"
 _OLE_TYPES = {"doc", "xls"}  # one container format: the sniffer cannot always tell them apart
+_ZIP_TYPES = {"zip", "docx", "xlsx", "odt", "ods"}  # archives inside: checked for zip bombs
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +64,7 @@ def shorten_name(name: str, limit: int = 200) -> str:
 
 
 def check_archive(path: Path) -> None:
-    """Refuse a zip bomb by reading only the archive's central directory."""
-    if not zipfile.is_zipfile(path):
-        return
+    """Refuse a zip bomb (or a broken archive) by reading only its central directory."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -117,7 +116,8 @@ class FileStore:
         The claimed name picks between doc and xls, which share one container format.
         """
         ext, mime = sniff(source)
-        check_archive(source)
+        if ext in _ZIP_TYPES:
+            check_archive(source)
         claimed = extension_of(claimed_name)
         if ext in _OLE_TYPES and claimed in _OLE_TYPES:
             ext = claimed

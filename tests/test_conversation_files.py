@@ -7,6 +7,7 @@ import io
 import struct
 import zipfile
 
+import pytest
 from aiogram.types import Document
 from sqlalchemy import func, select
 
@@ -229,3 +230,27 @@ async def test_a_hung_download_does_not_block_the_chat(services, region):
     assert stored == 1
     [done] = await attachments(services)
     assert services.files.absolute(done.storage_path).read_bytes() == PDF
+
+
+def test_shorten_name_cuts_the_stem_and_keeps_the_extension():
+    from storage.files import shorten_name
+
+    assert shorten_name("  план   2026.pdf ") == "план 2026.pdf"
+    long = shorten_name("п" * 300 + ".docx", 200)
+    assert len(long) == 200 and long.endswith("….docx")
+    no_ext = shorten_name("п" * 300, 200)
+    assert len(no_ext) == 200 and no_ext.endswith("…")
+
+
+def test_the_archive_check_reads_only_archives(tmp_path):
+    from storage.files import FileStore, UnsafeArchive
+
+    store = FileStore(tmp_path / "files")
+    pdf = tmp_path / "with-zip-tail.pdf"
+    pdf.write_bytes(PDF + b"PK\x05\x06" + b"\0" * 18)  # a PDF that merely ends like a zip
+    assert store.put(pdf, "скан.pdf").extension == "pdf"
+    bomb = tmp_path / "bomb.docx"
+    bomb.write_bytes(_zip_bomb())
+    with pytest.raises(UnsafeArchive):
+        store.put(bomb, "отчёт.docx")
+    assert bomb.exists()  # refused before it was moved into the store
