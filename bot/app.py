@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.config import Settings
+from bot.config import (
+    LOCAL_TELEGRAM_DOWNLOAD_LIMIT,
+    PUBLIC_TELEGRAM_DOWNLOAD_LIMIT,
+    Settings,
+)
 from forms.loader import load_bundled
 from handlers.conversation import Conversation, CoreConfig
 from handlers.registry import FormRegistry
@@ -30,9 +34,14 @@ class Services:
 
 
 def core_config(settings: Settings) -> CoreConfig:
+    telegram = settings.telegram
+    # Only a Bot API server in --local mode serves files over 20 MB; a plain self-hosted
+    # server has the same getFile limit as the official one.
+    local = bool(telegram.api_url) and telegram.local_files
+    limit = LOCAL_TELEGRAM_DOWNLOAD_LIMIT if local else PUBLIC_TELEGRAM_DOWNLOAD_LIMIT
     return CoreConfig(
         admins=tuple((a.platform, a.user_id) for a in settings.app.admins),
-        download_limits={str(Platform.TELEGRAM): settings.telegram.download_limit},
+        download_limits={str(Platform.TELEGRAM): limit},
         timezone=settings.app.zone,
     )
 

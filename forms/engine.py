@@ -45,6 +45,15 @@ Context = Mapping[str, bool]  # respondent flags: shnor, shnsu, risk_zone
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """An answered number that no longer fits: out of its range, or against another answer."""
+
+    slot: Slot
+    message: str  # Russian, says what to do
+    ref: Slot | None = None  # the answer it contradicts; None when out of its own range
+
+
+@dataclass(frozen=True)
 class ParseResult:
     ok: bool
     value: Any = None
@@ -294,10 +303,16 @@ class FormEngine:
     def _constraint_error(
         self, q: Question, slot: Slot, value: int, answers: Answers, visible: set[Slot]
     ) -> str | None:
+        conflict = self._constraint_conflict(q, slot, value, answers, visible)
+        return conflict.message if conflict else None
+
+    def _constraint_conflict(
+        self, q: Question, slot: Slot, value: int, answers: Answers, visible: set[Slot]
+    ) -> Conflict | None:
         for con in q.constraints:
-            error = self._check_constraint(con, q, slot, value, answers, visible)
-            if error:
-                return error
+            conflict = self._check_constraint(con, q, slot, value, answers, visible)
+            if conflict:
+                return conflict
         return None
 
     def _check_constraint(
@@ -308,14 +323,15 @@ class FormEngine:
         value: int,
         answers: Answers,
         visible: set[Slot],
-    ) -> str | None:
+    ) -> Conflict | None:
         ref_slot = self._ref_slot(con.ref, q.id, slot.row)
         ref_value = self._visible_answer(ref_slot, answers, visible)
         if not isinstance(ref_value, int) or isinstance(ref_value, bool):
             return None  # the reference is unanswered (or hidden): nothing to compare with
         if _OPS[con.op](value, ref_value):
             return None
-        return con.message.format(ref_value=ref_value, ref_text=self.question(con.ref).text)
+        message = con.message.format(ref_value=ref_value, ref_text=self.question(con.ref).text)
+        return Conflict(slot, message, ref_slot)
 
     # --- completeness -------------------------------------------------------------------
 
@@ -385,9 +401,13 @@ class FormEngine:
 
     def violations(self, answers: Answers, ctx: Context) -> list[tuple[Slot, str]]:
         """Visible answered numbers that no longer fit their range or constraints."""
+        return [(c.slot, c.message) for c in self.conflicts(answers, ctx)]
+
+    def conflicts(self, answers: Answers, ctx: Context) -> list[Conflict]:
+        """Like :meth:`violations`, naming the answer each one contradicts."""
         visible_list = self.slots(answers, ctx)
         visible = set(visible_list)
-        found: list[tuple[Slot, str]] = []
+        found: list[Conflict] = []
         for slot in visible_list:
             if self.is_group_control(slot.question_id):
                 continue
@@ -398,12 +418,28 @@ class FormEngine:
             value = state.value
             if not isinstance(value, int) or isinstance(value, bool):
                 continue
-            error = _range_error(value, q) or self._constraint_error(
-                q, slot, value, answers, visible
+            error = _range_error(value, q)
+            conflict = (
+                Conflict(slot, error)
+                if error
+                else self._constraint_conflict(q, slot, value, answers, visible)
             )
-            if error:
-                found.append((slot, error))
+            if conflict:
+                found.append(conflict)
         return found
+
+    def blocking(self, answers: Answers, ctx: Context) -> list[Slot]:
+        """Everything that stops a submit, in form order: gaps and conflicts."""
+        bad = set(self.missing(answers, ctx)) | {c.slot for c in self.conflicts(answers, ctx)}
+        return [s for s in self.slots(answers, ctx) if s in bad]
+
+    def following(self, after: Slot, candidates: list[Slot]) -> Slot | None:
+        """The first candidate after ``after`` in form order, else the first other one."""
+        key = self._sort_key(after)
+        later = [s for s in candidates if self._sort_key(s) > key]
+        if later:
+            return min(later, key=self._sort_key)
+        return next((s for s in sorted(candidates, key=self._sort_key) if s != after), None)
 
     def missing(self, answers: Answers, ctx: Context) -> list[Slot]:
         """Visible slots that block submission (optional unanswered ones do not)."""

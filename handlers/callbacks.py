@@ -6,10 +6,13 @@ that the response belongs to the sender; a forged payload cannot reach another s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_PAYLOAD_BYTES = 64
 SEP = "|"
+MAX_ID = 2**63 - 1  # ids and rows are 64-bit integers in every database we use
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,19}")  # no sign, no spaces, no digits of other scripts
 
 
 class Action:
@@ -25,6 +28,8 @@ class Action:
     CONTINUE = "n"  # n|<response>
     CAMPAIGN = "c"  # c|<campaign>
     START = "go"  # go: start or resume the questionnaire
+    REMOVE_FILE = "rf"  # rf|<response>|<attachment>
+    FIX = "fx"  # fx|<response>: walk through the answers in conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +44,11 @@ class Payload:
         return text
 
     def int_arg(self, index: int) -> int | None:
-        try:
-            return int(self.args[index])
-        except (IndexError, ValueError):
+        """A non-negative 64-bit integer argument, or None for anything a client could forge."""
+        if index >= len(self.args) or not _PLAIN_NUMBER.fullmatch(self.args[index]):
             return None
+        value = int(self.args[index])
+        return value if value <= MAX_ID else None
 
     def str_arg(self, index: int) -> str | None:
         return self.args[index] if index < len(self.args) else None

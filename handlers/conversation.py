@@ -8,45 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
+import re
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from forms.engine import AnswerState, FormEngine, Slot
+from forms.engine import Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, render, texts
+from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.registry import FormRegistry
+from handlers.review_flow import ReviewFlow
 from handlers.types import (
     Button,
     EventKind,
     FileFetcher,
     Incoming,
-    IncomingDocument,
     Messenger,
     Outgoing,
     OutText,
 )
+from handlers.walk_state import CoreConfig, Mode, Turn, Walk, WalkKind
 from storage import repo
-from storage.files import ACCEPTED_LIST, FileStore, UnsupportedFileType, extension_of
+from storage.files import (
+    ACCEPTED_LIST,
+    FileStore,
+)
 from storage.models import (
     Account,
-    Attachment,
-    AttachmentStatus,
     Campaign,
-    ConversationState,
     Invite,
     Municipality,
     Person,
     Region,
     Response,
-    ResponseStatus,
     Role,
     School,
     utcnow,
@@ -54,62 +53,13 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
+# Telegram's command words; «/home/user/file.pdf» or «/2.5» is text typed with a slash
+_COMMAND_WORD = re.compile(r"[a-z0-9_]{1,32}")
 NOTE_MIN_LENGTH = 10
 NOTE_MAX_LENGTH = 4000
-LOCKED = (ResponseStatus.SUBMITTED,)
 
 
-class Mode:
-    IDLE = "idle"
-    CHOOSE = "choose"
-    QUESTION = "question"
-    DOCUMENTS = "documents"
-    NOTE = "note"
-    REVIEW = "review"
-    CONFIRM = "confirm"
-
-
-@dataclass(frozen=True)
-class CoreConfig:
-    admins: tuple[tuple[str, str], ...] = ()  # (platform, user id)
-    download_limits: dict[str, int] = field(default_factory=dict)
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
-    download_timeout: float = 60.0
-    default_download_limit: int = 20 * 1024 * 1024
-
-    def download_limit(self, platform: str) -> int:
-        return self.download_limits.get(platform, self.default_download_limit)
-
-
-@dataclass
-class Turn:
-    """Everything one event needs; `out` collects the replies."""
-
-    session: AsyncSession
-    event: Incoming
-    account: Account
-    person: Person
-    state: ConversationState
-    out: list[Outgoing] = field(default_factory=list)
-
-    def say(self, text: str, buttons: list[list[Button]] | None = None) -> None:
-        self.out.append(OutText(text, buttons or []))
-
-
-@dataclass
-class Walk:
-    response: Response
-    campaign: Campaign
-    engine: FormEngine
-    answers: dict[Slot, AnswerState]
-    flags: dict[str, bool]
-
-    @property
-    def locked(self) -> bool:
-        return self.response.status in LOCKED
-
-
-class Conversation:
+class Conversation(DocumentsFlow, ReviewFlow):
     def __init__(
         self,
         sessions: async_sessionmaker,
@@ -179,7 +129,10 @@ class Conversation:
         elif event.kind == EventKind.BUTTON:
             await self._button(turn, cb.decode(event.payload))
         elif event.kind in (EventKind.DOCUMENT, EventKind.PHOTO):
-            await self._file(turn)
+            if turn.state.mode == deadlines_chat.MODE:
+                await deadlines_chat.file(self, turn)
+            else:
+                await self._file(turn)
         else:
             await self._text(turn, event.text)
 
@@ -260,7 +213,10 @@ class Conversation:
         if command == "start":
             scope = await self._scope_text(turn.session, turn.person)
             if args.strip():
-                turn.say(texts.ALREADY_REGISTERED.format(scope=scope))
+                turn.say(
+                    texts.ALREADY_REGISTERED.format(scope=scope),
+                    [[Button(texts.BTN_RESUME, cb.encode(cb.Action.START))]],
+                )
                 return
             await self._offer_campaigns(
                 turn, prefix=texts.GREETING.format(scope=scope[:1].upper() + scope[1:])
@@ -282,8 +238,28 @@ class Conversation:
             await deadlines_chat.command(self, turn, args)
         elif command == "export":
             await self.exports.command(turn, args)
+        elif not _COMMAND_WORD.fullmatch(command):
+            await self._slash_text(turn, turn.event.text)
         else:
             turn.say(texts.UNKNOWN_COMMAND)
+
+    async def _slash_text(self, turn: Turn, text: str) -> None:
+        """A text starting with «/» that is no command word: a path, a fraction, a date."""
+        walk = await self._current_walk(turn) if turn.state.response_id else None
+        slot = self._state_slot(turn)
+        if walk is not None and slot is not None and not walk.locked:
+            question = walk.engine.question(slot.question_id)
+            wants_file = turn.state.mode == Mode.DOCUMENTS or (
+                turn.state.mode == Mode.QUESTION
+                and (
+                    question.kind == QuestionKind.DOCUMENT
+                    or (question.kind == QuestionKind.YES_NO and question.document_when_yes)
+                )
+            )
+            if wants_file:
+                turn.say(texts.PATH_NOT_FILE.format(path=render.shorten(text, 60)))
+                return
+        await self._text(turn, text)
 
     # --- campaigns -----------------------------------------------------------------------
 
@@ -336,7 +312,7 @@ class Conversation:
     async def _resume(self, turn: Turn) -> None:
         walk = await self._current_walk(turn)
         if walk is not None and not walk.locked:
-            await self._render_current(turn, walk)
+            await self._render_current(turn, walk, with_question=True)
             return
         campaigns = await self._campaigns(turn)
         if not campaigns:
@@ -358,6 +334,7 @@ class Conversation:
         if key is None or campaign.id not in allowed:
             turn.say(texts.NOT_YOUR_RESPONSE)
             return
+        first_time = await repo.find_response(turn.session, campaign.id, key) is None
         response = await repo.get_or_create_response(turn.session, campaign, key)
         walk = await self._load_walk(turn.session, response)
         turn.state.response_id = response.id
@@ -371,7 +348,11 @@ class Conversation:
         if slot is None:
             await self._show_review(turn, walk, prefix=texts.FORM_DONE)
             return
-        turn.say(self._campaign_line(campaign))
+        intro = self._campaign_line(campaign)
+        if first_time and engine.form.description:
+            # the form's own instructions (a document for «да», a note for «нет»), once
+            intro += "\n\n" + engine.form.description
+        turn.say(intro)
         await self._go_to(turn, walk, slot)
 
     # --- loading a walk with scope checks ------------------------------------------------
@@ -379,12 +360,21 @@ class Conversation:
     async def _load_walk(self, session: AsyncSession, response: Response) -> Walk:
         campaign = await session.get(Campaign, response.campaign_id)
         engine = self.forms.engine(campaign.form_id, response.form_version)
-        answers = await repo.load_answers(session, response.id)
         flags: dict[str, bool] = {}
         if response.school_id is not None:
             school = await session.get(School, response.school_id)
             flags = school.flags()
-        return Walk(response, campaign, engine, answers, flags)
+        walk = Walk(response, campaign, engine, {}, flags)
+        await self._reload(session, walk)
+        return walk
+
+    @staticmethod
+    async def _reload(session: AsyncSession, walk: Walk) -> None:
+        walk.answers = await repo.load_answers(session, walk.response.id)
+        walk.files = {}
+        for attachment in await repo.attachments_for(session, walk.response.id):
+            slot = Slot(attachment.question_id, attachment.row)
+            walk.files.setdefault(slot, []).append((attachment.id, attachment.original_name))
 
     def _owns(self, person: Person, response: Response) -> bool:
         return response.respondent_key in self._respondent_keys(person)
@@ -429,6 +419,9 @@ class Conversation:
         if payload.action == deadlines_chat.ACTION:
             await deadlines_chat.button(self, turn, payload)
             return
+        if payload.action == cb.Action.START:
+            await self._resume(turn)
+            return
         if payload.action == cb.Action.CAMPAIGN:
             campaign_id = payload.int_arg(0)
             campaign = await turn.session.get(Campaign, campaign_id) if campaign_id else None
@@ -466,6 +459,8 @@ class Conversation:
                 await self._advance(turn, walk, slot)
         elif action == cb.Action.DOCS_DONE:
             await self._documents_done(turn, walk)
+        elif action == cb.Action.REMOVE_FILE:
+            await self._remove_file(turn, walk, payload.int_arg(1))
         elif action == cb.Action.NOTE_KEEP:
             slot = self._state_slot(turn)
             state = walk.answers.get(slot) if slot else None
@@ -480,6 +475,8 @@ class Conversation:
                 return
             turn.state.data = {"return_to_review": True}
             await self._go_to(turn, walk, slot)
+        elif action == cb.Action.FIX:
+            await self._next_to_fix(turn, walk, None, WalkKind.CONFLICTS)
         elif action == cb.Action.SUBMIT:
             await self._ask_submit(turn, walk)
         elif action == cb.Action.CONFIRM:
@@ -564,7 +561,7 @@ class Conversation:
                 note=None if value else (previous.note if previous else None),
                 keep_note=False,
             )
-            walk.answers = await repo.load_answers(turn.session, walk.response.id)
+            await self._reload(turn.session, walk)
             if value and question.document_when_yes:
                 turn.state.mode = Mode.DOCUMENTS
                 await self._render_current(turn, walk, prefix=texts.SAVED)
@@ -575,7 +572,18 @@ class Conversation:
                 return
         else:
             await repo.save_answer(turn.session, walk.response, slot, value, turn.person.id)
-            walk.answers = await repo.load_answers(turn.session, walk.response.id)
+            await self._reload(turn.session, walk)
+            broken = [c for c in walk.engine.conflicts(walk.answers, walk.flags) if c.ref == slot]
+            if broken and turn.state.data.get("walk") is None:
+                # The new value contradicts answers given earlier: show them all at once.
+                turn.state.data = {}
+                numbers = self._numbers(walk, [c.slot for c in broken])
+                await self._show_review(
+                    turn,
+                    walk,
+                    prefix=f"{texts.SAVED}\n⚠️ {texts.CONFLICTS_AFTER_SAVE.format(items=numbers)}",
+                )
+                return
         await self._advance(turn, walk, slot, prefix=texts.SAVED)
 
     async def _note(self, turn: Turn, walk: Walk, slot: Slot, text: str) -> None:
@@ -589,160 +597,8 @@ class Conversation:
             )
             return
         await repo.save_note(turn.session, walk.response, slot, text.strip(), turn.person.id)
-        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._reload(turn.session, walk)
         await self._advance(turn, walk, slot, prefix=texts.NOTE_SAVED)
-
-    # --- documents -----------------------------------------------------------------------
-
-    def _limit(self, turn: Turn) -> int:
-        return self.config.download_limit(str(turn.event.user.platform))
-
-    async def _file(self, turn: Turn) -> None:
-        if turn.state.mode == deadlines_chat.MODE:
-            await deadlines_chat.file(self, turn)
-            return
-        walk = await self._current_walk(turn)
-        slot = self._state_slot(turn)
-        if walk is None or slot is None or turn.state.mode not in (Mode.QUESTION, Mode.DOCUMENTS):
-            turn.say(texts.FILE_NOT_EXPECTED if walk else texts.IDLE_HINT)
-            return
-        if walk.locked:
-            turn.say(self._submitted_text(walk))
-            return
-        question = walk.engine.question(slot.question_id)
-        accepts = (
-            turn.state.mode == Mode.DOCUMENTS
-            or question.kind == QuestionKind.DOCUMENT
-            or (question.kind == QuestionKind.YES_NO and question.document_when_yes)
-        )
-        if not accepts:
-            turn.say(texts.FILE_NOT_EXPECTED)
-            await self._render_current(turn, walk)
-            return
-        if turn.event.kind == EventKind.PHOTO or turn.event.document is None:
-            turn.say(texts.PHOTO_NOT_FILE)
-            return
-        stored = await self._store_document(turn, walk, slot, turn.event.document)
-        if stored is None:
-            return
-        previous = walk.answers.get(slot)
-        if question.kind == QuestionKind.YES_NO and (
-            previous is None or previous.value is not True
-        ):
-            # A file sent instead of pressing «Да» means «Да».
-            await repo.save_answer(
-                turn.session, walk.response, slot, True, turn.person.id, note=None, keep_note=False
-            )
-        elif question.kind == QuestionKind.DOCUMENT:
-            count = len(await repo.attachments_for(turn.session, walk.response.id, slot))
-            await repo.save_answer(turn.session, walk.response, slot, count, turn.person.id)
-        turn.state.mode = Mode.DOCUMENTS
-        walk.answers = await repo.load_answers(turn.session, walk.response.id)
-        count = walk.answers[slot].documents
-        template = (
-            texts.DOCUMENT_SAVED
-            if stored.status == AttachmentStatus.STORED
-            else texts.DOCUMENT_ACCEPTED_LATER
-        )
-        turn.say(
-            template.format(name=stored.original_name, count=count),
-            [
-                [Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, walk.response.id))],
-                [Button(texts.BTN_BACK, cb.encode(cb.Action.BACK, walk.response.id))],
-            ],
-        )
-
-    async def _store_document(
-        self, turn: Turn, walk: Walk, slot: Slot, document: IncomingDocument
-    ) -> Attachment | None:
-        limit = self._limit(turn)
-        name = render.shorten(document.file_name or self._fallback_name(document), 200)
-        if document.size is not None and document.size > limit:
-            turn.say(
-                texts.FILE_TOO_BIG.format(
-                    name=name, size=texts.mb(document.size), limit=texts.mb(limit)
-                )
-            )
-            return None
-        if not repo_accepts_name(name):
-            turn.say(texts.FILE_BAD_NAME.format(name=name, accepted=ACCEPTED_LIST))
-            return None
-        attachment = Attachment(
-            response_id=walk.response.id,
-            question_id=slot.question_id,
-            row=slot.row,
-            original_name=name,
-            size=document.size,
-            mime_type=document.mime_type,
-            platform=str(turn.event.user.platform),
-            platform_file_id=document.file_id,
-            uploaded_by=turn.person.id,
-            attempts=1,
-        )
-        fetcher = self.fetchers.get(str(turn.event.user.platform))
-        temp = self.files.temp_path()
-        try:
-            if fetcher is None:
-                raise RuntimeError("no file fetcher for this platform")
-            await asyncio.wait_for(
-                fetcher.fetch(document.file_id, temp), self.config.download_timeout
-            )
-            if temp.stat().st_size > limit:
-                raise _TooBig(temp.stat().st_size)
-            stored = await asyncio.to_thread(self.files.put, temp, name)
-        except UnsupportedFileType:
-            temp.unlink(missing_ok=True)
-            turn.say(texts.FILE_BAD_CONTENT.format(name=name, accepted=ACCEPTED_LIST))
-            return None
-        except _TooBig as too_big:
-            temp.unlink(missing_ok=True)
-            turn.say(
-                texts.FILE_TOO_BIG.format(
-                    name=name, size=texts.mb(too_big.size), limit=texts.mb(limit)
-                )
-            )
-            return None
-        except Exception as exc:  # the platform or the network failed: retry in the background
-            temp.unlink(missing_ok=True)
-            log.warning("download of %s failed, will retry: %r", document.file_id, exc)
-            attachment.status = AttachmentStatus.PENDING
-            attachment.last_error = repr(exc)[:500]
-        else:
-            attachment.status = AttachmentStatus.STORED
-            attachment.sha256 = stored.sha256
-            attachment.size = stored.size
-            attachment.mime_type = stored.mime_type
-            attachment.storage_path = stored.relative_path
-        turn.session.add(attachment)
-        await turn.session.flush()
-        await repo.audit(
-            turn.session,
-            "attach",
-            "response",
-            walk.response.id,
-            turn.person.id,
-            question=slot.question_id,
-            row=slot.row,
-            attachment=attachment.id,
-            status=attachment.status,
-        )
-        return attachment
-
-    @staticmethod
-    def _fallback_name(document: IncomingDocument) -> str:
-        extension = mimetypes.guess_extension(document.mime_type or "") or ""
-        return f"документ{extension}"
-
-    async def _documents_done(self, turn: Turn, walk: Walk) -> None:
-        slot = self._state_slot(turn)
-        if slot is None:
-            await self._render_current(turn, walk)
-            return
-        state = walk.answers.get(slot)
-        if state is None or not state.documents:
-            await self._render_current(turn, walk, prefix=f"⚠️ {texts.NEED_DOCUMENT}")
-            return
-        await self._advance(turn, walk, slot, prefix=texts.SAVED)
 
     # --- navigation ----------------------------------------------------------------------
 
@@ -761,6 +617,10 @@ class Conversation:
 
     async def _advance(self, turn: Turn, walk: Walk, after: Slot, prefix: str = "") -> None:
         engine = walk.engine
+        kind = turn.state.data.get("walk")
+        if kind in (WalkKind.GAPS, WalkKind.CONFLICTS):
+            await self._next_to_fix(turn, walk, after, kind, prefix)
+            return
         if turn.state.data.get("return_to_review"):
             turn.state.data = {}
             pending = engine.requirement(after, walk.answers)
@@ -785,6 +645,11 @@ class Conversation:
             await self._go_to(turn, walk, slot)
             return
         if turn.state.mode in (Mode.REVIEW, Mode.CONFIRM) or slot is None:
+            first = walk.engine.first_incomplete(walk.answers, walk.flags)
+            if first is not None:
+                turn.state.data = {}
+                await self._go_to(turn, walk, first)
+                return
             await self._render_current(turn, walk, force_question=True)
             return
         previous = walk.engine.prev_slot(slot, walk.answers, walk.flags)
@@ -802,14 +667,21 @@ class Conversation:
             await self._render_question(turn, walk, slot, prefix=f"⚠️ {texts.CANNOT_SKIP}")
             return
         await repo.save_answer(turn.session, walk.response, slot, None, turn.person.id)
-        walk.answers = await repo.load_answers(turn.session, walk.response.id)
+        await self._reload(turn.session, walk)
         await self._advance(turn, walk, slot)
 
     # --- rendering the current step -------------------------------------------------------
 
     async def _render_current(
-        self, turn: Turn, walk: Walk, prefix: str = "", force_question: bool = False
+        self,
+        turn: Turn,
+        walk: Walk,
+        prefix: str = "",
+        force_question: bool = False,
+        with_question: bool = False,
     ) -> None:
+        """Show the current step; ``with_question`` repeats the question above a note or
+        document step (after a pause, the user no longer sees it)."""
         slot = self._state_slot(turn)
         visible = walk.engine.slots(walk.answers, walk.flags)
         if slot is None or slot not in visible:
@@ -822,23 +694,25 @@ class Conversation:
         mode = turn.state.mode
         if force_question or mode not in (Mode.DOCUMENTS, Mode.NOTE, Mode.REVIEW, Mode.CONFIRM):
             await self._go_to(turn, walk, slot, prefix=prefix)
-        elif mode == Mode.DOCUMENTS:
-            state = walk.answers.get(slot)
-            turn.out.append(
-                render.documents_message(
+        elif mode in (Mode.DOCUMENTS, Mode.NOTE):
+            if with_question:
+                context = render.question_context(walk.engine, slot, walk.answers, walk.flags)
+                prefix = "\n\n".join(p for p in (prefix, context) if p)
+            if mode == Mode.DOCUMENTS:
+                message = render.documents_message(
                     walk.engine,
                     walk.response.id,
                     slot,
-                    state.documents if state else 0,
+                    walk.files.get(slot, []),
                     prefix=prefix,
                     download_limit=self._limit(turn),
                 )
-            )
-        elif mode == Mode.NOTE:
-            state = walk.answers.get(slot)
-            turn.out.append(
-                render.note_message(walk.response.id, state.note if state else None, prefix=prefix)
-            )
+            else:
+                state = walk.answers.get(slot)
+                message = render.note_message(
+                    walk.response.id, state.note if state else None, prefix=prefix
+                )
+            turn.out.append(message)
         else:
             await self._show_review(turn, walk, prefix=prefix)
 
@@ -852,98 +726,9 @@ class Conversation:
                 walk.flags,
                 prefix=prefix,
                 download_limit=self._limit(turn),
+                files=walk.files.get(slot, []),
             )
         )
-
-    # --- review and submit ---------------------------------------------------------------
-
-    async def _show_review(self, turn: Turn, walk: Walk, prefix: str = "") -> None:
-        engine = walk.engine
-        slots = engine.slots(walk.answers, walk.flags)
-        done, total = engine.progress(walk.answers, walk.flags)
-        lines = [prefix, ""] if prefix else []
-        lines.append(texts.REVIEW_TITLE.format(title=walk.campaign.title))
-        lines.append(texts.REVIEW_PROGRESS.format(done=done, total=total))
-        lines.append("")
-        lines.extend(render.review_lines(engine, slots, walk.answers))
-        rid = walk.response.id
-        if walk.locked:
-            turn.state.mode = Mode.IDLE
-            turn.say("\n".join(lines))
-            return
-        turn.state.mode = Mode.REVIEW
-        lines.append("")
-        lines.append(texts.REVIEW_HINT)
-        buttons = render.number_buttons(rid, slots)
-        buttons.append([Button(texts.BTN_SUBMIT, cb.encode(cb.Action.SUBMIT, rid))])
-        buttons.append([Button(texts.BTN_CONTINUE, cb.encode(cb.Action.BACK, rid))])
-        turn.say("\n".join(lines), buttons)
-
-    async def _review_input(self, turn: Turn, walk: Walk, text: str) -> None:
-        slots = walk.engine.slots(walk.answers, walk.flags)
-        number = text.strip().lstrip("№#").strip()
-        if not number.isdigit() or not 1 <= int(number) <= len(slots):
-            turn.say(
-                texts.REVIEW_BAD_NUMBER.format(number=render.shorten(text, 20), total=len(slots))
-            )
-            return
-        if walk.locked:
-            turn.say(self._submitted_text(walk))
-            return
-        turn.state.data = {"return_to_review": True}
-        await self._go_to(turn, walk, slots[int(number) - 1])
-
-    async def _ask_submit(self, turn: Turn, walk: Walk) -> None:
-        engine = walk.engine
-        missing = engine.missing(walk.answers, walk.flags)
-        if missing:
-            slots = engine.slots(walk.answers, walk.flags)
-            numbers = ", ".join(str(slots.index(s) + 1) for s in missing[:10])
-            if len(missing) > 10:
-                numbers += f" и ещё {len(missing) - 10}"
-            turn.state.data = {"return_to_review": True}
-            await self._go_to(
-                turn, walk, missing[0], prefix=f"⚠️ {texts.SUBMIT_MISSING.format(items=numbers)}"
-            )
-            return
-        violations = engine.violations(walk.answers, walk.flags)
-        if violations:
-            slot, message = violations[0]
-            turn.state.data = {"return_to_review": True}
-            await self._go_to(
-                turn, walk, slot, prefix=f"⚠️ {texts.SUBMIT_VIOLATIONS.format(message=message)}"
-            )
-            return
-        turn.state.mode = Mode.CONFIRM
-        rid = walk.response.id
-        turn.say(
-            texts.CONFIRM_SUBMIT.format(title=walk.campaign.title),
-            [
-                [Button(texts.BTN_CONFIRM, cb.encode(cb.Action.CONFIRM, rid))],
-                [Button(texts.BTN_BACK, cb.encode(cb.Action.REVIEW, rid))],
-            ],
-        )
-
-    async def _submit(self, turn: Turn, walk: Walk) -> None:
-        engine = walk.engine
-        if engine.missing(walk.answers, walk.flags) or engine.violations(walk.answers, walk.flags):
-            await self._ask_submit(turn, walk)
-            return
-        response = walk.response
-        response.status = ResponseStatus.SUBMITTED
-        response.submitted_at = utcnow()
-        response.submitted_by = turn.person.id
-        response.updated_at = utcnow()
-        await repo.audit(turn.session, "submit", "response", response.id, turn.person.id)
-        turn.state.mode = Mode.IDLE
-        turn.state.question_id = None
-        turn.state.data = {}
-        turn.say(texts.SUBMITTED.format(title=walk.campaign.title))
-
-    def _submitted_text(self, walk: Walk) -> str:
-        when = walk.response.submitted_at
-        shown = when.astimezone(self.config.timezone).strftime("%d.%m.%Y в %H:%M") if when else ""
-        return texts.ALREADY_SUBMITTED.format(title=walk.campaign.title, when=shown)
 
 
 async def _account_for(session: AsyncSession, person: Person, event: Incoming) -> Account:
@@ -951,15 +736,3 @@ async def _account_for(session: AsyncSession, person: Person, event: Incoming) -
     return await repo.create_account(
         session, person, str(user.platform), user.user_id, user.chat_id, user.display_name
     )
-
-
-class _TooBig(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-def repo_accepts_name(name: str) -> bool:
-    from storage.files import ACCEPTED_TYPES
-
-    return extension_of(name) in ACCEPTED_TYPES

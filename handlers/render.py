@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -14,6 +15,9 @@ from storage.files import ACCEPTED_LIST
 
 LABEL_LIMIT = 90
 VALUE_LIMIT = 120
+FILE_NAME_LIMIT = 40
+
+FileRef = tuple[int, str]  # (attachment id, original name)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -74,6 +78,7 @@ def question_message(
     *,
     prefix: str = "",
     download_limit: int,
+    files: Sequence[FileRef] = (),
 ) -> OutText:
     question = engine.question(slot.question_id)
     lines = [prefix] if prefix else []
@@ -129,14 +134,17 @@ def question_message(
         lines.append(
             texts.SEND_DOCUMENT.format(accepted=ACCEPTED_LIST, limit=texts.mb(download_limit))
         )
-        if current and current.documents:
-            lines.append(texts.DOCUMENTS_SO_FAR.format(count=current.documents))
+        if files:
+            lines.extend(file_lines(files))
             buttons.append([Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, response_id))])
     if current is not None and question.kind != QuestionKind.DOCUMENT:
         lines.append("")
         lines.append(texts.CURRENT_ANSWER.format(value=format_value(question, current.value)))
+        if files:
+            lines.extend(file_lines(files))
         if current.value is not None and question.kind != QuestionKind.YES_NO:
             buttons.append([Button(texts.BTN_RESUME, cb.encode(cb.Action.CONTINUE, response_id))])
+    buttons.extend(remove_buttons(response_id, files))
     buttons.append(nav_row(response_id, question))
     return OutText("\n".join(lines), buttons)
 
@@ -149,33 +157,62 @@ def _first_in_section(engine: FormEngine, slot: Slot, answers, flags) -> bool:
     )
 
 
+def file_lines(files: Sequence[FileRef]) -> list[str]:
+    return [texts.FILES_ATTACHED] + [f"📎 {shorten(name, 120)}" for _, name in files]
+
+
+def remove_buttons(response_id: int, files: Sequence[FileRef]) -> list[list[Button]]:
+    return [
+        [
+            Button(
+                texts.BTN_REMOVE_FILE.format(name=shorten(name, FILE_NAME_LIMIT)),
+                cb.encode(cb.Action.REMOVE_FILE, response_id, attachment_id),
+            )
+        ]
+        for attachment_id, name in files
+    ]
+
+
+def question_context(
+    engine: FormEngine, slot: Slot, answers: dict[Slot, AnswerState], flags: dict[str, bool]
+) -> str:
+    """The question a document or note step belongs to, with the answer given so far."""
+    question = engine.question(slot.question_id)
+    lines = [position_line(engine, slot, answers, flags), "", question.text]
+    current = answers.get(slot)
+    if current is not None and current.value is not None:
+        lines.append(texts.CURRENT_ANSWER.format(value=format_value(question, current.value)))
+    return "\n".join(lines)
+
+
 def documents_message(
     engine: FormEngine,
     response_id: int,
     slot: Slot,
-    count: int,
+    files: Sequence[FileRef],
     *,
     prefix: str,
     download_limit: int,
 ) -> OutText:
     question = engine.question(slot.question_id)
     what = f" ({question.document_hint})" if question.document_hint else ""
-    lines = [prefix] if prefix else []
+    lines = [prefix, ""] if prefix else []
     lines.append(
         texts.ASK_DOCUMENTS.format(
             what=what, accepted=ACCEPTED_LIST, limit=texts.mb(download_limit)
         )
     )
     buttons = []
-    if count:
-        lines.append(texts.DOCUMENTS_SO_FAR.format(count=count))
+    if files:
+        lines.extend(file_lines(files))
         buttons.append([Button(texts.BTN_DONE, cb.encode(cb.Action.DOCS_DONE, response_id))])
+    buttons.extend(remove_buttons(response_id, files))
     buttons.append([Button(texts.BTN_BACK, cb.encode(cb.Action.BACK, response_id))])
     return OutText("\n".join(lines), buttons)
 
 
 def note_message(response_id: int, current_note: str | None, *, prefix: str) -> OutText:
-    lines = [prefix] if prefix else []
+    lines = [prefix, ""] if prefix else []
     lines.append(texts.ASK_NOTE)
     buttons = []
     if current_note:
@@ -186,8 +223,15 @@ def note_message(response_id: int, current_note: str | None, *, prefix: str) -> 
 
 
 def review_lines(
-    engine: FormEngine, slots: list[Slot], answers: dict[Slot, AnswerState]
+    engine: FormEngine,
+    slots: list[Slot],
+    answers: dict[Slot, AnswerState],
+    files: Mapping[Slot, Sequence[FileRef]] | None = None,
+    conflicts: Mapping[Slot, str] | None = None,
 ) -> list[str]:
+    """One line per visible slot; ``conflicts`` maps a slot to its ❗ mark."""
+    files = files or {}
+    conflicts = conflicts or {}
     lines = []
     for number, slot in enumerate(slots, start=1):
         question = engine.question(slot.question_id)
@@ -195,9 +239,15 @@ def review_lines(
         if state is None:
             shown = texts.REVIEW_NOT_ANSWERED
         else:
-            shown = shorten(format_value(question, state.value), VALUE_LIMIT)
-            if state.documents and question.kind != QuestionKind.DOCUMENT:
-                shown += " " + texts.REVIEW_DOCS.format(count=state.documents)
+            attached = files.get(slot, ())
+            if question.kind == QuestionKind.DOCUMENT and attached:
+                shown = _names(attached)
+            else:
+                shown = shorten(format_value(question, state.value), VALUE_LIMIT)
+                if attached:
+                    shown += " " + _names(attached)
+                elif state.documents and question.kind != QuestionKind.DOCUMENT:
+                    shown += " " + texts.REVIEW_DOCS.format(count=state.documents)
             missing = engine.requirement(slot, answers)
             if missing == "document":
                 shown += " " + texts.REVIEW_NEEDS_DOC
@@ -205,8 +255,14 @@ def review_lines(
                 shown += " " + texts.REVIEW_NEEDS_NOTE
             elif state.note:
                 shown += f" ({texts.REVIEW_NOTE.format(note=shorten(state.note, 60))})"
+            if slot in conflicts:
+                shown += " " + conflicts[slot]
         lines.append(f"{number}. {label(engine, slot)}: {shown}")
     return lines
+
+
+def _names(files: Sequence[FileRef]) -> str:
+    return shorten("📎 " + ", ".join(name for _, name in files), VALUE_LIMIT)
 
 
 def number_buttons(response_id: int, slots: list[Slot], per_row: int = 6) -> list[list[Button]]:

@@ -6,10 +6,13 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import filetype
+
+from storage.xlsx_safety import MAX_TOTAL_UNCOMPRESSED, looks_like_zip_bomb
 
 # Extension → a human label. The real type is decided by the file's bytes, never by its name.
 ACCEPTED_TYPES: dict[str, str] = {
@@ -26,6 +29,7 @@ ACCEPTED_TYPES: dict[str, str] = {
 }
 ACCEPTED_LIST = "PDF, DOC/DOCX, XLS/XLSX, ODT/ODS, JPG, PNG или ZIP"
 _OLE_TYPES = {"doc", "xls"}  # one container format: the sniffer cannot always tell them apart
+_ZIP_TYPES = {"zip", "docx", "xlsx", "odt", "ods"}  # archives inside: checked for zip bombs
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,34 @@ class UnsupportedFileType(ValueError):
     def __init__(self, detected: str | None) -> None:
         super().__init__(detected or "unknown")
         self.detected = detected
+
+
+class UnsafeArchive(UnsupportedFileType):
+    """A zip-based file (ZIP, DOCX, XLSX, ODT…) whose directory promises far too much data."""
+
+
+def shorten_name(name: str, limit: int = 200) -> str:
+    """Collapse whitespace and cut a long file name in its stem, keeping the extension."""
+    name = " ".join(name.split())
+    if len(name) <= limit:
+        return name
+    suffix = Path(name).suffix
+    if not suffix or len(suffix) > 10 or len(suffix) >= len(name):
+        return name[: limit - 1].rstrip() + "…"
+    stem = name[: -len(suffix)]
+    return stem[: limit - len(suffix) - 1].rstrip() + "…" + suffix
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip bomb (or a broken archive) by reading only its central directory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise UnsafeArchive("zip") from exc
+    # scans and PDFs hardly compress: a real archive unpacks to about its own size
+    if looks_like_zip_bomb(members, max(MAX_TOTAL_UNCOMPRESSED, 2 * path.stat().st_size)):
+        raise UnsafeArchive("zip")
 
 
 def extension_of(name: str | None) -> str:
@@ -84,6 +116,8 @@ class FileStore:
         The claimed name picks between doc and xls, which share one container format.
         """
         ext, mime = sniff(source)
+        if ext in _ZIP_TYPES:
+            check_archive(source)
         claimed = extension_of(claimed_name)
         if ext in _OLE_TYPES and claimed in _OLE_TYPES:
             ext = claimed

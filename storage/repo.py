@@ -130,10 +130,14 @@ async def open_campaigns_for(
     return list(rows)
 
 
-async def get_or_create_response(session: AsyncSession, campaign: Campaign, key: str) -> Response:
-    found = await session.scalar(
-        select(Response).where(Response.campaign_id == campaign.id, Response.respondent_key == key)
+async def find_response(session: AsyncSession, campaign_id: int, key: str) -> Response | None:
+    return await session.scalar(
+        select(Response).where(Response.campaign_id == campaign_id, Response.respondent_key == key)
     )
+
+
+async def get_or_create_response(session: AsyncSession, campaign: Campaign, key: str) -> Response:
+    found = await find_response(session, campaign.id, key)
     if found:
         return found
     kind, _, raw_id = key.partition(":")
@@ -280,6 +284,43 @@ async def attachments_for(
     if slot is not None:
         query = query.where(Attachment.question_id == slot.question_id, Attachment.row == slot.row)
     return list(await session.scalars(query.order_by(Attachment.id)))
+
+
+async def attachment_of(
+    session: AsyncSession, response_id: int, attachment_id: int | None
+) -> Attachment | None:
+    """The attachment, only if it belongs to this response and still counts."""
+    if attachment_id is None:
+        return None
+    attachment = await session.get(Attachment, attachment_id)
+    if (
+        attachment is None
+        or attachment.response_id != response_id
+        or attachment.status not in COUNTED_ATTACHMENTS
+    ):
+        return None
+    return attachment
+
+
+async def remove_attachment(
+    session: AsyncSession, response: Response, attachment: Attachment, person_id: int | None
+) -> None:
+    """Detach one file from its answer; the stored bytes stay (other answers may share them)."""
+    await session.delete(attachment)
+    response.updated_at = utcnow()
+    await audit(
+        session,
+        "attachment_removed",
+        "response",
+        response.id,
+        person_id,
+        question=attachment.question_id,
+        row=attachment.row,
+        attachment=attachment.id,
+        name=attachment.original_name,
+        sha256=attachment.sha256,
+    )
+    await session.flush()
 
 
 async def remove_attachments(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import openpyxl
@@ -72,6 +73,24 @@ def defusedxml_enabled() -> bool:
     return bool(openpyxl.xml.DEFUSEDXML) and functions.iterparse.__module__.startswith("defusedxml")
 
 
+def looks_like_zip_bomb(members: Sequence[zipfile.ZipInfo], max_total: int | None = None) -> bool:
+    """Judge an archive by its central directory alone (see the module docstring)."""
+    if max_total is None:
+        max_total = MAX_TOTAL_UNCOMPRESSED
+    if len(members) > MAX_MEMBERS:
+        return True
+    total = 0
+    for info in members:
+        total += info.file_size
+        if total > max_total:
+            return True
+        if info.file_size > MAX_SUSPICIOUS_MEMBER:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > MAX_COMPRESSION_RATIO:
+                return True
+    return False
+
+
 def check_xlsx_archive(data: bytes) -> None:
     """Validate the zip structure of ``data`` without decompressing anything."""
     try:
@@ -80,17 +99,8 @@ def check_xlsx_archive(data: bytes) -> None:
         raise UnsafeWorkbookError(MSG_NOT_ZIP) from exc
     with archive:
         members = archive.infolist()
-        if len(members) > MAX_MEMBERS:
+        if looks_like_zip_bomb(members):
             raise UnsafeWorkbookError(MSG_TOO_BIG)
-        total = 0
-        for info in members:
-            total += info.file_size
-            if total > MAX_TOTAL_UNCOMPRESSED:
-                raise UnsafeWorkbookError(MSG_TOO_BIG)
-            if info.file_size > MAX_SUSPICIOUS_MEMBER:
-                ratio = info.file_size / max(info.compress_size, 1)
-                if ratio > MAX_COMPRESSION_RATIO:
-                    raise UnsafeWorkbookError(MSG_TOO_BIG)
         names = {info.filename for info in members}
         if "xl/workbook.xml" not in names:
             raise UnsafeWorkbookError(MSG_NOT_XLSX)

@@ -6,12 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import func, select
 
 from bot.app import create_services
 from bot.config import load_settings
-from bot.telegram import TelegramFileFetcher
 from handlers import callbacks as cb
 from scheduler.downloads import retry_pending_downloads
 from storage.models import (
@@ -24,8 +22,19 @@ from storage.models import (
     ResponseStatus,
 )
 from tests.pg import requires_postgres, temporary_database
-from tests.tg_harness import TgHarness
-from tests.walk import NOTE, PDF, PNG, attachments, position, response_of, walk_to_review
+from tests.walk import (
+    NOTE,
+    PDF,
+    PNG,
+    attachments,
+    harness_for,
+    position,
+    press_payload,
+    registered,
+    response_of,
+    started,
+    walk_to_review,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
@@ -37,29 +46,6 @@ async def settings(settings, request, monkeypatch):
     async with temporary_database() as url:
         monkeypatch.setenv("DATABASE_URL", url)
         yield load_settings(env_file=None)
-
-
-def harness_for(services) -> TgHarness:
-    harness = TgHarness.for_core(services.conversation)
-    services.conversation.register_fetcher("tg", TelegramFileFetcher(harness.bot))
-    return harness
-
-
-async def registered(harness, region, school_code="S1", user_id=1001):
-    user = harness.user(user_id, "Анна")
-    await user.send(f"/start {region.codes[school_code]}")
-    return user
-
-
-async def started(services, region, school_code="S1", *, past_counts=False):
-    """A registered director at the first question (or at the first yes/no question)."""
-    harness = harness_for(services)
-    user = await registered(harness, region, school_code)
-    await user.click("▶ Начать заполнение")
-    if past_counts:
-        for _ in range(8):
-            await user.send("10")
-    return harness, user
 
 
 async def count(services, model) -> int:
@@ -142,7 +128,7 @@ async def test_whole_form_with_documents_review_and_submit(services, region):
     _harness, user = await started(services, region)
     answered = await walk_to_review(services, user, yes=True)
     assert answered == 17  # a risk-zone school sees the three risk questions
-    user.expect("Заполнено: 17 из 17", "📎 1")
+    user.expect("Заполнено: 17 из 17", "Да 📎 pd_events.pdf")
     await user.click("📨 Отправить анкету")
     user.expect("Отправить анкету", "только координатор")
     await user.click("Да, отправить")
@@ -355,7 +341,7 @@ async def test_forged_button_cannot_touch_another_schools_response(services, reg
         cb.encode(cb.Action.SKIP, victim.id),
         cb.encode(cb.Action.CAMPAIGN, 999),
     ):
-        await _press_payload(harness, boris, payload)
+        await press_payload(harness, boris, payload)
         boris.expect("недоступна")
     await boris.send("7")  # his own walk is untouched: this answers his first question
     async with services.sessions() as session:
@@ -368,21 +354,6 @@ async def test_forged_button_cannot_touch_another_schools_response(services, reg
         assert await session.scalar(select(func.count()).select_from(AuditLog)) == audit_before + 1
 
 
-async def _press_payload(harness, user, payload: str) -> None:
-    message = Message(
-        message_id=1, date=datetime.now(UTC), chat=user.chat, text="…", from_user=user.tg_user
-    )
-    callback = CallbackQuery(
-        id=harness.next_callback_id(),
-        from_user=user.tg_user,
-        chat_instance="ci",
-        message=message,
-        data=payload,
-    )
-    harness.session.callback_chats[callback.id] = user.chat_id
-    await user._act(Update(update_id=harness.next_update_id(), callback_query=callback))
-
-
 async def test_stale_answer_button_does_not_answer_another_question(services, region):
     harness, user = await started(services, region, past_counts=True)
     first_keyboard = user.keyboard()
@@ -391,7 +362,7 @@ async def test_stale_answer_button_does_not_answer_another_question(services, re
     await user.send(NOTE)
     response = await response_of(services, region.school_ids["S1"])
     stale = cb.encode(cb.Action.ANSWER, response.id, "pd_events", 0, "y")
-    await _press_payload(harness, user, stale)
+    await press_payload(harness, user, stale)
     user.expect("другому вопросу")
     async with services.sessions() as session:
         value = await session.scalar(select(Answer.value).where(Answer.question_id == "pd_events"))

@@ -637,6 +637,32 @@ def test_violations_after_lowering_total(engine: FormEngine) -> None:
     assert [s for s, _ in engine.violations(answers, NO_CTX)] == [Slot("part"), Slot("done")]
 
 
+def test_conflicts_name_the_answer_they_contradict(engine: FormEngine) -> None:
+    answers = ans(total=5, part=8, planned=9, done=3)
+    found = engine.conflicts(answers, NO_CTX)
+    assert [(c.slot, c.ref) for c in found] == [
+        (Slot("part"), Slot("total")),
+        (Slot("planned"), Slot("total")),
+    ]
+    answers[Slot("total")] = AnswerState(5000)  # out of its own range: no other answer to blame
+    assert [(c.slot, c.ref) for c in engine.conflicts(answers, NO_CTX)] == [(Slot("total"), None)]
+
+
+def test_blocking_lists_gaps_and_conflicts_in_form_order(engine: FormEngine) -> None:
+    answers = ans(total=5, part=8)
+    blocking = engine.blocking(answers, NO_CTX)
+    assert blocking[:2] == [Slot("part"), Slot("has_program")]
+    assert set(engine.missing(answers, NO_CTX)) <= set(blocking)
+
+
+def test_following_goes_forward_then_wraps(engine: FormEngine) -> None:
+    todo = [Slot("total"), Slot("has_program"), Slot("program_kind")]
+    assert engine.following(Slot("part"), todo) == Slot("has_program")
+    assert engine.following(Slot("program_kind"), todo) == Slot("total")
+    assert engine.following(Slot("total"), [Slot("total")]) is None
+    assert engine.following(Slot("total"), []) is None
+
+
 def test_violations_ignore_hidden_slots(engine: FormEngine) -> None:
     # Row 1 is answered but hidden (control row 0 says "no").
     answers = ans(total=5, events=False, planned__1=50)

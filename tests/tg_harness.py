@@ -25,6 +25,7 @@ background jobs sent them meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncGenerator, Iterable
@@ -121,6 +122,7 @@ class RecordingSession(BaseSession):
         self.calls: list[TelegramMethod[Any]] = []
         self.files: dict[str, bytes] = {}  # file_id -> content, for get_file/download
         self.fail_downloads = False  # stream half a file, then raise aiohttp.ClientPayloadError
+        self.hang_downloads = False  # a download that never finishes (until cancelled)
         self.messages: dict[int, BotMessage] = {}  # bot messages by message_id
         self.documents: list[SentDocument] = []
         self.chats: dict[int, Chat] = {}
@@ -178,6 +180,8 @@ class RecordingSession(BaseSession):
         if file_id not in self.files:
             raise aiohttp.ClientConnectionError(f"404 for {url}")
         content = self.files[file_id]
+        if self.hang_downloads:
+            await asyncio.Event().wait()
         if self.fail_downloads:
             yield content[: len(content) // 2]
             raise aiohttp.ClientPayloadError("simulated broken download")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import select
 
 from bot.app import Services
 from forms.engine import Slot
 from forms.schema import QuestionKind
 from storage.models import Account, Attachment, ConversationState, Response
+from tests.tg_harness import TgHarness
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -69,3 +73,47 @@ async def walk_to_review(services: Services, user, *, yes: bool = True, limit: i
         else:
             raise AssertionError(f"unexpected kind {question.kind}")
     raise AssertionError("the walk did not reach the review screen")
+
+
+# --- driving a registered director through the Telegram harness ------------------------------
+
+
+def harness_for(services: Services) -> TgHarness:
+    from bot.telegram import TelegramFileFetcher
+
+    harness = TgHarness.for_core(services.conversation)
+    services.conversation.register_fetcher("tg", TelegramFileFetcher(harness.bot))
+    return harness
+
+
+async def registered(harness: TgHarness, region, school_code: str = "S1", user_id: int = 1001):
+    user = harness.user(user_id, "Анна")
+    await user.send(f"/start {region.codes[school_code]}")
+    return user
+
+
+async def started(services: Services, region, school_code: str = "S1", *, past_counts=False):
+    """A registered director at the first question (or at the first yes/no question)."""
+    harness = harness_for(services)
+    user = await registered(harness, region, school_code)
+    await user.click("▶ Начать заполнение")
+    if past_counts:
+        for _ in range(8):
+            await user.send("10")
+    return harness, user
+
+
+async def press_payload(harness: TgHarness, user, payload: str) -> None:
+    """Press a button with any payload, as a forged or stale client would."""
+    message = Message(
+        message_id=1, date=datetime.now(UTC), chat=user.chat, text="…", from_user=user.tg_user
+    )
+    callback = CallbackQuery(
+        id=harness.next_callback_id(),
+        from_user=user.tg_user,
+        chat_instance="ci",
+        message=message,
+        data=payload,
+    )
+    harness.session.callback_chats[callback.id] = user.chat_id
+    await user._act(Update(update_id=harness.next_update_id(), callback_query=callback))
