@@ -165,6 +165,7 @@ class _Failure:
     code: str
     message: str
     headers: dict[str, str]
+    skip: int = 0
 
 
 def _port(site: web.TCPSite) -> int:
@@ -261,8 +262,11 @@ class FakeMaxApi:
         code: str,
         message: str = "",
         headers: dict[str, str] | None = None,
+        *,
+        skip: int = 0,
     ) -> None:
-        self._failures.append(_Failure(method, path, status, code, message, headers or {}))
+        """The next matching request (after ``skip`` others) fails with this error."""
+        self._failures.append(_Failure(method, path, status, code, message, headers or {}, skip))
 
     def requests_to(self, method: str, path: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and r.path == path]
@@ -284,6 +288,9 @@ class FakeMaxApi:
         request[_JSON] = body
         for failure in self._failures:
             if failure.method == request.method and failure.path == request.path:
+                if failure.skip:
+                    failure.skip -= 1
+                    break
                 self._failures.remove(failure)
                 return _error(failure.status, failure.code, failure.message, failure.headers)
         open_paths = ("/upload/", "/files/")

@@ -35,7 +35,8 @@ async def _no_sleep(seconds: float) -> None:
 def make_channel(api_url: str, **kwargs: Any) -> MaxChannel:
     bucket = TokenBucket(rate=1000, burst=1000, sleep=_no_sleep)
     api = MaxApi(fake.TOKEN, api_url, bucket=bucket, ca_file=kwargs.pop("ca_file", None))
-    return MaxChannel(api, sleep=_no_sleep, **kwargs)
+    kwargs.setdefault("sleep", _no_sleep)
+    return MaxChannel(api, **kwargs)
 
 
 @dataclass

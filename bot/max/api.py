@@ -72,8 +72,8 @@ class TokenBucket:
                 now = self.clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self._tokens >= 1 - 1e-9:  # float rounding must not spin forever
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 await self.sleep((1 - self._tokens) / self.rate)
 
@@ -168,7 +168,7 @@ class MaxApi:
     async def upload(self, url: str, path: Path, filename: str) -> Any:
         """Multipart upload of one file (field ``data``) to a URL from ``POST /uploads``."""
         await self.bucket.acquire()
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(quote_fields=False)  # a UTF-8 filename, as browsers send it
         with path.open("rb") as handle:
             form.add_field("data", handle, filename=filename)
             async with self.session.post(
