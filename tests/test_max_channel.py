@@ -397,3 +397,9 @@ async def test_a_failed_download_leaves_nothing_behind(server, channel, tmp_path
     with pytest.raises(MaxApiError):
         await channel.fetcher.fetch(server.cdn_url + "/files/missing", dest)
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_failed_subscription_check_does_not_stop_polling(server, channel):
+    server.fail_next("GET", "/subscriptions", 500, "internal", "boom")
+    await channel.start()
+    assert channel.me is not None

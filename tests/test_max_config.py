@@ -67,6 +67,14 @@ def test_a_channel_needs_a_token():
         MaxChannel.from_settings(MaxSettings(_env_file=None))
 
 
+def test_a_ca_file_that_is_not_pem_is_a_setup_error(tmp_path):
+    ca = tmp_path / "ca.cer"
+    ca.write_bytes(b"0\x82\x05\x00 not a pem certificate")
+    settings = MaxSettings(_env_file=None, MAX_TOKEN="t", MAX_CA_FILE=str(ca))
+    with pytest.raises(ChannelSetupError, match="MAX_CA_FILE"):
+        MaxChannel.from_settings(settings)
+
+
 # --- TLS ------------------------------------------------------------------------------------
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")

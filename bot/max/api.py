@@ -192,8 +192,7 @@ class MaxApi:
                 timeout=aiohttp.ClientTimeout(total=TRANSFER_TIMEOUT_S),
             ) as response:
                 if response.status != 200:
-                    await self._result(response)
-                    raise MaxApiError(response.status, "download", "unexpected status")
+                    await self._result(response)  # raises MaxApiError
                 with tmp.open("wb") as out:
                     async for chunk in response.content.iter_chunked(1 << 16):
                         out.write(chunk)

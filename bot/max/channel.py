@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -58,6 +59,10 @@ API_UNREACHABLE = "MAX API по адресу {url} недоступен ({error}
 API_FAILED = (
     "MAX API ответил ошибкой {status} ({code}) при проверке токена. "
     "Попробуйте ещё раз позже или проверьте MAX_API_URL."
+)
+BAD_CA_FILE = (
+    "Файл {path} из MAX_CA_FILE не похож на сертификат в формате PEM. Преобразуйте его: "
+    "openssl x509 -inform der -in russian_trusted_root_ca.cer -out russian_trusted_root_ca.pem"
 )
 NEED_SECRET = (
     "Для вебхука MAX задайте MAX_WEBHOOK_SECRET: 5–256 символов, латинские буквы, цифры, _ и -."
@@ -126,12 +131,15 @@ class MaxChannel:
     ) -> MaxChannel:
         if settings.token is None:
             raise ChannelSetupError("Задайте MAX_TOKEN, чтобы запустить бота в MAX.")
-        api = MaxApi(
-            settings.token.get_secret_value(),
-            settings.api_url,
-            ca_file=settings.ca_file,
-            bucket=bucket,
-        )
+        try:
+            api = MaxApi(
+                settings.token.get_secret_value(),
+                settings.api_url,
+                ca_file=settings.ca_file,
+                bucket=bucket,
+            )
+        except ssl.SSLError:
+            raise ChannelSetupError(BAD_CA_FILE.format(path=settings.ca_file)) from None
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         return cls(api, webhook_secret=secret)
 
@@ -166,10 +174,14 @@ class MaxChannel:
 
     async def _drop_subscriptions(self) -> None:
         """Long polling and webhooks exclude each other (schema.yaml): polling drops them."""
-        found = await self.api.call("GET", "/subscriptions")
-        for subscription in (found or {}).get("subscriptions") or []:
-            log.warning("MAX: removing webhook %s to poll instead", subscription.get("url"))
-            await self.api.call("DELETE", "/subscriptions", params={"url": subscription["url"]})
+        try:
+            found = await self.api.call("GET", "/subscriptions")
+            for subscription in (found or {}).get("subscriptions") or []:
+                log.warning("MAX: removing webhook %s to poll instead", subscription.get("url"))
+                params = {"url": subscription["url"]}
+                await self.api.call("DELETE", "/subscriptions", params=params)
+        except (MaxApiError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("MAX: could not check webhook subscriptions: %s", e)
 
     async def _subscribe(self, webhook_url: str) -> None:
         if not self._secret:
@@ -181,6 +193,9 @@ class MaxChannel:
             result = await self.api.call("POST", "/subscriptions", json=body)
         except MaxApiError as e:
             error = SUBSCRIBE_FAILED.format(url=webhook_url, error=e.message)
+            raise ChannelSetupError(error) from None
+        except (aiohttp.ClientError, TimeoutError) as e:
+            error = SUBSCRIBE_FAILED.format(url=webhook_url, error=e)
             raise ChannelSetupError(error) from None
         if not (result or {}).get("success", False):
             error = (result or {}).get("message") or "?"
