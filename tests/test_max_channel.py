@@ -403,3 +403,15 @@ async def test_a_failed_subscription_check_does_not_stop_polling(server, channel
     server.fail_next("GET", "/subscriptions", 500, "internal", "boom")
     await channel.start()
     assert channel.me is not None
+
+
+async def test_deep_link_round_trip(server, channel):
+    await channel.start()
+    link = channel.deep_link("AB12CD34")
+    assert link == "https://max.ru/test_bot?start=AB12CD34"
+    with pytest.raises(ValueError):
+        channel.deep_link("x" * 129)
+    payload = link.partition("?start=")[2]
+    [event] = channel.raw_events(fake.bot_started(anna(), payload))
+    parsed = await channel.parse(event)
+    assert (parsed.incoming.command, parsed.incoming.args) == ("start", "AB12CD34")

@@ -24,6 +24,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -46,6 +47,7 @@ NOT_READY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0)  # about 25 s in all
 LATER_PART_RETRIES = 2
 DEFAULT_RETRY_AFTER_S = 1.0
 PRESSED = "Принято"
+DEEP_LINK_LIMIT = 128
 
 TOKEN_REJECTED = (
     "MAX не принял токен. Проверьте MAX_TOKEN: его выдают на платформе для партнёров "
@@ -72,6 +74,14 @@ SUBSCRIBE_FAILED = (
     "MAX не принял подписку на вебхук {url}: {error}. "
     "Проверьте WEBHOOK_BASE_URL и что сервер доступен из интернета."
 )
+
+
+def deep_link(bot_username: str, code: str) -> str:
+    """``https://max.ru/<bot>?start=<code>``: MAX passes it as ``bot_started.payload``; a
+    payload over 128 characters is dropped by MAX (schema.yaml, «Deep linking»)."""
+    if not 1 <= len(code) <= DEEP_LINK_LIMIT:
+        raise ValueError(f"a deep-link payload is 1..{DEEP_LINK_LIMIT} characters")
+    return f"https://max.ru/{quote(bot_username)}?start={quote(code, safe='')}"
 
 
 def _is_not_ready(error: MaxApiError) -> bool:
@@ -267,6 +277,12 @@ class MaxChannel:
         if update.get("update_type") == "message_callback":
             await self._answer(update)
         return parsed
+
+    def deep_link(self, code: str) -> str:
+        """The invite link for ``code``; needs :meth:`start` (it reads the bot's username)."""
+        if not self.me or not self.me.get("username"):
+            raise RuntimeError("start() the channel first: the bot's username comes from /me")
+        return deep_link(str(self.me["username"]), code)
 
     @staticmethod
     def stopped_user(event: RawEvent) -> str | None:
