@@ -9,7 +9,10 @@ from sqlalchemy import func, select
 
 from bot.config import load_settings
 from handlers import callbacks as cb
+from handlers.types import OutText
+from scheduler.sender import Outcome, Sender
 from storage.models import (
+    Account,
     Answer,
     Attachment,
     AttachmentStatus,
@@ -295,3 +298,24 @@ async def test_group_chats_are_ignored(harness, region):
         fake.user_message(user.user, f"/start {region.codes['S1']}", chat_type="chat", chat_id=-77)
     )
     assert harness.server.messages == {}
+
+
+# --- bot-initiated messages -----------------------------------------------------------------
+
+
+async def test_notices_reach_a_max_director_and_a_block_marks_the_account(
+    harness, services, region
+):
+    user = await registered(harness, region)
+    sender = Sender({"max": harness.channel}, sessions=services.sessions)
+    result = await sender.send("max", "1001", OutText("Напоминание: анкета ждёт вас"))
+    assert result.outcome == Outcome.SENT
+    assert harness.server.messages[result.message_id].text == "Напоминание: анкета ждёт вас"
+    assert harness.server.messages[result.message_id].user_id == user.user_id
+
+    harness.server.blocked.add(user.user_id)
+    result = await sender.send("max", "1001", OutText("Ещё одно напоминание"))
+    assert result.outcome == Outcome.BLOCKED
+    async with services.sessions() as session:
+        account = await session.scalar(select(Account).where(Account.platform == "max"))
+    assert account.chat_id == "1001" and account.unreachable_since is not None
