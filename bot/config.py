@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
@@ -71,6 +72,53 @@ class TelegramSettings(BaseSettings):
     @property
     def download_limit(self) -> int:
         return LOCAL_TELEGRAM_DOWNLOAD_LIMIT if self.api_url else PUBLIC_TELEGRAM_DOWNLOAD_LIMIT
+
+
+DEFAULT_MAX_API_URL = "https://platform-api2.max.ru"  # schema.yaml of max-messenger/api-schema
+_SECRET = re.compile(r"[A-Za-z0-9_-]{5,256}")
+
+
+class MaxSettings(BaseSettings):
+    """The MAX messenger bot (business.max.ru)."""
+
+    model_config = _COMMON
+
+    token: SecretStr | None = Field(default=None, alias="MAX_TOKEN")
+    api_url: str = Field(default=DEFAULT_MAX_API_URL, alias="MAX_API_URL")
+    # Sent back by MAX in X-Max-Bot-Api-Secret; the API allows 5-256 of A-Z a-z 0-9 _ -.
+    webhook_secret: SecretStr | None = Field(default=None, alias="MAX_WEBHOOK_SECRET")
+    # A CA bundle (PEM) trusted in addition to the system store: the Russian Trusted Root CA.
+    ca_file: Path | None = Field(default=None, alias="MAX_CA_FILE")
+
+    @field_validator("token", "webhook_secret", "ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_url", mode="before")
+    @classmethod
+    def _url_shape(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_MAX_API_URL
+        if isinstance(value, str):
+            value = value.strip().rstrip("/")
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("ожидается адрес вида https://platform-api2.max.ru")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("ожидается от 5 до 256 символов: латинские буквы, цифры, _ и -")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"файл не найден: {value}")
+        return value
 
 
 class StorageSettings(BaseSettings):
@@ -147,8 +195,8 @@ class AppSettings(BaseSettings):
             if not chunk:
                 continue
             platform, _, user_id = chunk.partition(":")
-            if platform not in ("tg", "vk") or not user_id.strip().isdigit():
-                raise ValueError("ожидается список вида tg:123456789,vk:1234")
+            if platform not in ("tg", "vk", "max") or not user_id.strip().isdigit():
+                raise ValueError("ожидается список вида tg:123456789,vk:1234,max:5678")
             admins.append(AdminRef(platform, user_id.strip()))
         return admins
 
@@ -239,6 +287,7 @@ class Settings(BaseModel):
     storage: StorageSettings
     app: AppSettings
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    max: MaxSettings = Field(default_factory=MaxSettings)
 
 
 # What pydantic's own checks mean, said in Russian; custom validators word their own.
@@ -293,6 +342,7 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         ("storage", StorageSettings),
         ("app", AppSettings),
         ("reminders", ReminderSettings),
+        ("max", MaxSettings),
     ):
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]
