@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -69,6 +70,42 @@ class TelegramSettings(BaseSettings):
     @property
     def download_limit(self) -> int:
         return LOCAL_TELEGRAM_DOWNLOAD_LIMIT if self.api_url else PUBLIC_TELEGRAM_DOWNLOAD_LIMIT
+
+
+class VkSettings(BaseSettings):
+    """VK community messages: on when both VK_TOKEN and VK_GROUP_ID are set."""
+
+    model_config = _COMMON
+
+    token: SecretStr | None = Field(default=None, alias="VK_TOKEN")
+    group_id: int | None = Field(default=None, gt=0, alias="VK_GROUP_ID", validate_default=True)
+    api_url: str = Field(default="https://api.vk.ru", alias="VK_API_URL")
+    callback_secret: SecretStr | None = Field(default=None, alias="VK_CALLBACK_SECRET")
+    confirmation_code: str | None = Field(default=None, alias="VK_CONFIRMATION_CODE")
+
+    @field_validator("token", "callback_secret", "confirmation_code", "group_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_url")
+    @classmethod
+    def _vk_url_shape(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected a URL like https://api.vk.ru")
+        return value
+
+    @field_validator("group_id")
+    @classmethod
+    def _with_token(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if (info.data.get("token") is None) != (value is None):
+            raise ValueError("VK_TOKEN and VK_GROUP_ID go together: set both or neither")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return self.token is not None and self.group_id is not None
 
 
 class StorageSettings(BaseSettings):
@@ -224,6 +261,7 @@ class Settings(BaseModel):
     storage: StorageSettings
     app: AppSettings
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    vk: VkSettings = Field(default_factory=VkSettings)
 
 
 def _variable_name(section: type[BaseSettings], loc: tuple) -> str:
@@ -239,6 +277,7 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         ("storage", StorageSettings),
         ("app", AppSettings),
         ("reminders", ReminderSettings),
+        ("vk", VkSettings),
     ):
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]
