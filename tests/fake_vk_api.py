@@ -16,6 +16,7 @@ with the fake clock's time (``clock``), so a test can check the request rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Callable
@@ -241,10 +242,8 @@ class FakeVkApi:
         ts = int(query.get("ts") or 0)
         if ts >= len(self.events):
             self._new_event.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_event.wait(), float(query.get("wait") or 0))
-            except TimeoutError:
-                pass
         return web.json_response({"ts": str(len(self.events)), "updates": self.events[ts:]})
 
     async def _upload(self, request: web.Request) -> web.Response:

@@ -9,8 +9,15 @@ from sqlalchemy import func, select
 
 from bot.config import load_settings
 from handlers import callbacks as cb
-from storage.models import Answer, Attachment, AttachmentStatus, AuditLog, Invite, Response
-from storage.models import ResponseStatus
+from storage.models import (
+    Answer,
+    Attachment,
+    AttachmentStatus,
+    AuditLog,
+    Invite,
+    Response,
+    ResponseStatus,
+)
 from tests.pg import requires_postgres, temporary_database
 from tests.vk_harness import VkHarness, walk_to_review
 from tests.walk import NOTE, PDF, PNG, attachments, position, response_of
@@ -266,5 +273,5 @@ async def test_stale_answer_button_does_not_answer_another_question(services, re
         value = await session.scalar(select(Answer.value).where(Answer.question_id == "pd_events"))
     assert value is False
     assert await count(services, Attachment) == 0
-    mode, slot = await position(services, "vk", "1001")
+    _mode, slot = await position(services, "vk", "1001")
     assert slot.question_id != "pd_events"
