@@ -156,6 +156,9 @@ class FakeVkApi:
     def _m_messages_getConversations(self, params: dict[str, str]) -> Any:
         return {"count": 0, "items": []}
 
+    def _m_groups_setLongPollSettings(self, params: dict[str, str]) -> Any:
+        return 1
+
     def _m_groups_getLongPollServer(self, params: dict[str, str]) -> Any:
         return {"key": self.lp_key, "server": f"{self.base_url}/lp", "ts": str(len(self.events))}
 

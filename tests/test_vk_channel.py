@@ -388,3 +388,18 @@ def test_vk_is_off_without_settings(monkeypatch):
     for name in ("VK_TOKEN", "VK_GROUP_ID"):
         monkeypatch.delenv(name, raising=False)
     assert not load_settings(env_file=None).vk.configured
+
+
+async def test_start_switches_long_poll_on_with_our_events(vk):
+    [settings] = vk.api.calls_of("groups.setLongPollSettings")
+    assert settings.params["enabled"] == "1" and settings.params["group_id"] == "777"
+    for event in ("message_new", "message_event", "message_edit"):
+        assert settings.params[event] == "1"
+
+
+async def test_a_key_without_manage_rights_still_starts(fake_api):
+    fake_api.fail_next("groups.setLongPollSettings", 15)
+    channel = make_channel(fake_api)
+    await channel.start()
+    assert channel.ts is not None
+    await channel.close()

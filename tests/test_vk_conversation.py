@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from bot.config import load_settings
 from handlers import callbacks as cb
+from handlers.types import OutText
 from storage.models import (
     Answer,
     Attachment,
@@ -275,3 +276,25 @@ async def test_stale_answer_button_does_not_answer_another_question(services, re
     assert await count(services, Attachment) == 0
     _mode, slot = await position(services, "vk", "1001")
     assert slot.question_id != "pd_events"
+
+
+# --- unprompted messages -----------------------------------------------------------------------
+
+
+async def test_a_director_who_closed_messages_is_marked_unreachable(services, region, harness):
+    """Error 901 on a reminder: the sender marks the VK account unreachable."""
+    from scheduler.runner import create_sender
+    from scheduler.sender import Outcome
+    from storage.models import Account
+
+    await registered(harness, region)
+    sender = create_sender(services, {"vk": harness.channel})
+    sent = await sender.send("vk", "1001", OutText("Напоминание: срок через 3 дня"))
+    assert sent.outcome == Outcome.SENT
+    harness.api.blocked.add(1001)
+    blocked = await sender.send("vk", "1001", OutText("Напоминание: срок завтра"))
+    assert blocked.outcome == Outcome.BLOCKED
+    async with services.sessions() as session:
+        account = await session.scalar(select(Account).where(Account.platform == "vk"))
+        assert account.unreachable_since is not None
+    assert [m.text for m in harness.api.to_peer(1001)][-1] == "Напоминание: срок через 3 дня"

@@ -48,11 +48,15 @@ SETUP_NO_SECRET = (
     "Для Callback API задайте VK_CALLBACK_SECRET и VK_CONFIRMATION_CODE (Управление → "
     "Работа с API → Callback API), иначе запросы ВКонтакте нельзя проверить."
 )
-SETUP_FAILED = "ВКонтакте отказал при настройке ({error}). Проверьте VK_TOKEN и VK_GROUP_ID."
+SETUP_FAILED = (
+    "ВКонтакте отказал при настройке ({error}). Проверьте VK_TOKEN и VK_GROUP_ID и что в "
+    "сообществе включён Long Poll API (Управление → Работа с API)."
+)
 
 BLOCKED_CODES = (900, 901, 902)  # blacklisted us / no permission to write / privacy settings
 BAD_TOKEN_CODES = (5, 27)
 BOT_FEATURES_OFF = 912
+NO_RIGHTS_CODES = (7, 15, 27)  # no permission / access denied / not with this key
 LONG_POLL_WAIT = 25
 POLL_RETRY_DELAY = 3.0
 EVENT_TYPES = ("message_new", "message_event", "message_edit", "message_allow", "message_deny")
@@ -133,6 +137,7 @@ class VkChannel:
             # A messages method answers 912 while «Возможности ботов» are off.
             await self.api.request("messages.getConversations", {"count": 1})
             if webhook_url is None:
+                await self._enable_long_poll()
                 await self._long_poll_server()
         except VKAPIError as error:
             if error.code in BAD_TOKEN_CODES:
@@ -140,6 +145,29 @@ class VkChannel:
             if error.code == BOT_FEATURES_OFF:
                 raise ChannelSetupError(SETUP_BOT_FEATURES_OFF) from None
             raise ChannelSetupError(SETUP_FAILED.format(error=f"{error.code}: {error}")) from None
+
+    async def _enable_long_poll(self) -> None:
+        """Switch Bots Long Poll on with the events we handle; a key without the «manage»
+        right cannot, and then the operator sets it up by hand (as the log says)."""
+        try:
+            await self.api.request(
+                "groups.setLongPollSettings",
+                {
+                    "group_id": self.group_id,
+                    "enabled": 1,
+                    "api_version": self.api.API_VERSION,
+                    **{event: 1 for event in EVENT_TYPES},
+                },
+            )
+        except VKAPIError as error:
+            if error.code not in NO_RIGHTS_CODES:
+                raise
+            log.warning(
+                "VK: cannot switch Long Poll API on (%s); enable it with the events %s in "
+                "Управление → Работа с API → Long Poll API",
+                error,
+                ", ".join(EVENT_TYPES),
+            )
 
     async def close(self) -> None:
         await self.api.close()
