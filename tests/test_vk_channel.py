@@ -180,16 +180,25 @@ async def test_error_6_that_persists_is_retry_later(vk):
     assert vk.api.to_peer(PEER) == []
 
 
-@pytest.mark.parametrize("code", [9, 29])
-async def test_flood_control_and_rate_limit_are_retry_later_and_slow_everything(vk, clock, code):
-    vk.api.fail_next("messages.send", code)
+async def test_rate_limit_reached_29_is_retry_later_and_slows_everything(vk, clock):
+    vk.api.fail_next("messages.send", 29)
+    with pytest.raises(RetryLater) as raised:
+        await vk.channel.send(str(PEER), OutText("Привет"), dedup="h")
+    assert raised.value.seconds >= 60
+    assert len(vk.api.calls_of("messages.send")) == 1
+    before = clock.now()
+    await vk.channel.send(str(PEER + 1), OutText("Привет"), dedup="h2")  # waits the pause out
+    assert clock.now() - before >= raised.value.seconds
+
+
+async def test_flood_control_9_is_retry_later_for_that_send_only(vk, clock):
+    vk.api.fail_next("messages.send", 9)
     with pytest.raises(RetryLater) as raised:
         await vk.channel.send(str(PEER), OutText("Привет"), dedup="h")
     assert raised.value.seconds >= 10
-    assert len(vk.api.calls_of("messages.send")) == 1
     before = clock.now()
-    await vk.channel.send(str(PEER), OutText("Привет"), dedup="h")  # waits the pause out
-    assert clock.now() - before >= raised.value.seconds
+    await vk.channel.send(str(PEER + 1), OutText("Другому"), dedup="h2")
+    assert clock.now() - before < 1
 
 
 # --- files ------------------------------------------------------------------------------------

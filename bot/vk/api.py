@@ -29,6 +29,9 @@ RATE_LIMIT_REACHED = 29
 # Seconds to wait before trying again; 6 is retried here, 9 and 29 go back to the caller.
 BACKOFF = {TOO_MANY_PER_SECOND: 1.0, FLOOD_CONTROL: 10.0, RATE_LIMIT_REACHED: 300.0}
 RETRIES_ON_TOO_MANY = 2
+# 6 and 29 are about the token as a whole: every request waits. 9 (flood control) is about
+# one kind of request (the same text again and again): only that send is retried later.
+GLOBAL_BACKOFF = (TOO_MANY_PER_SECOND, RATE_LIMIT_REACHED)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -119,7 +122,8 @@ class VkApi(API):
                 if delay is None:
                     raise
                 log.warning("VK %s: error %s (%s), backing off", method, error.code, error)
-                self.limiter.pause(delay)
+                if error.code in GLOBAL_BACKOFF:
+                    self.limiter.pause(delay)
                 if error.code != TOO_MANY_PER_SECOND or attempt == RETRIES_ON_TOO_MANY:
                     raise RetryLater(delay) from error
         raise AssertionError("unreachable")  # pragma: no cover
