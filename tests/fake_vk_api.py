@@ -66,6 +66,7 @@ class FakeVkApi:
     files: dict[str, bytes] = field(default_factory=dict)  # /files/<name> downloads
     uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # token -> name, bytes
     docs: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # "doc-777_1" -> file
+    names: dict[int, tuple[str, str]] = field(default_factory=dict)  # users.get
     blocked: set[int] = field(default_factory=set)  # peers that answer 901
     errors: dict[str, list[int]] = field(default_factory=dict)  # method -> codes to answer next
     lp_failed: list[int] = field(default_factory=list)  # next long-poll answers: failed=n
@@ -195,17 +196,42 @@ class FakeVkApi:
         self.messages.append(message)
         return message.id
 
-    def _m_messages_edit(self, params: dict[str, str]) -> Any:
+    def _m_users_get(self, params: dict[str, str]) -> Any:
+        user_id = int(params["user_ids"])
+        first, last = self.names.get(user_id, ("Пользователь", str(user_id)))
+        return [{"id": user_id, "first_name": first, "last_name": last}]
+
+    def _find(self, params: dict[str, str]) -> SentMessage | None:
+        """By ``message_id`` or ``conversation_message_id`` (the same number here)."""
+        wanted = int(params.get("message_id") or params.get("conversation_message_id") or 0)
         for message in self.messages:
-            if message.id == int(params["message_id"]) and message.peer_id == int(
-                params["peer_id"]
-            ):
-                message.text = params.get("message", "")
-                message.keyboard = (
-                    json.loads(params["keyboard"]) if params.get("keyboard") else None
-                )
-                return 1
-        return self._error(100, "message_id is invalid", params)
+            if message.id == wanted and message.peer_id == int(params["peer_id"]):
+                return message
+        return None
+
+    def _m_messages_getByConversationMessageId(self, params: dict[str, str]) -> Any:
+        found = self._find({**params, "message_id": params["conversation_message_ids"]})
+        if found is None:
+            return {"count": 0, "items": []}
+        item = {
+            "id": found.id,
+            "conversation_message_id": found.id,
+            "peer_id": found.peer_id,
+            "text": found.text,
+        }
+        if found.keyboard:
+            item["keyboard"] = found.keyboard
+        return {"count": 1, "items": [item]}
+
+    def _m_messages_edit(self, params: dict[str, str]) -> Any:
+        message = self._find(params)
+        if message is None:
+            return self._error(100, "message_id is invalid", params)
+        if not params.get("message") and not params.get("attachment"):
+            return self._error(100, "message is empty", params)
+        message.text = params["message"]
+        message.keyboard = json.loads(params["keyboard"]) if params.get("keyboard") else None
+        return 1
 
     def _m_messages_sendMessageEventAnswer(self, params: dict[str, str]) -> Any:
         return 1

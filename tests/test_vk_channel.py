@@ -412,3 +412,49 @@ async def test_a_key_without_manage_rights_still_starts(fake_api):
     await channel.start()
     assert channel.ts is not None
     await channel.close()
+
+
+async def test_parsing_a_press_twice_gives_the_same_press(vk):
+    """After a crash the intake parses the stored press again: it must not be lost because
+    its keyboard is already gone, nor fail because the message is too old to edit (909)."""
+    keyboard = [[Button("Да", "a|1|q|0|y"), Button("Нет", "a|1|q|0|n")]]
+    message_id = await vk.channel.send(str(PEER), OutText("Вопрос", keyboard), dedup="q")
+    update = vk.api.push(
+        "message_event",
+        {
+            "user_id": PEER,
+            "peer_id": PEER,
+            "event_id": "cb1",
+            "payload": {"c": "a|1|q|0|y"},
+            "conversation_message_id": int(message_id),
+        },
+    )
+    [event] = vk.channel.raw_events(update)
+    first = await vk.channel.parse(event)
+    assert vk.api.to_peer(PEER)[0].keyboard is None
+    again = await vk.channel.parse(event)
+    assert first.incoming is not None and first.incoming.payload == "a|1|q|0|y"
+    assert again.incoming == first.incoming
+    assert first.incoming.user.display_name == f"Пользователь {PEER}"
+
+    await vk.channel.send(str(PEER), OutText("Старый", keyboard), dedup="old")
+    vk.api.fail_next("messages.edit", 909)
+    old = vk.api.push("message_event", {**update["object"], "conversation_message_id": 2})
+    [event] = vk.channel.raw_events(old)
+    assert (await vk.channel.parse(event)).incoming.payload == "a|1|q|0|y"
+    assert len(vk.api.calls_of("messages.sendMessageEventAnswer")) == 3
+
+
+async def test_group_chats_and_service_events_mean_nothing(vk):
+    chat = 2_000_000_005
+    for update in (
+        {"type": "message_new", "object": {"message": {"peer_id": chat, "from_id": 5}}},
+        {"type": "message_event", "object": {"peer_id": chat, "user_id": 5, "payload": {}}},
+        {"type": "message_reply", "object": {"peer_id": PEER, "from_id": -777, "text": "x"}},
+        {"type": "message_typing_state", "object": {"from_id": PEER, "to_id": -777}},
+        {"type": "group_join", "object": {"user_id": PEER}},
+    ):
+        [event] = vk.channel.raw_events({**update, "event_id": "e"})
+        parsed = await vk.channel.parse(event)
+        assert parsed.incoming is None and parsed.reply is None
+    assert vk.api.calls_of("messages.send") == [] and vk.api.calls_of("users.get") == []

@@ -265,9 +265,9 @@ async def test_forged_button_cannot_touch_another_schools_response(services, reg
 async def test_stale_answer_button_does_not_answer_another_question(services, region, harness):
     user = await started(harness, region, past_counts=True)
     old = [m for m in user.replies() if "Да" in [b for b, _ in m.buttons()]][-1]
+    yes = dict(old.buttons())["Да"]
     await user.click("Нет")
     await user.send(NOTE)
-    yes = dict(old.buttons())["Да"]
     await user.press(yes, old.id)  # the «Да» under a question already answered
     user.expect("другому вопросу")
     async with services.sessions() as session:
@@ -298,3 +298,26 @@ async def test_a_director_who_closed_messages_is_marked_unreachable(services, re
         account = await session.scalar(select(Account).where(Account.platform == "vk"))
         assert account.unreachable_since is not None
     assert [m.text for m in harness.api.to_peer(1001)][-1] == "Напоминание: срок через 3 дня"
+
+
+async def test_a_pressed_keyboard_is_taken_off_its_message(services, region, harness):
+    user = await registered(harness, region)
+    [welcome] = [m for m in user.replies() if m.buttons()]
+    text = welcome.text
+    await user.click("▶ Начать заполнение")
+    assert welcome.keyboard is None and welcome.text == text
+    user.expect("вопрос 1 из 17")
+
+
+async def test_the_director_is_named_from_users_get(services, region, harness):
+    from storage.models import Account, Person
+
+    harness.api.names[1001] = ("Анна", "Петрова")
+    await registered(harness, region)
+    async with services.sessions() as session:
+        account = await session.scalar(select(Account).where(Account.platform == "vk"))
+        person = await session.get(Person, account.person_id)
+        assert person.full_name == "Анна Петрова"
+        assert account.display_name == "Анна Петрова"
+    await harness.user(1001).send("/help")
+    assert len(harness.api.calls_of("users.get")) == 1  # asked once per user

@@ -9,7 +9,9 @@ in ``ts_path``, so a restart asks for what came after the last stored batch).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -24,7 +26,7 @@ from bot.channel import ChannelSetupError, Parsed, RawEvent, Sink
 from bot.vk import events as ev
 from bot.vk.api import Clock, RateLimiter, Sleep, VkApi
 from bot.vk.render import FilePart, Part, TextPart, random_id, render
-from handlers.types import Outgoing, OutText, Platform, RecipientBlocked, RetryLater
+from handlers.types import Incoming, Outgoing, OutText, Platform, RecipientBlocked, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ BOT_FEATURES_OFF = 912
 NO_RIGHTS_CODES = (7, 15, 27)  # no permission / access denied / not with this key
 LONG_POLL_WAIT = 25
 POLL_RETRY_DELAY = 3.0
+NAME_CACHE_SIZE = 10_000
 EVENT_TYPES = ("message_new", "message_event", "message_edit", "message_allow", "message_deny")
 
 
@@ -117,6 +120,7 @@ class VkChannel:
         self.long_poll_wait = long_poll_wait
         self.fetcher = VkFileFetcher(self.api)
         self._server: dict[str, Any] | None = None
+        self._names: collections.OrderedDict[int, str | None] = collections.OrderedDict()
         self._ts: str | None = self._load_ts()
 
     # --- setup -----------------------------------------------------------------------------
@@ -284,16 +288,70 @@ class VkChannel:
             if int(message.get("from_id") or 0) <= 0:
                 return Parsed()
             incoming = ev.message_to_incoming(update)
-            return Parsed(incoming=incoming) if incoming else Parsed(reply=UNSUPPORTED_TEXT)
+            if incoming is None:
+                return Parsed(reply=UNSUPPORTED_TEXT)
+            return Parsed(incoming=await self._named(incoming))
         if kind == "message_event":
-            await self._answer_press(update.get("object") or {})
-            return Parsed(incoming=ev.button_to_incoming(update))
+            obj = update.get("object") or {}
+            await self._answer_press(obj)
+            await self._remove_keyboard(obj)
+            return Parsed(incoming=await self._named(ev.button_to_incoming(update)))
         if kind == "message_edit":
             obj = update.get("object") or {}
             if obj.get("out") or int(obj.get("from_id") or 0) <= 0:
                 return Parsed()
             return Parsed(reply=EDIT_IGNORED_TEXT)
         return Parsed()
+
+    async def _named(self, incoming: Incoming) -> Incoming:
+        """VK messages carry no sender name: ask ``users.get`` once per user and process."""
+        user_id = int(incoming.user.user_id)
+        if user_id not in self._names:
+            try:
+                found = await self.api.request("users.get", {"user_ids": user_id})
+                person = (found["response"] or [{}])[0]
+                name = " ".join(
+                    part for part in (person.get("first_name"), person.get("last_name")) if part
+                )
+            except (VKAPIError, RetryLater) as error:
+                log.debug("users.get %s failed: %s", user_id, error)
+                return incoming
+            self._names[user_id] = name or None
+            while len(self._names) > NAME_CACHE_SIZE:
+                self._names.popitem(last=False)
+        name = self._names[user_id]
+        return dataclasses.replace(
+            incoming, user=dataclasses.replace(incoming.user, display_name=name)
+        )
+
+    async def _remove_keyboard(self, obj: dict[str, Any]) -> None:
+        """Take the keyboard off the pressed message, as Telegram does, so an old question's
+        buttons cannot be pressed later. Best effort: a message too old to edit keeps it (the
+        core still refuses a stale answer). The press itself always goes on — after a crash
+        this runs again and must not turn the press into a duplicate."""
+        peer, cmid = obj.get("peer_id"), obj.get("conversation_message_id")
+        if peer is None or cmid is None:
+            return
+        try:
+            found = await self.api.request(
+                "messages.getByConversationMessageId",
+                {"peer_id": peer, "conversation_message_ids": cmid},
+            )
+            items = found["response"].get("items") or []
+            if not items or not items[0].get("keyboard") or not items[0].get("text"):
+                return
+            await self.api.request(
+                "messages.edit",
+                {
+                    "peer_id": peer,
+                    "conversation_message_id": cmid,
+                    "message": items[0]["text"],
+                    "keep_forward_messages": 1,
+                    "dont_parse_links": 1,
+                },
+            )
+        except (VKAPIError, RetryLater) as error:
+            log.debug("could not remove the keyboard of %s/%s: %s", peer, cmid, error)
 
     async def _answer_press(self, obj: dict[str, Any]) -> None:
         """Stop the button's spinner. Harmless twice: a late or repeated answer only fails."""
