@@ -10,6 +10,7 @@ import pytest
 from bot.channel import ChannelSetupError, RawEvent
 from bot.config import ConfigError, load_settings
 from bot.vk import render
+from bot.vk.api import RateLimiter
 from handlers.types import Button, OutFile, OutText, RecipientBlocked, RetryLater
 from tests.fake_vk_api import FakeVkApi
 from tests.vk_harness import CALLBACK_SECRET, CONFIRMATION_CODE, VkHarness, make_channel
@@ -98,6 +99,19 @@ async def test_at_most_20_requests_in_any_second(vk, clock):
     for i, t in enumerate(stamps):
         assert sum(1 for s in stamps[i:] if s < t + 1.0) <= 20
     assert clock.now() - start >= 2.0  # 50 requests need at least two more seconds
+
+
+async def test_a_request_slow_on_the_way_still_counts_where_vk_sees_it(clock):
+    """The window is counted from the answer, not from the send: a request that took 0.9 s
+    to reach VK must not let the next ones through closer than the limit."""
+    limiter = RateLimiter(rate=2, clock=clock.now, sleep=clock.sleep)
+    arrivals: list[float] = []
+    for latency in (0.9, 0.0, 0.0, 0.0, 0.0):
+        async with limiter.slot():
+            clock.t += latency
+            arrivals.append(clock.now())
+    for t in arrivals:
+        assert sum(1 for a in arrivals if t <= a < t + 1.0) <= 2, arrivals
 
 
 async def test_random_id_comes_from_dedup_so_a_resend_is_not_shown_twice(vk):

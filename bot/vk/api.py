@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from vkbottle import API, AiohttpClient, VKAPIError
@@ -38,10 +39,12 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions in any window of ``period`` seconds.
+    """At most ``rate`` requests in any window of ``period`` seconds, as VK counts them.
 
-    A sliding window rather than a token bucket: a bucket of rate 20/s with a burst of 20
-    lets up to 39 requests through within one second, and VK counts per second.
+    A request holds its slot while it is in flight and for ``period`` after its answer came
+    back, so requests that queue on the way cannot reach VK closer together than the limit
+    (counting at send time let 36 through in one second on a loaded machine). Not a token
+    bucket: a bucket of 20/s with a burst of 20 lets up to 39 through within one second.
     ``pause`` holds every caller back after VK said to slow down.
     """
 
@@ -57,21 +60,37 @@ class RateLimiter:
         self.period = period
         self.clock = clock
         self.sleep = sleep
-        self._stamps: collections.deque[float] = collections.deque()
+        self._done: collections.deque[float] = collections.deque()  # answer times
+        self._in_flight = 0
+        self._released = asyncio.Event()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._done.append(self.clock())
+            self._released.set()
+
+    async def _acquire(self) -> None:
         async with self._lock:
             while True:
                 now = self.clock()
-                while self._stamps and self._stamps[0] <= now - self.period:
-                    self._stamps.popleft()
+                while self._done and self._done[0] <= now - self.period:
+                    self._done.popleft()
                 wait = self._paused_until - now
-                if len(self._stamps) >= self.rate:
-                    wait = max(wait, self._stamps[0] + self.period - now)
+                if self._in_flight + len(self._done) >= self.rate:
+                    if not self._done:  # every slot is in flight: wait for an answer
+                        self._released.clear()
+                        await self._released.wait()
+                        continue
+                    wait = max(wait, self._done[0] + self.period - now)
                 if wait <= 0:
-                    self._stamps.append(now)
+                    self._in_flight += 1
                     return
                 await self.sleep(wait)
 
@@ -114,9 +133,9 @@ class VkApi(API):
         """One method call; waits for the rate limit, retries error 6 a couple of times and
         raises :class:`RetryLater` for 6, 9 and 29 once that is exhausted."""
         for attempt in range(RETRIES_ON_TOO_MANY + 1):
-            await self.limiter.acquire()
             try:
-                return await super().request(method, dict(data), version)
+                async with self.limiter.slot():
+                    return await super().request(method, dict(data), version)
             except VKAPIError as error:
                 delay = BACKOFF.get(error.code)
                 if delay is None:
