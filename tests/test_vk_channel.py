@@ -472,3 +472,12 @@ async def test_group_chats_and_service_events_mean_nothing(vk):
         parsed = await vk.channel.parse(event)
         assert parsed.incoming is None and parsed.reply is None
     assert vk.api.calls_of("messages.send") == [] and vk.api.calls_of("users.get") == []
+
+
+async def test_an_unreachable_api_is_a_setup_error_naming_vk_api_url():
+    from bot.vk import VkChannel
+
+    channel = VkChannel("token", 777, api_url="http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(ChannelSetupError, match="VK_API_URL"):
+        await channel.start()
+    await channel.close()

@@ -12,14 +12,17 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import hmac
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from vkbottle import DocMessagesUploader, VKAPIError
 
 from bot.channel import ChannelSetupError, Parsed, RawEvent, Sink
@@ -49,6 +52,9 @@ SETUP_BOT_FEATURES_OFF = (
 SETUP_NO_SECRET = (
     "Для Callback API задайте VK_CALLBACK_SECRET и VK_CONFIRMATION_CODE (Управление → "
     "Работа с API → Callback API), иначе запросы ВКонтакте нельзя проверить."
+)
+SETUP_UNREACHABLE = (
+    "Не удалось связаться с VK API ({url}): {error}. Проверьте VK_API_URL и доступ к сети."
 )
 SETUP_FAILED = (
     "ВКонтакте отказал при настройке ({error}). Проверьте VK_TOKEN и VK_GROUP_ID и что в "
@@ -108,9 +114,7 @@ class VkChannel:
         sleep: Sleep = asyncio.sleep,
         long_poll_wait: int = LONG_POLL_WAIT,
     ) -> None:
-        limiter = (
-            RateLimiter(sleep=sleep) if clock is None else RateLimiter(clock=clock, sleep=sleep)
-        )
+        limiter = RateLimiter(clock=clock or time.monotonic, sleep=sleep)
         self.api = VkApi(token, api_url=api_url, limiter=limiter, sleep=sleep)
         self.group_id = group_id
         self.callback_secret = callback_secret or None
@@ -149,6 +153,10 @@ class VkChannel:
             if error.code == BOT_FEATURES_OFF:
                 raise ChannelSetupError(SETUP_BOT_FEATURES_OFF) from None
             raise ChannelSetupError(SETUP_FAILED.format(error=f"{error.code}: {error}")) from None
+        except (aiohttp.ClientError, OSError, RetryLater) as error:
+            raise ChannelSetupError(
+                SETUP_UNREACHABLE.format(url=self.api.API_URL, error=error or type(error).__name__)
+            ) from None
 
     async def _enable_long_poll(self) -> None:
         """Switch Bots Long Poll on with the events we handle; a key without the «manage»
@@ -195,15 +203,18 @@ class VkChannel:
             return 403, "forbidden"
         secret = update.get("secret")
         if update.get("type") == "confirmation":
-            if not self.confirmation_code or (
-                secret is not None and secret != self.callback_secret
-            ):
+            if not self.confirmation_code or (secret is not None and not self._secret_ok(secret)):
                 return 403, "forbidden"
             return 200, self.confirmation_code
-        if not self.callback_secret or secret != self.callback_secret:
+        if not self._secret_ok(secret):
             return 403, "forbidden"
         await sink(list(self.raw_events(update)))
         return 200, "ok"
+
+    def _secret_ok(self, secret: object) -> bool:
+        if not self.callback_secret or not isinstance(secret, str):
+            return False
+        return hmac.compare_digest(secret.encode(), self.callback_secret.encode())
 
     async def poll(self, sink: Sink) -> None:
         while True:
