@@ -481,3 +481,16 @@ async def test_an_unreachable_api_is_a_setup_error_naming_vk_api_url():
     with pytest.raises(ChannelSetupError, match="VK_API_URL"):
         await channel.start()
     await channel.close()
+
+
+async def test_create_channel_from_settings(fake_api, monkeypatch, tmp_path):
+    from bot.vk import TS_FILE, create_channel
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VK_TOKEN", fake_api.token)
+    monkeypatch.setenv("VK_GROUP_ID", str(fake_api.group_id))
+    monkeypatch.setenv("VK_API_URL", fake_api.base_url)
+    channel = create_channel(load_settings(env_file=None))
+    await channel.start()
+    await channel.close()
+    assert (tmp_path / "data" / TS_FILE).read_text() == channel.ts

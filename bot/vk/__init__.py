@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.vk.channel import VkChannel, VkFileFetcher
 
-__all__ = ["VkChannel", "VkFileFetcher", "create_channel"]
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+__all__ = ["TS_FILE", "VkChannel", "VkFileFetcher", "create_channel"]
+
+TS_FILE = "vk_longpoll.ts"  # under DATA_DIR: the last long-poll ts whose batch was stored
 
 
-def create_channel(settings, *, ts_path=None) -> VkChannel:
-    """A channel from :class:`bot.config.VkSettings` (``settings.vk``)."""
-    assert settings.token is not None and settings.group_id is not None
+def create_channel(settings: Settings) -> VkChannel:
+    """The channel for ``settings.vk`` (which must be configured)."""
+    vk = settings.vk
+    if vk.token is None or vk.group_id is None:
+        raise ValueError("VK is not configured: set VK_TOKEN and VK_GROUP_ID")
     return VkChannel(
-        settings.token.get_secret_value(),
-        settings.group_id,
-        api_url=settings.api_url,
-        callback_secret=settings.callback_secret.get_secret_value()
-        if settings.callback_secret
-        else None,
-        confirmation_code=settings.confirmation_code,
-        ts_path=ts_path,
+        vk.token.get_secret_value(),
+        vk.group_id,
+        api_url=vk.api_url,
+        callback_secret=vk.callback_secret.get_secret_value() if vk.callback_secret else None,
+        confirmation_code=vk.confirmation_code,
+        ts_path=settings.storage.data_dir / TS_FILE,
     )
