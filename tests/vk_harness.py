@@ -2,8 +2,9 @@
 
 Until the durable intake is wired in, a tiny loop stands in for it: one long-poll batch →
 ``sink`` → ``parse`` → ``Conversation.handle`` → ``channel.send`` (``dedup`` is the event key
-and the reply's index, as the outbox will do). Nothing swallows exceptions: a failing assert
-or a crash in the channel fails the test::
+and the reply's index, as the outbox will do). Nothing swallows exceptions: the channel uses
+vkbottle's ``API`` and uploader only, not its dispatcher (whose default error handler logs and
+swallows), so a failing assert or a crash in the channel fails the test::
 
     h = await VkHarness.start(services.conversation)
     user = h.user(1001)
