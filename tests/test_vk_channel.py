@@ -151,6 +151,16 @@ def test_wide_rows_wrap_at_five_and_pages_hold_ten():
     assert [[len(r) for r in page] for page in pages] == [[5, 5], [5, 2, 1]]
 
 
+def test_a_grid_of_six_a_row_is_reflowed_five_a_row():
+    numbers = [Button(str(n), f"e|1|q{n}|0") for n in range(1, 18)]
+    grid = [numbers[0:6], numbers[6:12], numbers[12:17]]  # handlers.render.number_buttons
+    nav = [Button("📨 Отправить анкету", "S|1")]
+    pages = render.paginate([*grid, [Button("Да", "x"), Button("Нет", "y")], nav])
+    assert [[len(r) for r in page] for page in pages] == [[5, 5], [5, 2, 2, 1]]
+    labels = [b.text for page in pages for r in page for b in r]
+    assert labels[:17] == [str(n) for n in range(1, 18)]
+
+
 def test_a_long_label_is_shortened_and_the_payload_kept():
     label = "Очень длинное название варианта ответа, которое не влезает в кнопку"
     keyboard = json.loads(render.keyboard_json([[Button(label, "a|1|q|0|long")]]))

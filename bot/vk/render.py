@@ -55,14 +55,14 @@ def button_payload(button: Button) -> dict[str, str]:
 def paginate(rows: Sequence[Sequence[Button]]) -> list[list[list[Button]]]:
     """Lay button rows out as pages that each fit one inline keyboard.
 
-    A row wider than 5 is wrapped; rows are never split between pages unless a single row
-    holds more than a page can take.
+    A grid wider than 5 (rows of the same width, the last one maybe shorter: the review's
+    answer numbers) is re-flowed five to a row; rows are never split between pages unless a
+    single row holds more than a page can take.
     """
     wrapped: list[list[Button]] = []
-    for row in rows:
-        row = list(row)
-        for start in range(0, len(row), MAX_ROW_WIDTH):
-            wrapped.append(row[start : start + MAX_ROW_WIDTH])
+    for grid in _grids(rows):
+        for start in range(0, len(grid), MAX_ROW_WIDTH):
+            wrapped.append(grid[start : start + MAX_ROW_WIDTH])
     pages: list[list[list[Button]]] = []
     current: list[list[Button]] = []
     count = 0
@@ -75,6 +75,26 @@ def paginate(rows: Sequence[Sequence[Button]]) -> list[list[list[Button]]]:
     if current:
         pages.append(current)
     return pages
+
+
+def _grids(rows: Sequence[Sequence[Button]]) -> list[list[Button]]:
+    """Rows as they are, except a run of equally wide rows over 5 joined into one list, with
+    the shorter row that ends it when the run has two rows or more (a grid's remainder, not
+    the navigation row after one wide row)."""
+    out: list[list[Button]] = []
+    width = 0  # the width of the grid being joined, 0 when none
+    joined = 0  # how many rows it has
+    for row in rows:
+        row = list(row)
+        if width and (len(row) == width or (joined >= 2 and len(row) < width)):
+            out[-1].extend(row)
+            joined += 1
+            if len(row) < width:
+                width = 0
+            continue
+        out.append(row)
+        width, joined = (len(row), 1) if len(row) > MAX_ROW_WIDTH else (0, 0)
+    return out
 
 
 def keyboard_json(page: Sequence[Sequence[Button]]) -> str:
