@@ -504,3 +504,29 @@ async def test_create_channel_from_settings(fake_api, monkeypatch, tmp_path):
     await channel.start()
     await channel.close()
     assert (tmp_path / "data" / TS_FILE).read_text() == channel.ts
+
+
+def test_a_doc_without_extension_in_its_title_gets_it_from_ext_and_a_gif_is_no_document():
+    from bot.vk import events
+
+    def update(doc: dict) -> dict:
+        message = {"peer_id": 5, "from_id": 5, "attachments": [{"type": "doc", "doc": doc}]}
+        return {"type": "message_new", "object": {"message": message}}
+
+    doc = {"id": 1, "owner_id": 5, "title": "Приказ", "ext": "pdf", "size": 10, "url": "u"}
+    incoming = events.message_to_incoming(update(doc))
+    assert incoming.document.file_name == "Приказ.pdf"
+    assert incoming.document.mime_type == "application/pdf" and incoming.document.size == 10
+    assert incoming.document.file_id == "u" and incoming.document.file_unique_id == "doc5_1"
+    assert events.message_to_incoming(update({**doc, "type": 3, "ext": "gif"})) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [("/start AB12", ("start", "AB12")), ("Начать", ("start", "")), ("/Review", ("review", ""))],
+)
+def test_commands_with_a_slash_or_as_known_words(text, command):
+    from bot.vk import events
+
+    assert events.parse_command(text) == command
+    assert events.parse_command("начать заполнение") is None
