@@ -68,6 +68,9 @@ NO_RIGHTS_CODES = (7, 15, 27)  # no permission / access denied / not with this k
 LONG_POLL_WAIT = 25
 POLL_RETRY_DELAY = 3.0
 NAME_CACHE_SIZE = 10_000
+# What a courtesy call (a name, the spinner, the old keyboard) may fail with without failing
+# the event: VK's refusal, its back-off, or the network.
+BEST_EFFORT_ERRORS = (VKAPIError, RetryLater, aiohttp.ClientError, TimeoutError)
 EVENT_TYPES = ("message_new", "message_event", "message_edit", "message_allow", "message_deny")
 
 
@@ -324,7 +327,7 @@ class VkChannel:
                 name = " ".join(
                     part for part in (person.get("first_name"), person.get("last_name")) if part
                 )
-            except (VKAPIError, RetryLater) as error:
+            except BEST_EFFORT_ERRORS as error:
                 log.debug("users.get %s failed: %s", user_id, error)
                 return incoming
             self._names[user_id] = name or None
@@ -361,7 +364,7 @@ class VkChannel:
                     "dont_parse_links": 1,
                 },
             )
-        except (VKAPIError, RetryLater) as error:
+        except BEST_EFFORT_ERRORS as error:
             log.debug("could not remove the keyboard of %s/%s: %s", peer, cmid, error)
 
     async def _answer_press(self, obj: dict[str, Any]) -> None:
@@ -375,7 +378,7 @@ class VkChannel:
                     "peer_id": obj.get("peer_id"),
                 },
             )
-        except (VKAPIError, RetryLater) as error:
+        except BEST_EFFORT_ERRORS as error:
             log.debug("sendMessageEventAnswer failed: %s", error)
 
     # --- sending ---------------------------------------------------------------------------
