@@ -530,3 +530,13 @@ def test_commands_with_a_slash_or_as_known_words(text, command):
 
     assert events.parse_command(text) == command
     assert events.parse_command("начать заполнение") is None
+
+
+async def test_a_failed_name_lookup_does_not_fail_the_message(vk):
+    vk.api.fail_next("users.get", 10)
+    update = _message_new(vk.api, "/start AB12")
+    [event] = vk.channel.raw_events(update)
+    parsed = await vk.channel.parse(event)
+    assert parsed.incoming.command == "start" and parsed.incoming.user.display_name is None
+    again = await vk.channel.parse(event)  # asked again, not remembered as nameless
+    assert again.incoming.user.display_name == f"Пользователь {PEER}"
