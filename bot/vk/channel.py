@@ -66,6 +66,7 @@ BAD_TOKEN_CODES = (5, 27)
 BOT_FEATURES_OFF = 912
 NO_RIGHTS_CODES = (7, 15, 27)  # no permission / access denied / not with this key
 LONG_POLL_WAIT = 25
+LONG_POLL_GRACE = 15  # seconds past ``wait`` before a silent long-poll request is given up
 POLL_RETRY_DELAY = 3.0
 NAME_CACHE_SIZE = 10_000
 # What a courtesy call (a name, the spinner, the old keyboard) may fail with without failing
@@ -246,6 +247,7 @@ class VkChannel:
                 "ts": self._ts,
                 "wait": self.long_poll_wait,
             },
+            timeout=aiohttp.ClientTimeout(total=self.long_poll_wait + LONG_POLL_GRACE),
         )
         failed = answer.get("failed")
         if failed == 1:
