@@ -540,3 +540,31 @@ async def test_a_failed_name_lookup_does_not_fail_the_message(vk):
     assert parsed.incoming.command == "start" and parsed.incoming.user.display_name is None
     again = await vk.channel.parse(event)  # asked again, not remembered as nameless
     assert again.incoming.user.display_name == f"Пользователь {PEER}"
+
+
+async def test_poll_retries_a_failed_batch_until_the_sink_takes_it(vk, clock):
+    import asyncio
+
+    from bot.vk.channel import POLL_RETRY_DELAY
+
+    event = _message_new(vk.api, "20")
+    got: list[RawEvent] = []
+    attempts = 0
+
+    async def flaky(batch):
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("inbox is down")
+        got.extend(batch)
+
+    task = asyncio.create_task(vk.channel.poll(flaky))
+    for _ in range(200):
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [e.key for e in got] == [event["event_id"]] and attempts == 2
+    assert POLL_RETRY_DELAY in clock.slept
