@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -119,6 +120,42 @@ class MaxSettings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"файл не найден: {value}")
         return value
+
+
+class VkSettings(BaseSettings):
+    """VK community messages: on when both VK_TOKEN and VK_GROUP_ID are set."""
+
+    model_config = _COMMON
+
+    token: SecretStr | None = Field(default=None, alias="VK_TOKEN")
+    group_id: int | None = Field(default=None, gt=0, alias="VK_GROUP_ID", validate_default=True)
+    api_url: str = Field(default="https://api.vk.ru", alias="VK_API_URL")
+    callback_secret: SecretStr | None = Field(default=None, alias="VK_CALLBACK_SECRET")
+    confirmation_code: str | None = Field(default=None, alias="VK_CONFIRMATION_CODE")
+
+    @field_validator("token", "callback_secret", "confirmation_code", "group_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_url")
+    @classmethod
+    def _vk_url_shape(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("ожидается адрес вида https://api.vk.ru")
+        return value
+
+    @field_validator("group_id")
+    @classmethod
+    def _with_token(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if (info.data.get("token") is None) != (value is None):
+            raise ValueError("VK_TOKEN и VK_GROUP_ID задаются вместе: укажите оба или ни одного")
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return self.token is not None and self.group_id is not None
 
 
 class StorageSettings(BaseSettings):
@@ -288,6 +325,7 @@ class Settings(BaseModel):
     app: AppSettings
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     max: MaxSettings = Field(default_factory=MaxSettings)
+    vk: VkSettings = Field(default_factory=VkSettings)
 
 
 # What pydantic's own checks mean, said in Russian; custom validators word their own.
@@ -343,6 +381,7 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         ("app", AppSettings),
         ("reminders", ReminderSettings),
         ("max", MaxSettings),
+        ("vk", VkSettings),
     ):
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]
