@@ -1,0 +1,376 @@
+"""The grammar of deadline phrases: normalisation, the lexicon and the lexer.
+
+See :mod:`roadmaps.deadlines` for the decisions; this module only turns a phrase into
+tokens and glues numbers, month names and years into time elements (``_El``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from roadmaps.deadline_types import MONTH_NAMES
+
+# --------------------------------------------------------------------------- lexer
+
+
+class _Fail(Exception):
+    """Internal: carries a Russian reason up to :func:`parse_deadline`."""
+
+
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d"
+_ROMAN = {"\u2160": "i", "\u2161": "ii", "\u2162": "iii", "\u2163": "iv"}
+
+
+def normalize(text: str) -> str:
+    s = text.replace("\u00a0", " ").replace("\u202f", " ").lower().replace("ё", "е")
+    for ch in _DASHES:
+        s = s.replace(ch, "-")
+    for ch, rep in _ROMAN.items():
+        s = s.replace(ch.lower(), rep).replace(ch, rep)
+    s = s.replace("і", "i")  # Ukrainian/Belarusian "і" typed for the roman numeral I
+    s = re.sub(r"<[^>]+>", " ", s)  # stray HTML from copy-paste
+    s = re.sub(r"\s+", " ", s).strip()
+    return s.strip(" .,;:")
+
+
+_B = r"(?![а-яa-z0-9])"  # end of a word
+_YEAR_SUFFIX = r"(?:\s*(?P<ysuf>гг\.?|г\.?|год(?:а|у|ы|ах|ов)?)" + _B + r")?"
+
+_MONTH_RX = [
+    (1, r"январ[а-я]*|янв\.?"),
+    (2, r"феврал[а-я]*|фев\.?"),
+    (3, r"март[а-я]*|мар\.?"),
+    (4, r"апрел[а-я]*|апр\.?"),
+    (5, r"ма[йяею]"),
+    (6, r"июн[а-я]*"),
+    (7, r"июл[а-я]*"),
+    (8, r"август[а-я]*|авг\.?"),
+    (9, r"сентябр[а-я]*|сент?\.?"),
+    (10, r"октябр[а-я]*|окт\.?"),
+    (11, r"ноябр[а-я]*|нояб?\.?"),
+    (12, r"декабр[а-я]*|дек\.?"),
+]
+
+_ORDINALS = [
+    (1, r"перв(?:ое|ый|ая|ого|ом|ой|ую)"),
+    (2, r"втор(?:ое|ой|ая|ого|ом|ую)"),
+    (3, r"трет(?:ье|ий|ья|ьего|ьем|ьей|ью)"),
+    (4, r"четверт(?:ый|ое|ая|ого|ом|ой|ую)"),
+]
+_ROMAN_NUM = {"i": 1, "ii": 2, "iii": 3, "iv": 4}
+
+_UNIT_WORD = (
+    r"(?P<unit>год[а-я]*|г\.?|месяц[а-я]*|мес\.?|квартал[а-я]*|кв\.?|полугоди[а-я]*|полгода)"
+)
+_FREQ_COUNT = {"один": 1, "одного": 1, "два": 2, "дважды": 2, "три": 3, "четыре": 4}
+
+_ABBR = r"рмо|шмо|ммо|мо|оо|моуо|рмк|ммс|ро|иро|коиро|оу"
+
+# (kind, regex). Tried in order at each position; the first match wins.
+_LEXICON: list[tuple[str, str]] = [
+    # "2022-2023 уч.г.", "2022/23 учебного года"
+    (
+        "acyear",
+        r"(?P<y1>(?:19|20)\d\d)\s*[-/]\s*(?P<y2>(?:19|20)?\d\d)\s*(?:гг?\.?\s*)?"
+        r"уч(?:ебн[а-я]*)?\.?\s*(?:год[а-я]*|гг?\.?)" + _B,
+    ),
+    ("acyearword", r"уч(?:ебн[а-я]*)?\.?\s*(?:год[а-я]*|гг?\.?)" + _B),
+    (
+        "numdate",
+        r"(?P<d>\d{1,2})\s*[./]\s*(?P<m>\d{1,2})(?:\s*[./]\s*(?P<y>\d{4}|\d\d)(?!\d))?\.?"
+        + _YEAR_SUFFIX,
+    ),
+    ("year", r"(?P<y>(?:19|20)\d\d)(?!\d)" + _YEAR_SUFFIX),
+    (
+        "freq",
+        r"(?:(?:не\s+)?(?:реже|чаще)\s+)?"
+        r"(?:(?P<n>\d+|один|одного|два|три|четыре)\s*раза?|(?P<n2>дважды)|раз)"
+        r"\s+(?:в|за)\s+" + _UNIT_WORD + _B,
+    ),
+    ("weekly", r"еженедельн[а-я]*|кажд(?:ую|ая|ой)\s+недел[а-я]*|раз\s+в\s+недел[а-я]*"),
+    ("yearly", r"ежегодн[а-я]*"),
+    ("monthly", r"ежемесячн[а-я]*"),
+    ("quarterly", r"ежеквартальн[а-я]*"),
+    ("term", r"четверт(?:ь|и|ью|ей|ям|ях)" + _B),
+    (
+        "schedule",
+        r"(?:(?:в\s+)?соответстви[иея]\s+с|согласно|по)\s+"
+        r"(?:(?:утвержденн|отдельн|установленн)[а-я]*\s+)?(?:график[а-я]*|расписани[а-я]*)"
+        r"(?:\s+(?:проведения|работы|мероприятий))?" + _B,
+    ),
+    ("schedule", r"график[а-я]*(?:\s+(?:проведения|работы|мероприятий))?" + _B),
+    (
+        "plan",
+        r"(?:(?:(?:в\s+)?соответстви[иея]\s+с|согласно|по)\s+)?план(?:у|ом|а)?"
+        r"(?:\s+(?:работы|мероприятий))?(?:\s+(?P<obj>" + _ABBR + r"))?" + _B,
+    ),
+    ("asneeded", r"по\s+мере\s+необходимости|по\s+необходимости"),
+    ("onrequest", r"по\s+запросу" + _B),
+    (
+        "always",
+        r"постоянн[а-я]*|систематическ[а-я]*|на\s+постоянной\s+основе|"
+        r"в\s+течение\s+всего\s+периода|весь\s+период",
+    ),
+    ("during", r"в\s+течени[ея]|на\s+протяжении|в\s+ходе|весь|всего|всей"),
+    ("until", r"(?:в\s+срок\s+)?до" + _B + r"|не\s+позднее|не\s+позже|к" + _B),
+    ("end", r"(?:к\s+)?конц[аеу]|окончани[яе]|завершени[яе]"),
+    ("from", r"начиная\s+с|с" + _B + r"|со" + _B),
+    ("to", r"по" + _B + r"|-|/"),
+    ("and", r"и" + _B + r"|,|;|а\s+также"),
+    ("each", r"кажд[а-я]*"),
+    ("dayword", r"числ[а-я]*" + _B),
+    ("yearword", r"(?:календарн[а-я]*\s+|текущ[а-я]*\s+)?год[а-я]*" + _B + r"|г\.?" + _B),
+    ("quarterword", r"квартал[а-я]*|кв\.?" + _B),
+    ("halfword", r"полугоди[а-я]*|полгода|п/г|пг\.?" + _B),
+    ("monthword", r"месяц[а-я]*|мес\.?" + _B),
+    *(("month", f"(?:{rx})" + _B) for _, rx in _MONTH_RX),
+    *(("ord", f"(?:{rx})" + _B) for _, rx in _ORDINALS),
+    ("roman", r"(?:iii|ii|iv|i)" + _B),
+    ("num", r"(?P<n>\d{1,2})(?:\s*-?\s*(?:го|е|ое|ой|ый|й))?" + _B),
+    (
+        "filler",
+        r"(?:в|во|на|за|срок[а-я]*|период[а-я]*|соответственно|включительно|"
+        r"текущ[а-я]*|т\.\s*г|не\s+реже|не)" + _B + r"|[.()«»\"']",
+    ),
+]
+_LEX = [(kind, re.compile(rx)) for kind, rx in _LEXICON]
+_MONTH_LEX = [(num, re.compile(f"(?:{rx})" + _B)) for num, rx in _MONTH_RX]
+_ORD_LEX = [(num, re.compile(f"(?:{rx})" + _B)) for num, rx in _ORDINALS]
+
+
+@dataclass
+class _Tok:
+    kind: str
+    text: str
+    value: Any = None
+
+
+def _year2(s: str) -> int:
+    y = int(s)
+    return 2000 + y if y < 100 else y
+
+
+def _match_at(s: str, pos: int) -> tuple[str, re.Match[str]]:
+    for kind, rx in _LEX:
+        m = rx.match(s, pos)
+        if m and m.end() > pos:
+            return kind, m
+    word = re.match(r"[^\s,;.]+", s[pos:])
+    raise _Fail(f"не удалось распознать «{word.group() if word else s[pos]}»")
+
+
+def lex(s: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    pos = 0
+    while pos < len(s):
+        if s[pos] == " ":
+            pos += 1
+            continue
+        kind, m = _match_at(s, pos)
+        pos = m.end()
+        gd = m.groupdict()
+        text = m.group()
+        if kind == "filler":
+            continue
+        value: Any = None
+        if kind == "numdate":
+            value = (int(gd["d"]), int(gd["m"]), _year2(gd["y"]) if gd["y"] else None)
+        elif kind == "year":
+            suf = (gd.get("ysuf") or "").rstrip(".")
+            value = (int(gd["y"]), suf in ("гг", "годы", "годах", "годов"))
+        elif kind == "acyear":
+            y1, y2 = int(gd["y1"]), _year2(gd["y2"])
+            if y2 != y1 + 1:
+                raise _Fail(f"учебный год «{text}» должен состоять из двух соседних лет")
+            value = y1
+        elif kind == "num":
+            value = int(gd["n"])
+        elif kind == "roman":
+            value = _ROMAN_NUM[text.strip()]
+        elif kind == "ord":
+            value = next(n for n, rx in _ORD_LEX if rx.match(text))
+        elif kind == "month":
+            value = next(n for n, rx in _MONTH_LEX if rx.match(text))
+        elif kind == "plan":
+            value = gd.get("obj")
+        elif kind == "freq":
+            value = _freq_from_count(gd.get("n") or gd.get("n2"), gd["unit"], text)
+        toks.append(_Tok(kind, text, value))
+    return toks
+
+
+def _freq_from_count(n: str | None, unit: str, text: str) -> str:
+    """ "2 раза в год" → half_yearly, "раз в месяц" → monthly, ..."""
+    count = 1 if n is None else _FREQ_COUNT.get(n) or int(n)
+    per_year = {"г": 1, "м": 12, "к": 4, "п": 2}[unit[0]]
+    total = per_year * count
+    freq = {1: "yearly", 2: "half_yearly", 4: "quarterly", 12: "monthly"}.get(total)
+    if freq is None:
+        raise _Fail(f"периодичность «{text}» не поддерживается")
+    return freq
+
+
+# --------------------------------------------------------------------------- elements
+
+Unit = Literal["date", "month", "quarter", "half", "year", "acyear", "thisyear", "thisacyear"]
+
+
+@dataclass
+class _El:
+    unit: Unit
+    n: int = 0  # month / quarter / half number; day for "date" is in ``day``
+    day: int | None = None
+    year: int | None = None
+    end_of: bool = False  # "конец ..."
+    plural_year: bool = False  # "2022-2023 гг."
+
+    def label(self) -> str:
+        return {
+            "date": f"{self.day:02d}.{self.n:02d}" if self.day else "дата",
+            "month": MONTH_NAMES[self.n - 1] if self.n else "месяц",
+            "quarter": f"{self.n} квартал",
+            "half": f"{self.n} полугодие",
+            "year": f"{self.year} год",
+            "acyear": f"{self.year}-{(self.year or 0) + 1} учебный год",
+            "thisyear": "год",
+            "thisacyear": "учебный год",
+        }[self.unit]
+
+
+def _validate(el: _El) -> None:
+    if el.unit == "quarter" and not 1 <= el.n <= 4:
+        raise _Fail(f"кварталов всего четыре, а указан {el.n}-й")
+    if el.unit == "half" and el.n not in (1, 2):
+        raise _Fail(f"полугодий всего два, а указано {el.n}-е")
+    if el.unit == "date":
+        assert el.day is not None
+        if not 1 <= el.n <= 12:
+            raise _Fail(f"месяца {el.n} не существует")
+        if not 1 <= el.day <= 31:
+            raise _Fail(f"дня {el.day} не существует")
+
+
+_TERM_REASON = "сроки учебных четвертей зависят от календарного графика школы — укажите даты"
+
+
+# --------------------------------------------------------------------------- combine
+
+
+def combine(toks: list[_Tok], academic: bool) -> list[_Tok]:
+    """Glue numbers, month names and years into ``el`` tokens (value: :class:`_El`)."""
+    out: list[_Tok] = []
+    i = 0
+
+    def take_year(j: int) -> tuple[int | None, bool, int]:
+        if j < len(toks) and toks[j].kind == "year":
+            y, plural = toks[j].value
+            return y, plural, j + 1
+        return None, False, j
+
+    while i < len(toks):
+        t = toks[i]
+        if t.kind == "numdate":
+            d, m, y = t.value
+            el = _El("date", n=m, day=d, year=y)
+            _validate(el)
+            if y is None:
+                el.year, _, i2 = take_year(i + 1)
+            else:
+                i2 = i + 1
+            out.append(_Tok("el", t.text, el))
+            i = i2
+            continue
+        if t.kind in ("num", "ord", "roman"):
+            # a run "1, 2 и 3" / "I-II" followed by what the numbers count
+            nums = [t.value]
+            seps: list[_Tok] = []
+            j = i + 1
+            # "с 1 до 15 сентября": after "с", "до" separates the ends of a range
+            seps_ok = ("and", "to", "until") if i and toks[i - 1].kind == "from" else ("and", "to")
+            while (
+                j + 1 < len(toks)
+                and toks[j].kind in seps_ok
+                and toks[j + 1].kind in ("num", "ord", "roman")
+            ):
+                sep = toks[j]
+                seps.append(_Tok("to", sep.text) if sep.kind == "until" else sep)
+                nums.append(toks[j + 1].value)
+                j += 2
+            unit_tok = toks[j] if j < len(toks) else None
+            kind = unit_tok.kind if unit_tok else None
+            if kind == "month":
+                els = [_El("date", n=unit_tok.value, day=n) for n in nums]
+            elif kind == "quarterword":
+                els = [_El("quarter", n=n) for n in nums]
+            elif kind == "halfword":
+                els = [_El("half", n=n) for n in nums]
+            elif kind == "term":
+                raise _Fail(_TERM_REASON)
+            elif kind == "dayword" and len(nums) == 1:
+                out.append(_Tok("dom", t.text, nums[0]))
+                i = j + 1
+                continue
+            else:
+                raise _Fail(f"не понятно, к чему относится число «{t.text}»")
+            year, plural, j = take_year(j + 1)
+            for n, el in enumerate(els):
+                el.year = year
+                _validate(el)
+                if n:
+                    out.append(seps[n - 1])
+                out.append(_Tok("el", t.text, el))
+            i = j
+            continue
+        if t.kind == "month":
+            year, _, j = take_year(i + 1)
+            out.append(_Tok("el", t.text, _El("month", n=t.value, year=year)))
+            i = j
+            continue
+        if t.kind == "year":
+            y, plural = t.value
+            # "2022-2023" (consecutive, no "гг.") in an academic roadmap → academic year
+            if (
+                i + 2 < len(toks)
+                and toks[i + 1].kind == "to"
+                and toks[i + 2].kind == "year"
+                and toks[i + 2].value[0] == y + 1
+                and not (plural or toks[i + 2].value[1])
+                and academic
+            ):
+                out.append(_Tok("el", t.text, _El("acyear", year=y)))
+                i += 3
+                continue
+            out.append(_Tok("el", t.text, _El("year", year=y, plural_year=plural)))
+            i += 1
+            continue
+        if t.kind == "acyear":
+            out.append(_Tok("el", t.text, _El("acyear", year=t.value)))
+            i += 1
+            continue
+        if t.kind == "yearword":
+            out.append(_Tok("el", t.text, _El("thisyear")))
+            i += 1
+            continue
+        if t.kind == "acyearword":
+            out.append(_Tok("el", t.text, _El("thisacyear")))
+            i += 1
+            continue
+        if t.kind == "each" and i + 1 < len(toks):
+            nxt = toks[i + 1].kind
+            freq = {
+                "monthword": "monthly",
+                "quarterword": "quarterly",
+                "halfword": "half_yearly",
+                "yearword": "yearly",
+            }.get(nxt)
+            if freq:
+                out.append(_Tok("freq", t.text + " " + toks[i + 1].text, freq))
+                i += 2
+                continue
+        if t.kind in ("quarterword", "halfword", "monthword", "dayword", "each"):
+            raise _Fail(f"не понятно, какой именно «{t.text}»")
+        out.append(t)
+        i += 1
+    return out
