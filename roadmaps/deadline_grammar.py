@@ -23,16 +23,25 @@ _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d"
 _ROMAN = {"\u2160": "i", "\u2161": "ii", "\u2162": "iii", "\u2163": "iv"}
 
 
-def normalize(text: str) -> str:
-    s = text.replace("\u00a0", " ").replace("\u202f", " ").lower().replace("ё", "е")
+_FOOTNOTES = re.compile(r"\*+|[\u00b9\u00b2\u00b3\u2070-\u2079]+")
+
+
+def normalize_cased(text: str) -> str:
+    """The phrase cleaned as :func:`normalize` does, but with its letters' case kept."""
+    s = text.replace("\u00a0", " ").replace("\u202f", " ")
     for ch in _DASHES:
         s = s.replace(ch, "-")
     for ch, rep in _ROMAN.items():
         s = s.replace(ch.lower(), rep).replace(ch, rep)
     s = s.replace("і", "i")  # Ukrainian/Belarusian "і" typed for the roman numeral I
     s = re.sub(r"<[^>]+>", " ", s)  # stray HTML from copy-paste
+    s = _FOOTNOTES.sub("", s)  # footnote marks: "5 мая 2024** года", "2024¹"
     s = re.sub(r"\s+", " ", s).strip()
     return s.strip(" .,;:")
+
+
+def normalize(text: str) -> str:
+    return normalize_cased(text).lower().replace("ё", "е")
 
 
 _B = r"(?![а-яa-z0-9])"  # end of a word
@@ -70,6 +79,17 @@ _ABBR = r"рмо|шмо|ммо|мо|оо|моуо|рмк|ммс|ро|иро|ко
 
 # (kind, regex). Tried in order at each position; the first match wins.
 _LEXICON: list[tuple[str, str]] = [
+    # a time of day: "до 17:00 по местному времени", "12:00 мск"
+    (
+        "time",
+        r"(?:(?:до|в|к|не\s+позднее)\s+)?\d{1,2}:\d{2}(?!\d)(?:\s*(?:ч\.?|час[а-я]*))?"
+        r"(?:\s+(?:по\s+)?(?:местному|московскому)\s+времени|\s+мск\.?)?",
+    ),
+    # "10 рабочий день", "не позднее 5-го рабочего дня"
+    (
+        "workday",
+        r"(?P<n>\d{1,2})(?:\s*-?\s*(?:го|й|ый|ой))?\s+рабоч[а-я]*\s+(?:день|дня|дню|днем|дне)" + _B,
+    ),
     # "2022-2023 уч.г.", "2022/23 учебного года"
     (
         "acyear",
@@ -89,31 +109,39 @@ _LEXICON: list[tuple[str, str]] = [
         r"(?:(?P<n>\d+|один|одного|два|три|четыре)\s*раза?|(?P<n2>дважды)|раз)"
         r"\s+(?:в|за)\s+" + _UNIT_WORD + _B,
     ),
+    # "месяца, следующего за отчётным (кварталом)": due in the month after the reported one
+    (
+        "lag",
+        r"(?:(?:месяц|квартал)[а-я]*\s*,?\s*)?следующ[а-я]*\s+за\s+отчетн[а-я]*"
+        r"(?:\s+(?:месяц|квартал|период)[а-я]*)?",
+    ),
     ("weekly", r"еженедельн[а-я]*|кажд(?:ую|ая|ой)\s+недел[а-я]*|раз\s+в\s+недел[а-я]*"),
     ("yearly", r"ежегодн[а-я]*"),
-    ("monthly", r"ежемесячн[а-я]*"),
+    ("monthly", r"ежемес[яе]чн[а-я]*"),
     ("quarterly", r"ежеквартальн[а-я]*"),
     ("term", r"четверт(?:ь|и|ью|ей|ям|ях)" + _B),
     (
         "schedule",
         r"(?:(?:в\s+)?соответстви[иея]\s+с|согласно|по)\s+"
-        r"(?:(?:утвержденн|отдельн|установленн)[а-я]*\s+)?(?:график[а-я]*|расписани[а-я]*)"
-        r"(?:\s+(?:проведения|работы|мероприятий))?" + _B,
+        r"(?:(?:утвержденн|отдельн|установленн)[а-я]*\s+)?(?P<sched>график[а-я]*|расписани[а-я]*)"
+        r"(?P<what>\s+(?:проведения|работы|мероприятий))?" + _B,
     ),
-    ("schedule", r"график[а-я]*(?:\s+(?:проведения|работы|мероприятий))?" + _B),
+    ("schedule", r"(?P<sched>график[а-я]*)(?P<what>\s+(?:проведения|работы|мероприятий))?" + _B),
     (
         "plan",
-        r"(?:(?:(?:в\s+)?соответстви[иея]\s+с|согласно|по)\s+)?план(?:у|ом|а)?"
+        r"(?:(?:(?:в\s+)?соответстви[иея]\s+с|согласно|по)\s+)?"
+        r"(?:(?:утвержденн|отдельн|установленн)[а-я]*\s+)?план(?:у|ом|а)?"
         r"(?:\s+(?:работы|мероприятий))?(?:\s+(?P<obj>" + _ABBR + r"))?" + _B,
     ),
     ("asneeded", r"по\s+мере\s+необходимости|по\s+необходимости"),
     ("onrequest", r"по\s+запросу" + _B),
+    ("agreed", r"по\s+согласовани[юя]" + _B),
     (
         "always",
-        r"постоянн[а-я]*|систематическ[а-я]*|на\s+постоянной\s+основе|"
-        r"в\s+течение\s+всего\s+периода|весь\s+период",
+        r"постоян+[а-я]*|систематическ[а-я]*|на\s+постоян+ой\s+основе|"
+        r"в\s+течени[еи]\s+всего\s+периода|весь\s+период",
     ),
-    ("during", r"в\s+течени[ея]|на\s+протяжении|в\s+ходе|весь|всего|всей"),
+    ("during", r"в\s+течени[еяи]|на\s+протяжении|в\s+ходе|весь|всего|всей"),
     ("until", r"(?:в\s+срок\s+)?до" + _B + r"|не\s+позднее|не\s+позже|к" + _B),
     ("end", r"(?:к\s+)?конц[аеу]|окончани[яе]|завершени[яе]"),
     ("from", r"начиная\s+с|с" + _B + r"|со" + _B),
@@ -131,7 +159,8 @@ _LEXICON: list[tuple[str, str]] = [
     ("num", r"(?P<n>\d{1,2})(?:\s*-?\s*(?:го|е|ое|ой|ый|й))?" + _B),
     (
         "filler",
-        r"(?:в|во|на|за|срок[а-я]*|период[а-я]*|соответственно|включительно|"
+        r"(?:в|во|на|за|срок[а-я]*|период[а-я]*|соответственно|включительно|дат[аы]|"
+        r"исполнени[а-я]*|реализаци[а-я]*|выполнени[а-я]*|"
         r"текущ[а-я]*|т\.\s*г|не\s+реже|не)" + _B + r"|[.()«»\"']",
     ),
 ]
@@ -161,12 +190,45 @@ def _match_at(s: str, pos: int) -> tuple[str, re.Match[str]]:
     raise _Fail(f"не удалось распознать «{word.group() if word else s[pos]}»")
 
 
-def lex(s: str) -> list[_Tok]:
+_WEEKDAY_NAMES = r"понедельник|вторник|среда|четверг|пятница|суббота|воскресенье"
+_WEEKDAY_PAREN = re.compile(r"\(\s*(?P<w>пн|вт|ср|чт|пт|сб|вс|" + _WEEKDAY_NAMES + r")\.?\s*\)")
+_WEEKDAY_WORD = re.compile(r"(?P<w>" + _WEEKDAY_NAMES + r")" + _B)
+_WEEKDAY_INDEX = {"пн": 0, "по": 0, "вт": 1, "ср": 2, "чт": 3, "че": 3, "пт": 4, "пя": 4}
+_WEEKDAY_INDEX |= {"сб": 5, "су": 5, "вс": 6, "во": 6}
+WEEKDAY_NAMES = ("понедельник", "вторник", "среда", "четверг", "пятница", "суббота", "воскресенье")
+# "Отчёт – до 1 апреля", "Срок: 20.09.2024": words, then a dash or a colon
+_LABEL = re.compile(r"(?P<label>[^\d()\-:,;]+?)\s*[-:]\s*")
+_WORD = re.compile(r"[^\s,;()]+")
+_TEMPORAL = re.compile(r"\d|(?<![а-яa-z])(?:" + "|".join(rx for _, rx in _MONTH_RX) + r")" + _B)
+_ABSORBING = {"schedule", "plan", "agreed"}
+
+
+def lex(s: str, cased: str | None = None) -> list[_Tok]:
+    """Tokens of a normalised phrase; ``cased`` (same text, case kept) is quoted in notes."""
+    if cased is None or len(cased) != len(s):
+        cased = s
     toks: list[_Tok] = []
     pos = 0
+    label = _LABEL.match(s)
+    if label and _is_label(label.group("label")):
+        text = cased[label.start("label") : label.end("label")].strip()
+        if _words_only(label.group("label")):
+            toks.append(_Tok("label", text, text))
+        pos = label.end()
     while pos < len(s):
         if s[pos] == " ":
             pos += 1
+            continue
+        wd = _WEEKDAY_PAREN.match(s, pos) or _WEEKDAY_WORD.match(s, pos)
+        if wd:
+            toks.append(_Tok("weekday", wd.group(), _WEEKDAY_INDEX[wd.group("w")[:2]]))
+            pos = wd.end()
+            continue
+        if s[pos] == "(":
+            close = s.find(")", pos)
+            close = len(s) if close < 0 else close
+            toks.extend(_bracketed(s[pos + 1 : close], cased[pos + 1 : close]))
+            pos = close + 1
             continue
         kind, m = _match_at(s, pos)
         pos = m.end()
@@ -175,7 +237,11 @@ def lex(s: str) -> list[_Tok]:
         if kind == "filler":
             continue
         value: Any = None
-        if kind == "numdate":
+        if kind in _ABSORBING:
+            end = _absorb(s, pos)
+            value = _note_of(kind, m, cased, end)
+            pos = end
+        elif kind == "numdate":
             value = (int(gd["d"]), int(gd["m"]), _year2(gd["y"]) if gd["y"] else None)
         elif kind == "year":
             suf = (gd.get("ysuf") or "").rstrip(".")
@@ -185,7 +251,7 @@ def lex(s: str) -> list[_Tok]:
             if y2 != y1 + 1:
                 raise _Fail(f"учебный год «{text}» должен состоять из двух соседних лет")
             value = y1
-        elif kind == "num":
+        elif kind in ("num", "workday"):
             value = int(gd["n"])
         elif kind == "roman":
             value = _ROMAN_NUM[text.strip()]
@@ -193,12 +259,80 @@ def lex(s: str) -> list[_Tok]:
             value = next(n for n, rx in _ORD_LEX if rx.match(text))
         elif kind == "month":
             value = next(n for n, rx in _MONTH_LEX if rx.match(text))
-        elif kind == "plan":
-            value = gd.get("obj")
         elif kind == "freq":
             value = _freq_from_count(gd.get("n") or gd.get("n2"), gd["unit"], text)
+        elif kind == "time":
+            value = cased[m.start() : m.end()]
         toks.append(_Tok(kind, text, value))
     return toks
+
+
+def _is_label(text: str) -> bool:
+    """A leading label says nothing about time: lexing it fails or gives only fillers."""
+    try:
+        return not lex(text)
+    except _Fail:
+        return not _TEMPORAL.search(text)
+
+
+def _words_only(text: str) -> bool:
+    """The label has words of its own (not just «Срок», «Сроки исполнения»)."""
+    try:
+        lex(text)
+    except _Fail:
+        return True
+    return False
+
+
+def _bracketed(inner: str, cased: str) -> list[_Tok]:
+    """A parenthetical: its tokens ("(июнь)", "(до 17:00)"), or a remark kept as the note.
+
+    A remark that mentions a date or a month is an error, not a note: it may change the
+    deadline ("перенесено на 15.03"), and guessing is worse than asking.
+    """
+    try:
+        return lex(inner, cased)
+    except _Fail:
+        if _TEMPORAL.search(inner):
+            raise _Fail(f"в скобках указан другой срок или условие: «{cased.strip()}»") from None
+    text = cased.strip(" .,;:")
+    return [_Tok("remark", text, text)] if text else []
+
+
+def _absorb(s: str, pos: int) -> int:
+    """End of the words after «по графику» that name whose schedule it is ("... ВПР")."""
+    end = p = pos
+    while True:
+        while p < len(s) and s[p] == " ":
+            p += 1
+        if p >= len(s) or s[p] in ",;()":
+            return end
+        try:
+            kind, m = _match_at(s, p)
+        except _Fail:
+            w = _WORD.match(s, p)
+            assert w is not None
+            p = end = w.end()
+            continue
+        if kind in ("filler", "from", "and") and m.group() not in (",", ";"):
+            p = m.end()  # tentatively: "с", "и", "на" count only before an unknown word
+            continue
+        return end
+
+
+def _note_of(kind: str, m: re.Match[str], cased: str, end: int) -> str:
+    rest = cased[m.end() : end].strip()
+    if kind == "agreed":
+        base = "по согласованию"
+        rest = cased[m.end() : end].strip()
+    elif kind == "plan":
+        obj = m.groupdict().get("obj")
+        base = "по плану" + (f" {obj.upper()}" if obj else "")
+    else:
+        word = "по расписанию" if (m.group("sched") or "").startswith("расп") else "по графику"
+        what = m.group("what") or ""
+        base = word + (cased[m.start("what") : m.end("what")] if what and rest else "")
+    return f"{base} {rest}" if rest else base
 
 
 def _freq_from_count(n: str | None, unit: str, text: str) -> str:

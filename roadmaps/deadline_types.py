@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
+from roadmaps.workdays import nth_working_day
+
 DeadlineKind = Literal["day", "range", "month", "recurring", "none"]
 Frequency = Literal["yearly", "monthly", "quarterly", "half_yearly"]
 
@@ -115,6 +117,8 @@ class Deadline:
     note: str | None = None
     day: int | None = None
     dates: tuple[date, ...] = field(default=())
+    workday: int | None = None  # the N-th working day instead of ``day``
+    lag_months: int = 0  # due in the month after the reported one ("следующего за отчётным")
 
     def due_dates(self, within: Period) -> list[date]:
         """Dates by which the item is due.
@@ -143,14 +147,20 @@ class Deadline:
         for y, m in _months_between(lo, hi):
             if m not in months:
                 continue
-            last = _last_day(y, m)
-            d = last.replace(day=min(self.day, last.day)) if self.day else last
-            if lo <= d <= hi:
+            if self.lag_months:  # reported for (y, m), due in a month after it
+                y, m = divmod(y * 12 + m - 1 + self.lag_months, 12)
+                m += 1
+            if self.workday:
+                d = nth_working_day(y, m, self.workday)
+            else:
+                last = _last_day(y, m)
+                d = last.replace(day=min(self.day, last.day)) if self.day else last
+            if lo <= d and (d <= hi or self.lag_months):
                 out.append(d)
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind,
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
@@ -161,6 +171,12 @@ class Deadline:
             "dates": [d.isoformat() for d in self.dates],
             "source": self.source,
         }
+        # only when set, so that stored deadlines of older versions keep their checksum
+        if self.workday:
+            data["workday"] = self.workday
+        if self.lag_months:
+            data["lag_months"] = self.lag_months
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Deadline:
@@ -177,6 +193,8 @@ class Deadline:
             note=data.get("note"),
             day=data.get("day"),
             dates=tuple(date.fromisoformat(x) for x in data.get("dates") or ()),
+            workday=data.get("workday"),
+            lag_months=data.get("lag_months") or 0,
         )
 
     def describe(self) -> str:
@@ -202,9 +220,12 @@ class Deadline:
             None: "",
         }[self.frequency]
         parts = [freq] if freq else []
+        after = " месяца, следующего за отчётным" if self.lag_months else ""
         if self.day:
-            parts.append(f"до {self.day} числа")
-        if self.months and self.frequency != "monthly":
+            parts.append(f"до {self.day} числа{after}")
+        elif self.workday:
+            parts.append(f"на {self.workday}-й рабочий день{after or ' месяца'}")
+        if self.months and self.frequency not in ("monthly", "quarterly"):
             parts.append(", ".join(MONTH_NAMES[m - 1] for m in self.months))
         return (": ".join(parts) or "периодически") + note
 

@@ -48,6 +48,22 @@ Decisions for ambiguous phrases (also listed in the tests):
   необходимости", "по запросу" → ``none`` with a note, unless a date is also given;
 * school terms ("I четверть") and weekly frequencies are rejected: their dates depend on
   the school calendar and cannot be derived from the text.
+
+Phrases of other regions' roadmaps (the grammar is in :mod:`roadmaps.deadline_grammar`):
+
+* what is not the date is kept as the note: a time of day ("до 17:00 по местному
+  времени"), a leading label ("Отчёт – до 1 апреля" → note «Отчёт»; a bare «Срок —» is
+  dropped), whose schedule it is ("по графику проведения ВПР"), "по согласованию с ...",
+  and a remark in brackets ("01.02-15.05.2024 (с учётом каникул)");
+* a remark in brackets that mentions a date or a month and cannot be read is an error
+  ("до 12.03 (перенесено на 15.03)"): it may change the deadline;
+* a weekday ("14.05. (вт)") is checked against the date; a contradiction is an error;
+* footnote marks ("2024**", "2024¹") are ignored; "в течении" is read as "в течение";
+* "ежемесячно до 5 числа месяца, следующего за отчётным" → monthly, ``day=5``,
+  ``lag_months=1``: the report for December is due on 5 January of the next year;
+* "ежеквартально, на 10 рабочий день" → the 10th working day of each quarter (its first
+  month) under the Russian production calendar (:mod:`roadmaps.workdays`); with
+  "месяца, следующего за отчётным кварталом" — of the month after each quarter.
 """
 
 from __future__ import annotations
@@ -57,7 +73,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from roadmaps.deadline_grammar import _TERM_REASON, _El, _Fail, _Tok, combine, lex, normalize
+from roadmaps.deadline_grammar import (
+    _TERM_REASON,
+    WEEKDAY_NAMES,
+    _El,
+    _Fail,
+    _Tok,
+    combine,
+    lex,
+    normalize,
+    normalize_cased,
+)
 
 __all__ = [
     "Deadline",
@@ -227,17 +253,14 @@ def _resolve_range(a: _El, b: _El, ctx: _Ctx) -> tuple[date, date]:
 # --------------------------------------------------------------------------- interpret
 
 
-_NOTE_KINDS = {"schedule", "plan", "asneeded", "onrequest"}
+# Kinds whose token value is the note itself ("по графику ВПР", "до 17:00", a remark).
+_NOTE_KINDS = {"schedule", "plan", "agreed", "time", "remark", "label"}
+_FIXED_NOTES = {"asneeded": "по мере необходимости", "onrequest": "по запросу"}
+MAX_WORKDAY = 15  # every month has at least 15 working days
 
 
 def _note_for(t: _Tok) -> str:
-    if t.kind == "schedule":
-        return "по графику"
-    if t.kind == "plan":
-        return "по плану" + (f" {t.value.upper()}" if t.value else "")
-    if t.kind == "asneeded":
-        return "по мере необходимости"
-    return "по запросу"
+    return _FIXED_NOTES.get(t.kind) or t.value
 
 
 def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
@@ -245,18 +268,26 @@ def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
     freqs: list[str] = []
     flags: set[str] = set()
     dom: int | None = None
+    workday: int | None = None
+    lag = 0
     seq: list[_Tok] = []  # elements and connectors, in order
     dangling: _Tok | None = None  # "до"/"с"/"конец" still waiting for its date
     for t in toks:
-        if t.kind in ("el", "dom"):
+        if t.kind in ("el", "dom", "workday"):
             dangling = None
         elif t.kind in ("until", "from", "end"):
             dangling = t
         if t.kind == "until" and "from" in flags and seq and seq[-1].kind == "el":
             seq.append(_Tok("to", t.text))  # "с 01.02 до 15.05.2023"
             continue
-        if t.kind in _NOTE_KINDS:
+        if t.kind in _NOTE_KINDS or t.kind in _FIXED_NOTES:
             notes.append(_note_for(t))
+        elif t.kind == "workday":
+            if workday is not None or dom is not None:
+                raise _Fail("указано несколько дней месяца")
+            workday = t.value
+        elif t.kind == "lag":
+            lag = 1
         elif t.kind in ("yearly", "monthly", "quarterly"):
             freqs.append(t.kind)
         elif t.kind == "freq":
@@ -287,7 +318,7 @@ def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
     groups = _group(seq)
     ctx = _Ctx(period)
     # A stand-alone year (or academic year) next to other elements is the context year.
-    if len(groups) > 1 or freq or "always" in flags or dom is not None:
+    if len(groups) > 1 or freq or "always" in flags or dom is not None or workday is not None:
         rest = []
         for g in groups:
             if len(g) == 1 and not g[0].end_of and g[0].unit in ("year", "acyear"):
@@ -312,6 +343,18 @@ def _interpret(text: str, toks: list[_Tok], period: Period) -> Deadline:
 
     mk = _Maker(text, note)
 
+    if workday is not None:
+        return _on_workday(freq, workday, lag, groups, span(), mk)
+    if lag:
+        if dom is None:
+            raise _Fail("«следующего за отчётным» — укажите, до какого числа")
+        if freq not in ("monthly", "quarterly") or groups:
+            raise _Fail(
+                "«следующего за отчётным» понятно только при «ежемесячно» или «ежеквартально»"
+            )
+        months = tuple(range(1, 13)) if freq == "monthly" else (3, 6, 9, 12)
+        s, e = span()
+        return mk("recurring", start=s, end=e, frequency=freq, months=months, day=dom, lag_months=1)
     if freq is not None or dom is not None:
         return _recurring(freq, dom, groups, ctx, span(), mk)
 
@@ -487,6 +530,56 @@ def _recurring(
     return mk("recurring", start=s, end=e, frequency="half_yearly", months=months)
 
 
+def _on_workday(
+    freq: str | None,
+    workday: int,
+    lag: int,
+    groups: list[list[_El]],
+    span: tuple[date, date],
+    mk: _Maker,
+) -> Deadline:
+    """ "ежеквартально, на 10 рабочий день": the N-th working day of each month or quarter.
+
+    Without "следующего за отчётным", a quarterly one is due in each quarter's first month
+    (the N-th working day of the quarter); with it, in the month after each quarter — for a
+    calendar quarter that is the same day, reported for the quarter before.
+    """
+    if not 1 <= workday <= MAX_WORKDAY:
+        raise _Fail(
+            f"«{workday} рабочий день» — в некоторых месяцах столько рабочих дней нет, "
+            f"укажите не больше {MAX_WORKDAY}"
+        )
+    if groups:
+        raise _Fail("рабочий день рядом с датами не поддерживается — укажите даты")
+    if freq not in ("monthly", "quarterly"):
+        raise _Fail("для рабочего дня укажите периодичность: «ежемесячно» или «ежеквартально»")
+    s, e = span
+    quarters = (3, 6, 9, 12) if lag else (1, 4, 7, 10)
+    months = tuple(range(1, 13)) if freq == "monthly" else quarters
+    return mk(
+        "recurring", start=s, end=e, frequency=freq, months=months, workday=workday, lag_months=lag
+    )
+
+
+def _check_weekdays(dl: Deadline, weekdays: list[_Tok]) -> None:
+    """A weekday written next to a date must be that date's weekday."""
+    if not weekdays:
+        return
+    if dl.kind == "day":
+        dates = [dl.end]
+    elif dl.kind == "range":
+        dates = [dl.start, dl.end] if len(weekdays) == 2 else [dl.start]
+    else:
+        dates = list(dl.dates)
+    if len(dates) != len(weekdays):
+        raise _Fail("не понятно, к какой дате относится день недели")
+    for day, t in zip(dates, weekdays, strict=True):
+        assert day is not None
+        if day.weekday() != t.value:
+            written = t.text.strip("() ")
+            raise _Fail(f"{_fmt(day)} — это {WEEKDAY_NAMES[day.weekday()]}, а указано «{written}»")
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -498,7 +591,11 @@ def parse_deadline(text: str, period: Period) -> Deadline:
     if not norm:
         raise DeadlineParseError(text.strip(), "срок не указан")
     try:
-        toks = combine(lex(norm), period.is_academic)
-        return _interpret(text.strip(), toks, period)
+        toks = lex(norm, normalize_cased(text))
+        weekdays = [t for t in toks if t.kind == "weekday"]
+        toks = combine([t for t in toks if t.kind != "weekday"], period.is_academic)
+        deadline = _interpret(text.strip(), toks, period)
+        _check_weekdays(deadline, weekdays)
+        return deadline
     except _Fail as exc:
         raise DeadlineParseError(text.strip(), str(exc)) from None
