@@ -320,10 +320,15 @@ def roadmap_import(
     roadmap_id: Annotated[
         str | None, typer.Option("--id", help="Код карты (по умолчанию — имя файла).")
     ] = None,
-    title: Annotated[str | None, typer.Option(help="Название карты (для .xlsx).")] = None,
+    title: Annotated[
+        str | None, typer.Option(help="Название карты (для .xlsx; иначе — из заголовка таблицы).")
+    ] = None,
     period: Annotated[
         str | None,
-        typer.Option(help="Период (для .xlsx): 2023 — календарный год, 2022-2023 — учебный."),
+        typer.Option(
+            help="Период (для .xlsx, если его нет в заголовке таблицы): 2024 — календарный "
+            "год, 2024-2025 — учебный."
+        ),
     ] = None,
     level: Annotated[
         str | None, typer.Option(help="Уровень карты (для .xlsx): region или municipality.")
@@ -397,6 +402,8 @@ def roadmap_import(
             f"пунктов новых {summary.items_new}, изменено {summary.items_updated}, "
             f"снято {summary.items_retired}; охват — {summary.scope}, школ {summary.schools}."
         )
+        if entry.get("period_from_title"):
+            typer.echo(f"  Период из заголовка таблицы: {_period_text(entry)}.")
         for warning in summary.warnings:
             typer.echo(f"  ! {warning}")
         if unread:
@@ -429,6 +436,11 @@ def roadmap_list() -> None:
         )
 
 
+def _period_text(entry: dict) -> str:
+    start, end = (date.fromisoformat(entry["period"][k]) for k in ("start", "end"))
+    return f"{start:%d.%m.%Y}–{end:%d.%m.%Y}"
+
+
 def _saved_word(summary) -> str:
     if summary.created:
         return "загружена"
@@ -436,8 +448,7 @@ def _saved_word(summary) -> str:
 
 
 def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality):
-    from roadmaps.deadlines import Period
-    from roadmaps.importer import bundled_results, import_xlsx, import_yaml_all
+    from roadmaps.importer import PeriodNotFound, bundled_results, import_xlsx, import_yaml_all
 
     if file is None:
         return bundled_results()
@@ -447,29 +458,41 @@ def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality)
         return import_yaml_all(file)
     if file.suffix.lower() != ".xlsx":
         raise fail("Поддерживаются таблицы .xlsx и файлы .yaml.", 2)
-    if not period:
-        raise fail("--period: укажите период карты, например 2023 или 2022-2023.", 2)
-    years = [int(p) for p in period.replace("/", "-").split("-") if p.strip().isdigit()]
-    if len(years) == 1:
-        chosen = Period.calendar_year(years[0])
-    elif len(years) == 2 and years[1] == years[0] + 1:
-        chosen = Period.academic_year(years[0])
-    else:
-        raise fail("--period: ожидается 2023 (календарный год) или 2022-2023 (учебный).", 2)
+    chosen = _parse_period(period) if period else None
     chosen_level = level or ("municipality" if municipality else "region")
     if chosen_level not in ("region", "municipality"):
         raise fail("--level: region или municipality.", 2)
-    return [
-        import_xlsx(
+
+    def read(chosen_period):
+        return import_xlsx(
             file,
             roadmap_id=roadmap_id or _slug(file.stem),
-            title=title or file.stem,
-            period=chosen,
+            title=title,
+            period=chosen_period,
             level=chosen_level,
             region=region,
             municipality=municipality,
         )
-    ]
+
+    try:
+        return [read(chosen)]
+    except PeriodNotFound as exc:
+        if not sys.stdin.isatty():
+            raise fail(str(exc), 2) from None
+        typer.echo(str(exc))
+        answer = typer.prompt("Период карты (например, 2024 или 2024-2025)")
+        return [read(_parse_period(answer))]
+
+
+def _parse_period(text: str):
+    from roadmaps.deadlines import Period
+
+    years = [int(p) for p in text.replace("/", "-").split("-") if p.strip().isdigit()]
+    if len(years) == 1:
+        return Period.calendar_year(years[0])
+    if len(years) == 2 and years[1] == years[0] + 1:
+        return Period.academic_year(years[0])
+    raise fail("--period: ожидается 2024 (календарный год) или 2024-2025 (учебный).", 2)
 
 
 def _slug(text: str) -> str:
@@ -503,6 +526,7 @@ def _roadmap_report(result) -> dict:
         "title": rm.title,
         "level": rm.level,
         "period": {"start": rm.period.start.isoformat(), "end": rm.period.end.isoformat()},
+        "period_from_title": result.period_from_title,
         "items": len(rm.items),
         "rows": rows,
         "problems": [p.model_dump() for p in result.problems],
@@ -511,6 +535,8 @@ def _roadmap_report(result) -> dict:
 
 def _echo_report(entry: dict, err: bool = False) -> None:
     typer.echo(f"{entry['id']}: {entry['title'][:80]} ({entry['items']} пунктов)", err=err)
+    if entry.get("period_from_title"):
+        typer.echo(f"  Период из заголовка таблицы: {_period_text(entry)}.", err=err)
     for row in entry["rows"]:
         if row["error"]:
             read = f"✗ не разобрано: {row['error']}"

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from roadmaps.deadline_types import MONTH_NAMES
+from roadmaps.deadline_types import MONTH_NAMES, Deadline, _fmt
 
 # --------------------------------------------------------------------------- lexer
 
@@ -508,3 +508,22 @@ def combine(toks: list[_Tok], academic: bool) -> list[_Tok]:
         out.append(t)
         i += 1
     return out
+
+
+def check_weekdays(dl: Deadline, weekdays: list[_Tok]) -> None:
+    """A weekday written next to a date must be that date's weekday."""
+    if not weekdays:
+        return
+    if dl.kind == "day":
+        dates = [dl.end]
+    elif dl.kind == "range":
+        dates = [dl.start, dl.end] if len(weekdays) == 2 else [dl.start]
+    else:
+        dates = list(dl.dates)
+    if len(dates) != len(weekdays):
+        raise _Fail("не понятно, к какой дате относится день недели")
+    for day, t in zip(dates, weekdays, strict=True):
+        assert day is not None
+        if day.weekday() != t.value:
+            written = t.text.strip("() ")
+            raise _Fail(f"{_fmt(day)} — это {WEEKDAY_NAMES[day.weekday()]}, а указано «{written}»")

@@ -75,10 +75,10 @@ from typing import Any
 
 from roadmaps.deadline_grammar import (
     _TERM_REASON,
-    WEEKDAY_NAMES,
     _El,
     _Fail,
     _Tok,
+    check_weekdays,
     combine,
     lex,
     normalize,
@@ -561,25 +561,6 @@ def _on_workday(
     )
 
 
-def _check_weekdays(dl: Deadline, weekdays: list[_Tok]) -> None:
-    """A weekday written next to a date must be that date's weekday."""
-    if not weekdays:
-        return
-    if dl.kind == "day":
-        dates = [dl.end]
-    elif dl.kind == "range":
-        dates = [dl.start, dl.end] if len(weekdays) == 2 else [dl.start]
-    else:
-        dates = list(dl.dates)
-    if len(dates) != len(weekdays):
-        raise _Fail("не понятно, к какой дате относится день недели")
-    for day, t in zip(dates, weekdays, strict=True):
-        assert day is not None
-        if day.weekday() != t.value:
-            written = t.text.strip("() ")
-            raise _Fail(f"{_fmt(day)} — это {WEEKDAY_NAMES[day.weekday()]}, а указано «{written}»")
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -595,7 +576,7 @@ def parse_deadline(text: str, period: Period) -> Deadline:
         weekdays = [t for t in toks if t.kind == "weekday"]
         toks = combine([t for t in toks if t.kind != "weekday"], period.is_academic)
         deadline = _interpret(text.strip(), toks, period)
-        _check_weekdays(deadline, weekdays)
+        check_weekdays(deadline, weekdays)
         return deadline
     except _Fail as exc:
         raise DeadlineParseError(text.strip(), str(exc)) from None
