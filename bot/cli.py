@@ -365,7 +365,7 @@ def roadmap_import(
     settings = settings_or_exit()
 
     async def go():
-        from storage.roadmaps_db import save_roadmap
+        from storage.roadmaps_save import save_roadmap
 
         async with _session(settings) as session:
             summaries = [

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from roadmaps import xlsx_table as table
+from roadmaps.audience import AppliesTo, AppliesToError, parse_applies_to
 from roadmaps.deadlines import DeadlineParseError, Period, parse_deadline
 from roadmaps.model import (
     Level,
@@ -52,6 +53,7 @@ class RowProblem(BaseModel):
     column: str | None = None
     message: str
     severity: Severity = "error"
+    blocking: bool = False  # nothing may be saved until it is fixed (e.g. whom an item is for)
 
 
 class ImportResult(BaseModel):
@@ -63,6 +65,10 @@ class ImportResult(BaseModel):
     def ok(self) -> bool:
         """No errors (warnings allowed)."""
         return not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def blocking(self) -> list[RowProblem]:
+        return [p for p in self.problems if p.blocking]
 
     @property
     def errors(self) -> list[RowProblem]:
@@ -86,6 +92,7 @@ def import_xlsx(
     level: Level,
     region: str | None = None,
     municipality: str | None = None,
+    applies_to: AppliesTo | None = None,
 ) -> ImportResult:
     """Read a roadmap table from an .xlsx file (first sheet that has a header row).
 
@@ -93,7 +100,7 @@ def import_xlsx(
     that is not there raises :class:`PeriodNotFound` (ask the user for it).
     """
     path = Path(path)
-    meta = {"region": region, "municipality": municipality}
+    meta = {"region": region, "municipality": municipality, "applies_to": applies_to}
     fallback = Period.calendar_year(dt.date.today().year)
 
     def failed(message: str, row: int = 0, **kw: Any) -> ImportResult:
@@ -194,7 +201,7 @@ def _rows_to_items(
 ) -> list[RoadmapItem]:
     header_cells = rows[header_idx]
     titles = {f: _one_line(header_cells[i]) for f, i in mapping.items()}
-    content_fields = ("deadline", "executors", "indicator", "evidence")
+    content_fields = ("deadline", "executors", "indicator", "evidence", "applies_to")
     content_cols = [mapping[f] for f in content_fields if f in mapping]
     first_cols = sorted(mapping.values())[:2]
 
@@ -249,6 +256,8 @@ def _rows_to_items(
             default_level=level,
             problems=problems,
             deadline_column=titles.get("deadline"),
+            applies_to=get(cells, "applies_to") or None,
+            applies_to_column=titles.get("applies_to"),
         )
         items.append(item)
     return items
@@ -308,8 +317,18 @@ def build_item(
     section: str | None = None,
     level: Level | None = None,
     deadline_column: str | None = "Сроки",
+    applies_to: Any = None,
+    applies_to_column: str | None = "applies_to",
 ) -> RoadmapItem:
-    """Make an item: parse its deadline, classify executors, report problems."""
+    """Make an item: parse its deadline and audience, classify executors, report problems."""
+    audience = None
+    if applies_to is not None:
+        try:
+            audience = parse_applies_to(applies_to)
+        except AppliesToError as exc:
+            problems.append(
+                RowProblem(row=row, column=applies_to_column, message=str(exc), blocking=True)
+            )
     deadline = None
     error = None
     if not deadline_text:
@@ -350,6 +369,7 @@ def build_item(
         indicator=indicator,
         evidence=evidence,
         row=row,
+        applies_to=audience,
     )
 
 
@@ -378,6 +398,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
         "milestones",
         "sections",
         "items",
+        "applies_to",
     }
     unknown = set(data) - known
     if unknown:
@@ -393,7 +414,12 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
             period=period,
             source=data.get("source"),
             milestones=[Milestone(**m) for m in data.get("milestones") or []],
+            applies_to=(
+                parse_applies_to(data["applies_to"]) if data.get("applies_to") is not None else None
+            ),
         )
+    except AppliesToError as exc:
+        raise RoadmapFormatError(f"{where}: applies_to: {exc}") from exc
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise RoadmapFormatError(f"{where}: неверное описание дорожной карты: {exc}") from exc
 
@@ -416,6 +442,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
         "level",
         "section",
         "row",
+        "applies_to",
     }
     for n, (section, it) in enumerate(raw_items, start=1):
         if not isinstance(it, dict) or set(it) - allowed or "action" not in it:
@@ -438,6 +465,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
                     period=period,
                     default_level=shell.level,
                     problems=problems,
+                    applies_to=it.get("applies_to"),
                 )
             )
         except ValidationError as exc:

@@ -15,6 +15,7 @@ from exports.service import run_export
 from exports.workbook import PERCENT_FORMAT
 from storage import roadmaps_db as rdb
 from storage.models import Roadmap, respondent_key
+from storage.roadmaps_save import save_roadmap
 from tests.export_fixtures import MUN_A, MUN_B, REGION, built_region
 from tests.reminder_helpers import roadmap
 
@@ -40,8 +41,8 @@ async def _load_roadmaps(services, schools: dict[str, int]) -> None:
         [("1", "Семинар района", "До 01.03.2023", ["director"])], key=DISTRICT, region=REGION
     ).model_copy(update={"title": "Районная карта", "milestones": []})
     async with services.sessions() as session:
-        await rdb.save_roadmap(session, regional)
-        await rdb.save_roadmap(session, district, municipality=MUN_B)
+        await save_roadmap(session, regional)
+        await save_roadmap(session, district, municipality=MUN_B)
         await session.flush()
         items = {}
         for row in await session.scalars(select(Roadmap)):
