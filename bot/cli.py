@@ -337,53 +337,89 @@ def roadmap_import(
     municipality: Annotated[
         str | None, typer.Option(help="Муниципалитет (для муниципальной карты).")
     ] = None,
+    applies_to: Annotated[
+        str | None,
+        typer.Option(
+            "--applies-to",
+            help="Для кого карта: all (все школы), shnor_shnsu (ШНОР и ШНСУ — по умолчанию для "
+            "региональной), risk_zone (зона риска). Для пункта — столбец «Для кого».",
+        ),
+    ] = None,
 ) -> None:
     """Загрузить дорожную карту. С --dry-run --json показывает, как прочитан срок каждой строки."""
     import json
 
+    from roadmaps.audience import AppliesToError, parse_applies_to
     from roadmaps.importer import RoadmapFormatError
 
     if bundled == (file is not None):
         raise fail("Укажите файл или --bundled.", 2)
+    if bundled and (region or municipality or applies_to):
+        raise fail(
+            "--region, --municipality и --applies-to не используются с --bundled: встроенные "
+            "карты загружаются только в свой регион (тот, чьи школы есть в базе).",
+            2,
+        )
     try:
-        results = _read_roadmaps(file, roadmap_id, title, period, level, region, municipality)
+        audience = parse_applies_to(applies_to) if applies_to else None
+    except AppliesToError as exc:
+        raise fail(
+            f"--applies-to: {exc} Для всей карты: all, shnor_shnsu или risk_zone.", 2
+        ) from None
+    try:
+        results = _read_roadmaps(
+            file, roadmap_id, title, period, level, region, municipality, audience
+        )
     except RoadmapFormatError as exc:
         raise fail(str(exc)) from None
     report = [_roadmap_report(result) for result in results]
+    blocked = any(result.blocking for result in results)
     if dry_run:
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:
             for entry in report:
                 _echo_report(entry)
-        raise typer.Exit(0 if all(entry["items"] for entry in report) else 1)
+        raise typer.Exit(0 if all(entry["items"] for entry in report) and not blocked else 1)
     empty = [entry for entry in report if not entry["items"]]
     if empty:
         for entry in empty:
             _echo_report(entry, err=True)
         raise fail("Файл не загружен: не найдено ни одного пункта.")
+    if blocked:
+        for result in results:
+            for problem in result.blocking:
+                typer.echo(f"  ✗ стр. {problem.row}: {problem.message}", err=True)
+        raise fail("Файл не загружен: исправьте столбец «Для кого» в этих строках и повторите.")
     settings = settings_or_exit()
 
     async def go():
-        from storage.roadmaps_save import save_roadmap
+        from storage.roadmaps_save import Skipped, home_region, save_roadmap
 
+        saved, skipped = [], []
         async with _session(settings) as session:
-            summaries = [
-                await save_roadmap(
+            for entry, result in zip(report, results, strict=True):
+                home = region
+                if bundled:
+                    home = await home_region(session, result.roadmap)
+                    if isinstance(home, Skipped):
+                        skipped.append(home)
+                        entry["skipped"] = home.reason
+                        continue
+                summary = await save_roadmap(
                     session,
                     result.roadmap,
-                    region=region,
+                    region=home,
                     municipality=municipality,
                     source_file=str(file) if file else None,
                 )
-                for result in results
-            ]
+                saved.append((entry, summary))
             await session.commit()
-            return summaries
+        return saved, skipped
 
-    summaries = asyncio.run(go())
+    saved, skipped = asyncio.run(go())
     if as_json:
-        for entry, summary in zip(report, summaries, strict=True):
+        for entry, summary in saved:
             entry["saved"] = {
                 "created": summary.created,
                 "items_new": summary.items_new,
@@ -394,8 +430,8 @@ def roadmap_import(
                 "warnings": summary.warnings,
             }
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
-        return
-    for entry, summary in zip(report, summaries, strict=True):
+        raise typer.Exit(0 if saved else 1)
+    for entry, summary in saved:
         unread = [row for row in entry["rows"] if row["error"]]
         typer.echo(
             f"Карта «{summary.key}» {_saved_word(summary)}: "
@@ -410,6 +446,10 @@ def roadmap_import(
             typer.echo("  Сроки не распознаны (напоминаний по этим пунктам не будет):")
             for row in unread:
                 typer.echo(f"    стр. {row['row']}, п. {row['number']}: {row['error']}")
+    for skip in skipped:
+        typer.echo(f"Карта «{skip.key}» пропущена: {skip.reason}.")
+    if not saved:
+        raise fail("Ничего не загружено.")
 
 
 @roadmap_app.command("list")
@@ -447,7 +487,7 @@ def _saved_word(summary) -> str:
     return "без изменений" if summary.unchanged else "обновлена"
 
 
-def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality):
+def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality, audience):
     from roadmaps.importer import PeriodNotFound, bundled_results, import_xlsx, import_yaml_all
 
     if file is None:
@@ -455,7 +495,11 @@ def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality)
     if not file.exists():
         raise fail(f"Файл не найден: {file}", 2)
     if file.suffix.lower() in (".yaml", ".yml"):
-        return import_yaml_all(file)
+        results = import_yaml_all(file)
+        if audience is not None:
+            for result in results:
+                result.roadmap = result.roadmap.model_copy(update={"applies_to": audience})
+        return results
     if file.suffix.lower() != ".xlsx":
         raise fail("Поддерживаются таблицы .xlsx и файлы .yaml.", 2)
     chosen = _parse_period(period) if period else None
@@ -472,6 +516,7 @@ def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality)
             level=chosen_level,
             region=region,
             municipality=municipality,
+            applies_to=audience,
         )
 
     try:
