@@ -195,3 +195,25 @@ def test_any_text_parses_or_says_why(text):
         parse_deadline(text, CAL24)
     except DeadlineParseError as exc:
         assert exc.reason
+
+
+@pytest.mark.parametrize(
+    ("phrase", "period", "first", "count"),
+    [
+        ("Не реже 1 раза в месяц в течение года", CAL24, "2024-01-31", 12),
+        ("в течение года, не реже 1 раза в месяц", CAL24, "2024-01-31", 12),
+        ("не реже 1 раза в месяц, в течение учебного года", AC24, "2024-09-30", 12),
+        ("Не реже 1 раза в месяц с 01.09.2024", CAL24, "2024-09-30", 4),
+        ("ежемесячно с 01.02 по 30.06.2024", CAL24, "2024-02-29", 5),
+        ("ежемесячно в течение II полугодия", CAL24, "2024-07-31", 6),
+        ("ежемесячно, до 25 числа, с 01.03.2024", CAL24, "2024-03-25", 10),
+    ],
+)
+def test_a_frequency_recurs_in_the_span_the_phrase_gives(phrase, period, first, count):
+    due = parse_deadline(phrase, period).due_dates(period)
+    assert (due[0], len(due)) == (d(first), count)
+
+
+def test_a_span_the_period_cannot_tell_is_an_error():
+    with pytest.raises(DeadlineParseError, match="учебный год"):
+        parse_deadline("не реже 1 раза в месяц, в течение учебного года", CAL24)
