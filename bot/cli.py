@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from bot import roadmap_report
 from bot.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -372,19 +373,19 @@ def roadmap_import(
         )
     except RoadmapFormatError as exc:
         raise fail(str(exc)) from None
-    report = [_roadmap_report(result) for result in results]
+    report = [roadmap_report.roadmap_report(result) for result in results]
     blocked = any(result.blocking for result in results)
     if dry_run:
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:
             for entry in report:
-                _echo_report(entry)
+                roadmap_report.echo_report(entry)
         raise typer.Exit(0 if all(entry["items"] for entry in report) and not blocked else 1)
     empty = [entry for entry in report if not entry["items"]]
     if empty:
         for entry in empty:
-            _echo_report(entry, err=True)
+            roadmap_report.echo_report(entry, err=True)
         raise fail("Файл не загружен: не найдено ни одного пункта.")
     if blocked:
         for result in results:
@@ -434,12 +435,12 @@ def roadmap_import(
     for entry, summary in saved:
         unread = [row for row in entry["rows"] if row["error"]]
         typer.echo(
-            f"Карта «{summary.key}» {_saved_word(summary)}: "
+            f"Карта «{summary.key}» {roadmap_report.saved_word(summary)}: "
             f"пунктов новых {summary.items_new}, изменено {summary.items_updated}, "
             f"снято {summary.items_retired}; охват — {summary.scope}, школ {summary.schools}."
         )
         if entry.get("period_from_title"):
-            typer.echo(f"  Период из заголовка таблицы: {_period_text(entry)}.")
+            typer.echo(f"  Период из заголовка таблицы: {roadmap_report.period_text(entry)}.")
         for warning in summary.warnings:
             typer.echo(f"  ! {warning}")
         if unread:
@@ -476,17 +477,6 @@ def roadmap_list() -> None:
         )
 
 
-def _period_text(entry: dict) -> str:
-    start, end = (date.fromisoformat(entry["period"][k]) for k in ("start", "end"))
-    return f"{start:%d.%m.%Y}–{end:%d.%m.%Y}"
-
-
-def _saved_word(summary) -> str:
-    if summary.created:
-        return "загружена"
-    return "без изменений" if summary.unchanged else "обновлена"
-
-
 def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality, audience):
     from roadmaps.importer import PeriodNotFound, bundled_results, import_xlsx, import_yaml_all
 
@@ -510,7 +500,7 @@ def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality,
     def read(chosen_period):
         return import_xlsx(
             file,
-            roadmap_id=roadmap_id or _slug(file.stem),
+            roadmap_id=roadmap_id or roadmap_report.slug(file.stem),
             title=title,
             period=chosen_period,
             level=chosen_level,
@@ -538,61 +528,6 @@ def _parse_period(text: str):
     if len(years) == 2 and years[1] == years[0] + 1:
         return Period.academic_year(years[0])
     raise fail("--period: ожидается 2024 (календарный год) или 2024-2025 (учебный).", 2)
-
-
-def _slug(text: str) -> str:
-    import re
-
-    slug = re.sub(r"[^0-9a-zA-Zа-яА-ЯёЁ_]+", "_", text.strip()).strip("_").lower()
-    return slug[:100] or "roadmap"
-
-
-def _roadmap_report(result) -> dict:
-    rm = result.roadmap
-    rows = []
-    for item in rm.items:
-        deadline = item.deadline
-        rows.append(
-            {
-                "row": item.row,
-                "number": item.number,
-                "action": item.action[:120],
-                "deadline_text": item.deadline_text,
-                "deadline": deadline.to_json() if deadline else None,
-                "read_as": deadline.describe() if deadline else None,
-                "due_dates": [d.isoformat() for d in item.due_dates(rm.period)],
-                "error": item.deadline_error,
-                "executor_roles": list(item.executor_roles),
-                "level": item.level,
-            }
-        )
-    return {
-        "id": rm.id,
-        "title": rm.title,
-        "level": rm.level,
-        "period": {"start": rm.period.start.isoformat(), "end": rm.period.end.isoformat()},
-        "period_from_title": result.period_from_title,
-        "items": len(rm.items),
-        "rows": rows,
-        "problems": [p.model_dump() for p in result.problems],
-    }
-
-
-def _echo_report(entry: dict, err: bool = False) -> None:
-    typer.echo(f"{entry['id']}: {entry['title'][:80]} ({entry['items']} пунктов)", err=err)
-    if entry.get("period_from_title"):
-        typer.echo(f"  Период из заголовка таблицы: {_period_text(entry)}.", err=err)
-    for row in entry["rows"]:
-        if row["error"]:
-            read = f"✗ не разобрано: {row['error']}"
-        else:
-            dates = ", ".join(row["due_dates"]) or "без даты"
-            read = f"{row['deadline']['kind']}: {row['read_as']} → {dates}"
-        where = f"стр. {row['row']}, п. {row['number']}"
-        typer.echo(f"  {where}: «{row['deadline_text']}» {read}", err=err)
-    for problem in entry["problems"]:
-        mark = "!" if problem["severity"] == "warning" else "✗"
-        typer.echo(f"  {mark} стр. {problem['row']}: {problem['message']}", err=err)
 
 
 @reminders_app.command("status")
