@@ -301,7 +301,7 @@ async def _progress_lines(
     lines = [ROADMAP_HEAD.format(title=short(roadmap.title, 100))]
     role, key = place.executor_role, place.own_key
     if role is not None and key is not None:
-        own = rdb.progress_of(items, roadmap, role, key, done, today, place.school)
+        own = rdb.progress_for(items, roadmap, place, done, today)
         if own.total:
             lines.append(_progress_text(own, roadmap, today))
     if place.role == Role.MUNICIPAL and place.municipality_id is not None:
@@ -594,7 +594,7 @@ async def _complete(
         return
     items = await rdb.items_of(session, [roadmap.id])
     done = await rdb.done_set(session, [i.id for i in items], [key])
-    progress = rdb.progress_of(items, roadmap, role, key, done, today, place.school)
+    progress = rdb.progress_for(items, roadmap, place, done, today)
     what = ""
     if evidence_name:
         what = DONE_FILE.format(name=evidence_name)

@@ -268,6 +268,14 @@ class Geography:
             and audience.matches(self.school_facts[sid])
         ]
 
+    def municipalities_reached(self, roadmap: Roadmap, item: RoadmapItem) -> list[int]:
+        """Municipalities of the scope whose own part of the item applies to them: all of
+        them for an item for every school, else those with a school the item is for."""
+        if rdb.audience_of(item, roadmap).kind == "all":
+            return self.municipalities_of(roadmap)
+        with_schools = {self.school_municipality[sid] for sid in self.schools_of(roadmap, item)}
+        return [mid for mid in self.municipalities_of(roadmap) if mid in with_schools]
+
     def reaches(self, item: RoadmapItem, roadmap: Roadmap, school_id: int) -> bool:
         facts = self.school_facts.get(school_id)
         return facts is not None and rdb.audience_of(item, roadmap).matches(facts)
@@ -799,7 +807,8 @@ class _Planner:
         for sid in schools:
             if open_school(sid):
                 open_schools_by_m[geo.school_municipality[sid]] += 1
-        municipalities = geo.municipalities_of(roadmap) if rdb.MUNICIPAL in roles else []
+        municipalities = geo.municipalities_reached(roadmap, item) if rdb.MUNICIPAL in roles else []
+        reached_m = set(municipalities)
         open_m_by_region: dict[int, int] = defaultdict(int)
         for mid in municipalities:
             if open_municipality(mid):
@@ -825,7 +834,7 @@ class _Planner:
                     if late_schools:
                         yield DeliveryKind.OVERDUE, r
                 elif late_schools or (
-                    rdb.MUNICIPAL in roles and open_municipality(r.municipality_id)
+                    r.municipality_id in reached_m and open_municipality(r.municipality_id)
                 ):
                     yield DeliveryKind.ITEM, r
             elif r.role == Role.REGIONAL:
@@ -1004,7 +1013,7 @@ class _Renderer:
     def _open_municipalities(self, item: RoadmapItem, roadmap: Roadmap, due_on: date, r):
         municipalities = [
             mid
-            for mid in self.geo.municipalities_of(roadmap)
+            for mid in self.geo.municipalities_reached(roadmap, item)
             if r.region_id is None or self.geo.municipality_region.get(mid) == r.region_id
         ]
         late = [

@@ -127,6 +127,13 @@ def for_school(item: RoadmapItem, roadmap: Roadmap, school: SchoolFacts | None) 
     return school is None or audience_of(item, roadmap).matches(school)
 
 
+def for_municipality(item: RoadmapItem, roadmap: Roadmap, schools: Sequence[SchoolFacts]) -> bool:
+    """A municipality's own item reaches it when the item is for all schools or for at least
+    one of the municipality's schools (a ШНОР roadmap is nothing to a district without ШНОР)."""
+    audience = audience_of(item, roadmap)
+    return audience.kind == "all" or any(audience.matches(s) for s in schools)
+
+
 async def schools_in_scope(session: AsyncSession, roadmap: Roadmap) -> list[School]:
     """Schools of the roadmap's geography that at least one of its audiences reaches."""
     audiences = {AppliesTo.from_json(roadmap.applies_to) or ALL}
@@ -176,6 +183,7 @@ class Place:
     municipality_id: int | None
     region_id: int | None
     school: SchoolFacts | None = None  # a director's school, for the items' audience
+    municipality_schools: tuple[SchoolFacts, ...] = ()  # a municipal coordinator's schools
 
     @property
     def own_key(self) -> str | None:
@@ -206,7 +214,11 @@ async def place_of(session: AsyncSession, person: Person) -> Place:
         region_id = municipality.region_id if municipality else None
     if region_id is None:
         region_id = person.region_id
-    return Place(person.role, school_id, municipality_id, region_id, facts)
+    schools: tuple[SchoolFacts, ...] = ()
+    if person.role == Role.MUNICIPAL and municipality_id is not None:
+        query = select(School).where(School.municipality_id == municipality_id)
+        schools = tuple(facts_of(s) for s in await session.scalars(query))
+    return Place(person.role, school_id, municipality_id, region_id, facts, schools)
 
 
 async def roadmaps_for(session: AsyncSession, place: Place) -> list[Roadmap]:
@@ -217,13 +229,23 @@ async def roadmaps_for(session: AsyncSession, place: Place) -> list[Roadmap]:
         or (place.role == Role.REGIONAL and r.region_id == place.region_id)
         or (place.role == Role.ADMIN)
     ]
-    if place.role != Role.DIRECTOR or place.school is None:
+    if place.role == Role.DIRECTOR and place.school is not None:
+
+        def reaches(item: RoadmapItem, roadmap: Roadmap) -> bool:
+            return applies(item, DIRECTOR) and for_school(item, roadmap, place.school)
+
+    elif place.role == Role.MUNICIPAL and place.municipality_id is not None:
+
+        def reaches(item: RoadmapItem, roadmap: Roadmap) -> bool:
+            return for_municipality(item, roadmap, place.municipality_schools)
+
+    else:
         return found
     by_id = {r.id: r for r in found}
     reached = {
         item.roadmap_id
         for item in await items_of(session, list(by_id))
-        if applies(item, DIRECTOR) and for_school(item, by_id[item.roadmap_id], place.school)
+        if reaches(item, by_id[item.roadmap_id])
     }
     return [r for r in found if r.id in reached]
 
@@ -234,6 +256,8 @@ def is_mine(item: RoadmapItem, roadmap: Roadmap, place: Place) -> bool:
     role = place.executor_role
     if role is None or not applies(item, role):
         return False
+    if role == MUNICIPAL:
+        return for_municipality(item, roadmap, place.municipality_schools)
     return role != DIRECTOR or for_school(item, roadmap, place.school)
 
 
@@ -367,6 +391,21 @@ def applies(item: RoadmapItem, role: str) -> bool:
     return role in (item.executor_roles or [])
 
 
+def progress_for(
+    items: Iterable[RoadmapItem],
+    roadmap: Roadmap,
+    place: Place,
+    done: set[tuple[int, str, date]],
+    today: date,
+) -> Progress:
+    """The person's own progress (their role and key), counting only the items for them."""
+    role, key = place.executor_role, place.own_key
+    if role is None or key is None:
+        return Progress()
+    schools = place.municipality_schools if role == MUNICIPAL else None
+    return progress_of(items, roadmap, role, key, done, today, place.school, schools)
+
+
 def item_occurrences(item: RoadmapItem, roadmap: Roadmap) -> list[date]:
     return occurrences(item.due_dates or [], roadmap.period_end)
 
@@ -379,13 +418,21 @@ def progress_of(
     done: set[tuple[int, str, date]],
     today: date,
     school: SchoolFacts | None = None,
+    municipality_schools: Sequence[SchoolFacts] | None = None,
 ) -> Progress:
-    """Progress of one respondent; a school's counts only the items that apply to it."""
+    """Progress of one respondent; a school's (a municipality's) counts only the items that
+    apply to it (see :func:`for_school`, :func:`for_municipality`)."""
     result = Progress()
     for item in items:
         if item.roadmap_id != roadmap.id or not applies(item, role):
             continue
         if role == DIRECTOR and not for_school(item, roadmap, school):
+            continue
+        if (
+            role == MUNICIPAL
+            and municipality_schools is not None
+            and not for_municipality(item, roadmap, municipality_schools)
+        ):
             continue
         for due_on in item_occurrences(item, roadmap):
             is_done = (item.id, key, due_on) in done
@@ -420,11 +467,14 @@ async def municipality_progress(
     schools_by_municipality: dict[int, list[School]] = defaultdict(list)
     for school in await schools_in_scope(session, roadmap):
         schools_by_municipality[school.municipality_id].append(school)
+    facts_by_municipality: dict[int, list[SchoolFacts]] = defaultdict(list)
+    for school in await geographic_schools(session, roadmap):
+        facts_by_municipality[school.municipality_id].append(facts_of(school))
     out = {}
     for municipality in await municipalities_in_scope(session, roadmap):
-        own = progress_of(
-            items, roadmap, MUNICIPAL, respondent_key(None, municipality.id), done, today
-        )
+        key = respondent_key(None, municipality.id)
+        facts = facts_by_municipality.get(municipality.id, [])
+        own = progress_of(items, roadmap, MUNICIPAL, key, done, today, None, facts)
         schools = Progress()
         for school in schools_by_municipality.get(municipality.id, []):
             key = respondent_key(school.id, None)

@@ -370,3 +370,51 @@ def test_period_of_a_stored_item_is_kept():
     assert AppliesTo.from_json(None) is None
     assert Period.calendar_year(2023).contains(date(2023, 5, 1))
     assert RoadmapItem.__table__.c.applies_to.nullable
+
+
+async def _no_shnor_in_zelenogradsk(world: World) -> None:
+    async with world.sessions() as session:
+        await session.execute(
+            update(School)
+            .where(School.municipality_id == world.municipalities["Зеленоградский округ"])
+            .values(is_shnor=False, is_risk_zone=False)
+        )
+        await session.commit()
+
+
+async def test_a_shnor_roadmap_is_nothing_to_a_district_without_shnor(world: World, tmp_path):
+    """m1 (Гурьевский: Школа 1 is ШНОР) gets the municipal item, m2 (Зеленоградский, no
+    ШНОР left) neither gets reminded nor sees it in /deadlines; an item for all reaches both."""
+    from forms.loader import load_bundled
+    from handlers.conversation import CoreConfig
+    from handlers.registry import FormRegistry
+    from storage.files import FileStore
+
+    await _no_shnor_in_zelenogradsk(world)
+    rm = roadmap(
+        [
+            ("1", "Совещание МОУО по ШНОР", "До 15.02.2023", ["municipal"]),
+            ("2", "Совещание для всех", "До 15.02.2023", ["municipal"]),
+        ]
+    )
+    items = [rm.items[0], rm.items[1].model_copy(update={"applies_to": ALL})]
+    await add_roadmap(world, rm.model_copy(update={"items": items}))
+    clock = FixedClock(utc(2023, 2, 8, 7, 0))
+    messenger = FakeMessenger(clock=clock)
+    await make_reminders(world, clock, messenger).tick()
+    m1, m2 = ("\n".join(messenger.texts(c)) for c in ("m1", "m2"))
+    assert "Совещание МОУО по ШНОР" in m1 and "Совещание для всех" in m1
+    assert "Совещание МОУО по ШНОР" not in m2 and "Совещание для всех" in m2
+
+    conv = WiredConversation(
+        world.sessions,
+        FormRegistry(load_bundled()),
+        FileStore(tmp_path / "files"),
+        CoreConfig(admins=()),
+        clock=FixedClock(datetime(2023, 2, 12, 8, 0, tzinfo=UTC)),
+    )
+    (listing,) = await say(conv, "m2", "/deadlines")
+    assert "Совещание для всех" in listing.text and "по ШНОР" not in listing.text
+    assert "(0 из 1)" in listing.text
+    (refused,) = await say(conv, "m2", "/deadlines done 1 Протокол")
+    assert refused.text.startswith("Пункт «1» не найден")
