@@ -395,23 +395,24 @@ def roadmap_import(
     settings = settings_or_exit()
 
     async def go():
-        from storage.roadmaps_save import Skipped, home_region, save_roadmap
+        from storage.roadmaps_save import Skipped, home_of, save_roadmap
 
         saved, skipped = [], []
         async with _session(settings) as session:
             for entry, result in zip(report, results, strict=True):
-                home = region
+                home = (region, municipality)
                 if bundled:
-                    home = await home_region(session, result.roadmap)
-                    if isinstance(home, Skipped):
-                        skipped.append(home)
-                        entry["skipped"] = home.reason
+                    found = await home_of(session, result.roadmap)
+                    if isinstance(found, Skipped):
+                        skipped.append(found)
+                        entry["skipped"] = found.reason
                         continue
+                    home = found
                 summary = await save_roadmap(
                     session,
                     result.roadmap,
-                    region=home,
-                    municipality=municipality,
+                    region=home[0],
+                    municipality=home[1],
                     source_file=str(file) if file else None,
                 )
                 saved.append((entry, summary))

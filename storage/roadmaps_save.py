@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,6 +241,57 @@ async def home_region(session: AsyncSession, roadmap: model.Roadmap) -> str | Sk
     )
 
 
+_GENERIC = re.compile(
+    r"\b(?:районн\w*|район\w*|муниципальн\w*|образовани\w*|округ\w*|городск\w*|поселени\w*|"
+    r"рмо|мр|мо|го|г)\b\.?"
+)
+_ADJECTIVE_END = re.compile(r"(?:ский|ская|ское|ские|ского|ий|ый|ой|ая|ое|ые)$")
+
+
+def _stem(name: str) -> str:
+    """ "Черноземельское районное муниципальное образование" and "Черноземельский район"
+    have the same stem: the name without generic words and the adjective's ending."""
+    from storage.school_import import normalize_key
+
+    words = _GENERIC.sub(" ", normalize_key(name)).split()
+    return " ".join(_ADJECTIVE_END.sub("", w) for w in words)
+
+
+async def home_of(
+    session: AsyncSession, roadmap: model.Roadmap
+) -> tuple[str, str | None] | Skipped:
+    """Region and municipality (as the database names them) of a bundled roadmap, or why it
+    is skipped. The municipality is matched by name, or by its stem when exactly one of the
+    region's municipalities has it; never created."""
+    from storage.school_import import normalize_key
+
+    region = await home_region(session, roadmap)
+    if isinstance(region, Skipped):
+        return region
+    if roadmap.level != "municipality" or not roadmap.municipality:
+        return region, None
+    query = (
+        select(Municipality.name)
+        .join(Region, Region.id == Municipality.region_id)
+        .where(Region.name == region)
+        .order_by(Municipality.name)
+    )
+    names = list(await session.scalars(query))
+    exact = [n for n in names if normalize_key(n) == normalize_key(roadmap.municipality)]
+    stem = _stem(roadmap.municipality)
+    similar = [n for n in names if stem and _stem(n) == stem]
+    for found in (exact, similar):
+        if len(found) == 1:
+            return region, found[0]
+    listed = ", ".join(f"«{n}»" for n in names) or "нет"
+    return Skipped(
+        roadmap.id,
+        f"карта муниципалитета «{roadmap.municipality}», а такого муниципалитета в регионе "
+        f"«{region}» нет (в базе: {listed}) — загрузите карту из файла .yaml с "
+        '--municipality "название, как в списке школ"',
+    )
+
+
 async def save_bundled(session: AsyncSession) -> tuple[list[SaveSummary], list[Skipped]]:
     """Load the roadmaps shipped with the bot (seeds 002 and 003), each only into its region."""
     from roadmaps.importer import load_bundled
@@ -247,9 +299,12 @@ async def save_bundled(session: AsyncSession) -> tuple[list[SaveSummary], list[S
     saved: list[SaveSummary] = []
     skipped: list[Skipped] = []
     for roadmap in load_bundled():
-        home = await home_region(session, roadmap)
+        home = await home_of(session, roadmap)
         if isinstance(home, Skipped):
             skipped.append(home)
         else:
-            saved.append(await save_roadmap(session, roadmap, region=home))
+            region, municipality = home
+            saved.append(
+                await save_roadmap(session, roadmap, region=region, municipality=municipality)
+            )
     return saved, skipped

@@ -277,7 +277,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-async def _kalmykia_only(data: Path) -> str:
+async def _kalmykia_only(data: Path, municipality: str = "Черноземельский район") -> str:
     url = f"sqlite+aiosqlite:///{data / 'bot.sqlite3'}"
     data.mkdir(parents=True, exist_ok=True)
     await upgrade(url)
@@ -286,7 +286,7 @@ async def _kalmykia_only(data: Path) -> str:
         region = Region(name="Республика Калмыкия")
         session.add(region)
         await session.flush()
-        municipality = Municipality(region_id=region.id, name="Черноземельский район")
+        municipality = Municipality(region_id=region.id, name=municipality)
         session.add(municipality)
         await session.flush()
         session.add(School(municipality_id=municipality.id, name="Школа", is_shnor=True))
@@ -295,13 +295,16 @@ async def _kalmykia_only(data: Path) -> str:
     return url
 
 
-async def _keys(url: str) -> dict[str, str | None]:
+async def _keys(url: str) -> tuple[dict[str, str | None], list[str], list[str]]:
     engine = create_engine(url)
     async with create_sessionmaker(engine)() as session:
-        rows = list(await session.execute(select(Roadmap.key, Region.name).outerjoin(Region)))
+        rows = list(
+            await session.execute(select(Roadmap.key, Municipality.name).outerjoin(Municipality))
+        )
         regions = list(await session.scalars(select(Region.name)))
+        municipalities = list(await session.scalars(select(Municipality.name)))
     await engine.dispose()
-    return dict(rows), regions
+    return dict(rows), regions, municipalities
 
 
 def test_bundled_loads_only_the_databases_region(cli_env: Path) -> None:
@@ -311,9 +314,26 @@ def test_bundled_loads_only_the_databases_region(cli_env: Path) -> None:
     assert "Карта «kaliningrad_2023» пропущена" in result.output
     assert "для региона «Калининградская область»" in result.output
     assert "«Республика Калмыкия»" in result.output
-    keys, regions = asyncio.run(_keys(url))
-    assert set(keys) == {"chernozemelsky_2022_2023_oko", "chernozemelsky_2022_2023_shnor"}
+    keys, regions, municipalities = asyncio.run(_keys(url))
+    # "Черноземельское районное муниципальное образование" of seed 003 is the district the
+    # database calls "Черноземельский район": matched, not made up
+    assert keys == {
+        "chernozemelsky_2022_2023_oko": "Черноземельский район",
+        "chernozemelsky_2022_2023_shnor": "Черноземельский район",
+    }
     assert regions == ["Республика Калмыкия"]  # no Kaliningrad region was made up
+    assert municipalities == ["Черноземельский район"]
+    assert "школ 1" in result.output
+
+
+def test_bundled_municipal_roadmap_of_an_unknown_district_is_skipped(cli_env: Path) -> None:
+    url = asyncio.run(_kalmykia_only(cli_env / "data", "Яшкульский район"))
+    result = CliRunner().invoke(app, ["roadmap", "import", "--bundled"])
+    assert result.exit_code == 1
+    assert "Карта «chernozemelsky_2022_2023_oko» пропущена" in result.output
+    assert "(в базе: «Яшкульский район»)" in result.output
+    keys, _regions, municipalities = asyncio.run(_keys(url))
+    assert keys == {} and municipalities == ["Яшкульский район"]
 
 
 def test_bundled_into_an_empty_database_loads_nothing_and_says_why(cli_env: Path) -> None:
