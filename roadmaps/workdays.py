@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import lru_cache
-
-import holidays
+from typing import Any
 
 
 @lru_cache(maxsize=64)
-def _calendar(year: int) -> holidays.HolidayBase:
+def _calendar(year: int) -> Any:
+    import holidays  # only phrases with "рабочий день" need the calendar
+
     return holidays.country_holidays("RU", years=range(year - 1, year + 2))
 
 
