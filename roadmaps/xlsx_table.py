@@ -95,6 +95,8 @@ def _norm_header(value: Any) -> str:
 
 
 _DATE_IN_CELL = re.compile(r"\d{1,2}\s*[./]\s*\d{1,2}(?!\d)")
+# «Срок — в течение года», «Ответственный: директор»: a label with its value is data
+_LABELLED = re.compile(r"(?:\s[-\u2013\u2014]\s|:)\s*\S")
 _ITEM_NUMBER = re.compile(r"^\d{1,3}(?:\.\d{1,3})*\.?$")
 MAX_HEADER_CELL = 150
 
@@ -103,8 +105,8 @@ def _header_field(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value)
-    if len(text) > MAX_HEADER_CELL or _DATE_IN_CELL.search(text):
-        return None  # a header cell never holds a date: «Срок — 20.09.2024» is data
+    if len(text) > MAX_HEADER_CELL or _DATE_IN_CELL.search(text) or _LABELLED.search(text):
+        return None  # a header cell never holds a date or a value: «Срок — 20.09.2024»
     h = _norm_header(value)
     if not h:
         return None

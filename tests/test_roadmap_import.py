@@ -687,3 +687,17 @@ def test_once_a_month_from_xlsx_is_due_every_month(tmp_path):
     (item,) = res.roadmap.items
     due = item.due_dates(res.roadmap.period)
     assert len(due) == 12 and due[0] == dt.date(2024, 9, 30) and due[-1] == dt.date(2025, 8, 31)
+
+
+def test_labelled_cells_of_a_row_without_number_or_date_are_data(tmp_path):
+    path = _xlsx(
+        tmp_path / "labels.xlsx",
+        [
+            ["Дорожная карта на 2024 год"],
+            ["Содержание", "Когда", "Кто"],  # a header the importer does not know
+            ["Мероприятие: семинар", "Срок — в течение года", "Ответственный: директор"],
+        ],
+    )
+    res = _import(path, Period.calendar_year(2024))
+    (problem,) = res.problems
+    assert "Не найдена строка заголовков" in problem.message
