@@ -41,6 +41,7 @@ def roadmap_report(result) -> dict:
                 "error": item.deadline_error,
                 "executor_roles": list(item.executor_roles),
                 "level": item.level,
+                "applies_to": rm.audience(item).to_json(),
             }
         )
     return {
@@ -49,6 +50,7 @@ def roadmap_report(result) -> dict:
         "level": rm.level,
         "period": {"start": rm.period.start.isoformat(), "end": rm.period.end.isoformat()},
         "period_from_title": result.period_from_title,
+        "applies_to": rm.applies_to.to_json() if rm.applies_to else None,
         "items": len(rm.items),
         "rows": rows,
         "problems": [p.model_dump() for p in result.problems],

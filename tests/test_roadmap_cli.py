@@ -70,6 +70,8 @@ def test_period_is_read_from_the_title(cli_env: Path) -> None:
     assert entry["period"] == {"start": "2024-09-01", "end": "2025-08-31"}
     assert entry["title"] == "Дорожная карта на 2024/2025 учебный год"
     assert len(entry["rows"][0]["due_dates"]) == 12  # one per month, not one in total
+    assert entry["applies_to"] == {"kind": "shnor_shnsu"}  # a regional roadmap's default
+    assert entry["rows"][0]["applies_to"] == {"kind": "shnor_shnsu"}
 
 
 def test_period_is_asked_for_only_when_the_title_has_none(cli_env: Path) -> None:
