@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bot import COMMAND
+from bot import COMMAND, roadmap_report
 from bot.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -344,10 +344,15 @@ def roadmap_import(
     roadmap_id: Annotated[
         str | None, typer.Option("--id", help="Код карты (по умолчанию — имя файла).")
     ] = None,
-    title: Annotated[str | None, typer.Option(help="Название карты (для .xlsx).")] = None,
+    title: Annotated[
+        str | None, typer.Option(help="Название карты (для .xlsx; иначе — из заголовка таблицы).")
+    ] = None,
     period: Annotated[
         str | None,
-        typer.Option(help="Период (для .xlsx): 2023 — календарный год, 2022-2023 — учебный."),
+        typer.Option(
+            help="Период (для .xlsx, если его нет в заголовке таблицы): 2024 — календарный "
+            "год, 2024-2025 — учебный."
+        ),
     ] = None,
     level: Annotated[
         str | None, typer.Option(help="Уровень карты (для .xlsx): region или municipality.")
@@ -356,53 +361,90 @@ def roadmap_import(
     municipality: Annotated[
         str | None, typer.Option(help="Муниципалитет (для муниципальной карты).")
     ] = None,
+    applies_to: Annotated[
+        str | None,
+        typer.Option(
+            "--applies-to",
+            help="Для кого карта: all (все школы), shnor_shnsu (ШНОР и ШНСУ — по умолчанию для "
+            "региональной), risk_zone (зона риска). Для пункта — столбец «Для кого».",
+        ),
+    ] = None,
 ) -> None:
     """Загрузить дорожную карту. С --dry-run --json показывает, как прочитан срок каждой строки."""
     import json
 
+    from roadmaps.audience import AppliesToError, parse_applies_to
     from roadmaps.importer import RoadmapFormatError
 
     if bundled == (file is not None):
         raise fail("Укажите файл или --bundled.", 2)
+    if bundled and (region or municipality or applies_to):
+        raise fail(
+            "--region, --municipality и --applies-to не используются с --bundled: встроенные "
+            "карты загружаются только в свой регион (тот, чьи школы есть в базе).",
+            2,
+        )
     try:
-        results = _read_roadmaps(file, roadmap_id, title, period, level, region, municipality)
+        audience = parse_applies_to(applies_to) if applies_to else None
+    except AppliesToError as exc:
+        raise fail(
+            f"--applies-to: {exc} Для всей карты: all, shnor_shnsu или risk_zone.", 2
+        ) from None
+    try:
+        results = _read_roadmaps(
+            file, roadmap_id, title, period, level, region, municipality, audience
+        )
     except RoadmapFormatError as exc:
         raise fail(str(exc)) from None
-    report = [_roadmap_report(result) for result in results]
+    report = [roadmap_report.roadmap_report(result) for result in results]
+    blocked = any(result.blocking for result in results)
     if dry_run:
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:
             for entry in report:
-                _echo_report(entry)
-        raise typer.Exit(0 if all(entry["items"] for entry in report) else 1)
+                roadmap_report.echo_report(entry)
+        raise typer.Exit(0 if all(entry["items"] for entry in report) and not blocked else 1)
     empty = [entry for entry in report if not entry["items"]]
     if empty:
         for entry in empty:
-            _echo_report(entry, err=True)
+            roadmap_report.echo_report(entry, err=True)
         raise fail("Файл не загружен: не найдено ни одного пункта.")
+    if blocked:
+        for result in results:
+            for problem in result.blocking:
+                typer.echo(f"  ✗ стр. {problem.row}: {problem.message}", err=True)
+        raise fail("Файл не загружен: исправьте столбец «Для кого» в этих строках и повторите.")
     settings = settings_or_exit()
 
     async def go():
-        from storage.roadmaps_db import save_roadmap
+        from storage.roadmaps_save import Skipped, home_of, save_roadmap
 
+        saved, skipped = [], []
         async with _session(settings) as session:
-            summaries = [
-                await save_roadmap(
+            for entry, result in zip(report, results, strict=True):
+                home = (region, municipality)
+                if bundled:
+                    found = await home_of(session, result.roadmap)
+                    if isinstance(found, Skipped):
+                        skipped.append(found)
+                        entry["skipped"] = found.reason
+                        continue
+                    home = found
+                summary = await save_roadmap(
                     session,
                     result.roadmap,
-                    region=region,
-                    municipality=municipality,
+                    region=home[0],
+                    municipality=home[1],
                     source_file=str(file) if file else None,
                 )
-                for result in results
-            ]
+                saved.append((entry, summary))
             await session.commit()
-            return summaries
+        return saved, skipped
 
-    summaries = asyncio.run(go())
+    saved, skipped = asyncio.run(go())
     if as_json:
-        for entry, summary in zip(report, summaries, strict=True):
+        for entry, summary in saved:
             entry["saved"] = {
                 "created": summary.created,
                 "items_new": summary.items_new,
@@ -413,20 +455,26 @@ def roadmap_import(
                 "warnings": summary.warnings,
             }
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
-        return
-    for entry, summary in zip(report, summaries, strict=True):
+        raise typer.Exit(0 if saved else 1)
+    for entry, summary in saved:
         unread = [row for row in entry["rows"] if row["error"]]
         typer.echo(
-            f"Карта «{summary.key}» {_saved_word(summary)}: "
+            f"Карта «{summary.key}» {roadmap_report.saved_word(summary)}: "
             f"пунктов новых {summary.items_new}, изменено {summary.items_updated}, "
             f"снято {summary.items_retired}; охват — {summary.scope}, школ {summary.schools}."
         )
+        if entry.get("period_from_title"):
+            typer.echo(f"  Период из заголовка таблицы: {roadmap_report.period_text(entry)}.")
         for warning in summary.warnings:
             typer.echo(f"  ! {warning}")
         if unread:
             typer.echo("  Сроки не распознаны (напоминаний по этим пунктам не будет):")
             for row in unread:
                 typer.echo(f"    стр. {row['row']}, п. {row['number']}: {row['error']}")
+    for skip in skipped:
+        typer.echo(f"Карта «{skip.key}» пропущена: {skip.reason}.")
+    if not saved:
+        raise fail("Ничего не загружено.")
 
 
 @roadmap_app.command("list")
@@ -453,99 +501,57 @@ def roadmap_list() -> None:
         )
 
 
-def _saved_word(summary) -> str:
-    if summary.created:
-        return "загружена"
-    return "без изменений" if summary.unchanged else "обновлена"
-
-
-def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality):
-    from roadmaps.deadlines import Period
-    from roadmaps.importer import bundled_results, import_xlsx, import_yaml_all
+def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality, audience):
+    from roadmaps.importer import PeriodNotFound, bundled_results, import_xlsx, import_yaml_all
 
     if file is None:
         return bundled_results()
     if not file.exists():
         raise fail(f"Файл не найден: {file}", 2)
     if file.suffix.lower() in (".yaml", ".yml"):
-        return import_yaml_all(file)
+        results = import_yaml_all(file)
+        if audience is not None:
+            for result in results:
+                result.roadmap = result.roadmap.model_copy(update={"applies_to": audience})
+        return results
     if file.suffix.lower() != ".xlsx":
         raise fail("Поддерживаются таблицы .xlsx и файлы .yaml.", 2)
-    if not period:
-        raise fail("--period: укажите период карты, например 2023 или 2022-2023.", 2)
-    years = [int(p) for p in period.replace("/", "-").split("-") if p.strip().isdigit()]
-    if len(years) == 1:
-        chosen = Period.calendar_year(years[0])
-    elif len(years) == 2 and years[1] == years[0] + 1:
-        chosen = Period.academic_year(years[0])
-    else:
-        raise fail("--period: ожидается 2023 (календарный год) или 2022-2023 (учебный).", 2)
+    chosen = _parse_period(period) if period else None
     chosen_level = level or ("municipality" if municipality else "region")
     if chosen_level not in ("region", "municipality"):
         raise fail("--level: region или municipality.", 2)
-    return [
-        import_xlsx(
+
+    def read(chosen_period):
+        return import_xlsx(
             file,
-            roadmap_id=roadmap_id or _slug(file.stem),
-            title=title or file.stem,
-            period=chosen,
+            roadmap_id=roadmap_id or roadmap_report.slug(file.stem),
+            title=title,
+            period=chosen_period,
             level=chosen_level,
             region=region,
             municipality=municipality,
+            applies_to=audience,
         )
-    ]
+
+    try:
+        return [read(chosen)]
+    except PeriodNotFound as exc:
+        if not sys.stdin.isatty():
+            raise fail(str(exc), 2) from None
+        typer.echo(str(exc))
+        answer = typer.prompt("Период карты (например, 2024 или 2024-2025)")
+        return [read(_parse_period(answer))]
 
 
-def _slug(text: str) -> str:
-    import re
+def _parse_period(text: str):
+    from roadmaps.deadlines import Period
 
-    slug = re.sub(r"[^0-9a-zA-Zа-яА-ЯёЁ_]+", "_", text.strip()).strip("_").lower()
-    return slug[:100] or "roadmap"
-
-
-def _roadmap_report(result) -> dict:
-    rm = result.roadmap
-    rows = []
-    for item in rm.items:
-        deadline = item.deadline
-        rows.append(
-            {
-                "row": item.row,
-                "number": item.number,
-                "action": item.action[:120],
-                "deadline_text": item.deadline_text,
-                "deadline": deadline.to_json() if deadline else None,
-                "read_as": deadline.describe() if deadline else None,
-                "due_dates": [d.isoformat() for d in item.due_dates(rm.period)],
-                "error": item.deadline_error,
-                "executor_roles": list(item.executor_roles),
-                "level": item.level,
-            }
-        )
-    return {
-        "id": rm.id,
-        "title": rm.title,
-        "level": rm.level,
-        "period": {"start": rm.period.start.isoformat(), "end": rm.period.end.isoformat()},
-        "items": len(rm.items),
-        "rows": rows,
-        "problems": [p.model_dump() for p in result.problems],
-    }
-
-
-def _echo_report(entry: dict, err: bool = False) -> None:
-    typer.echo(f"{entry['id']}: {entry['title'][:80]} ({entry['items']} пунктов)", err=err)
-    for row in entry["rows"]:
-        if row["error"]:
-            read = f"✗ не разобрано: {row['error']}"
-        else:
-            dates = ", ".join(row["due_dates"]) or "без даты"
-            read = f"{row['deadline']['kind']}: {row['read_as']} → {dates}"
-        where = f"стр. {row['row']}, п. {row['number']}"
-        typer.echo(f"  {where}: «{row['deadline_text']}» {read}", err=err)
-    for problem in entry["problems"]:
-        mark = "!" if problem["severity"] == "warning" else "✗"
-        typer.echo(f"  {mark} стр. {problem['row']}: {problem['message']}", err=err)
+    years = [int(p) for p in text.replace("/", "-").split("-") if p.strip().isdigit()]
+    if len(years) == 1:
+        return Period.calendar_year(years[0])
+    if len(years) == 2 and years[1] == years[0] + 1:
+        return Period.academic_year(years[0])
+    raise fail("--period: ожидается 2024 (календарный год) или 2024-2025 (учебный).", 2)
 
 
 @reminders_app.command("status")

@@ -7,7 +7,7 @@ two columns per school item (an item with the ``director`` executor role):
 
 * the state — «выполнено» (every occurrence reported), «просрочено» (an occurrence whose date
   has passed is not reported), «в срок до ДД.ММ» (the nearest unreported occurrence), or
-  empty when the roadmap does not cover the school;
+  empty when the roadmap does not cover the school or the item is not for it («Для кого»);
 * the evidence — the name of the evidence document and the note of each reported occurrence
   (prefixed with the occurrence's date for recurring items).
 
@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, true
+from sqlalchemy import and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exports.xlsx import ColumnSpec
+from roadmaps.audience import ALL, AppliesTo, SchoolFacts
 from storage import roadmaps_db as rdb
 from storage.models import Municipality, School
 
@@ -55,6 +56,7 @@ class RoadmapItemInfo:
     action: str
     deadline_text: str
     occurrences: tuple[date, ...]  # what the school reports; the period end when undated
+    audience: AppliesTo = ALL  # the schools it applies to (roadmaps.audience)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class RoadmapInfo:
     municipality_id: int | None
     items: tuple[RoadmapItemInfo, ...]
     milestones: tuple[MilestoneInfo, ...] = ()
+    named_ids: frozenset[int] = frozenset()  # schools named by an item's «школы: …»
 
     def covers(self, region_id: int | None, municipality_id: int | None) -> bool:
         if self.municipality_id is not None:
@@ -80,6 +83,12 @@ class RoadmapInfo:
         if self.region_id is not None:
             return self.region_id == region_id
         return True
+
+    def reaches(self, school: RoadmapSchool) -> bool:
+        """Its scope covers the school and at least one of its items applies to it."""
+        return self.covers(school.region_id, school.municipality_id) and any(
+            item.audience.matches(school.facts) for item in self.items
+        )
 
     def next_milestone(self, today: date) -> MilestoneInfo | None:
         """The first milestone on or after today, or the last one once all have passed."""
@@ -99,8 +108,15 @@ class RoadmapSchool:
     municipality_id: int
     municipality: str
     region_id: int
+    is_shnor: bool = False
+    is_shnsu: bool = False
+    is_risk_zone: bool = False
     # (item id, occurrence) -> (evidence name, note)
     done: dict[tuple[int, date], tuple[str | None, str | None]] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> SchoolFacts:
+        return SchoolFacts(self.code, self.name, self.is_shnor, self.is_shnsu, self.is_risk_zone)
 
 
 @dataclass(slots=True)
@@ -130,6 +146,7 @@ async def load_roadmaps(session: AsyncSession, municipality_id: int | None) -> l
                 item.action,
                 item.deadline_text or "",
                 tuple(rdb.item_occurrences(item, roadmap)),
+                rdb.audience_of(item, roadmap),
             )
             for item in await rdb.items_of(session, [roadmap.id])
             if rdb.applies(item, rdb.DIRECTOR)
@@ -148,21 +165,52 @@ async def load_roadmaps(session: AsyncSession, municipality_id: int | None) -> l
             roadmap.municipality_id,
             items,
             stones,
+            await _named_schools(session, roadmap, items),
         )
         if municipality_id is None or info.covers(region_id, municipality_id):
             out.append(info)
     return out
 
 
+async def _named_schools(
+    session: AsyncSession, roadmap: Any, items: Sequence[RoadmapItemInfo]
+) -> frozenset[int]:
+    """Ids of the schools named by the items' audiences (matched as roadmaps.audience does)."""
+    named = [item.audience for item in items if item.audience.kind == "schools"]
+    if not named:
+        return frozenset()
+    return frozenset(
+        s.id
+        for s in await rdb.geographic_schools(session, roadmap)
+        if any(a.matches(rdb.facts_of(s)) for a in named)
+    )
+
+
+def _audience_condition(roadmap: RoadmapInfo):
+    """SQL for "at least one item of the roadmap applies to the school"."""
+    kinds = {item.audience.kind for item in roadmap.items}
+    if "all" in kinds:
+        return true()
+    parts = []
+    if "shnor_shnsu" in kinds:
+        parts += [School.is_shnor.is_(True), School.is_shnsu.is_(True)]
+    if "risk_zone" in kinds:
+        parts.append(School.is_risk_zone.is_(True))
+    if roadmap.named_ids:
+        parts.append(School.id.in_(sorted(roadmap.named_ids)))
+    return or_(*parts) if parts else false()
+
+
 def _schools_query(roadmaps: Sequence[RoadmapInfo], municipality_id: int | None):
     covered = []
     for roadmap in roadmaps:
         if roadmap.municipality_id is not None:
-            covered.append(School.municipality_id == roadmap.municipality_id)
+            where = School.municipality_id == roadmap.municipality_id
         elif roadmap.region_id is not None:
-            covered.append(Municipality.region_id == roadmap.region_id)
+            where = Municipality.region_id == roadmap.region_id
         else:
-            covered.append(true())
+            where = true()
+        covered.append(and_(where, _audience_condition(roadmap)))
     query = (
         select(School.id)
         .join(Municipality, Municipality.id == School.municipality_id)
@@ -213,6 +261,9 @@ async def _load_chunk(
             Municipality.id,
             Municipality.name,
             Municipality.region_id,
+            School.is_shnor,
+            School.is_shnsu,
+            School.is_risk_zone,
         )
         .join(Municipality, Municipality.id == School.municipality_id)
         .where(School.id.in_(school_ids))
@@ -321,12 +372,16 @@ class RoadmapSheet:
         for roadmap in self.roadmaps:
             stone = self.stones[roadmap.id]
             width = 4 + (stone is not None) + 2 * len(roadmap.items)
-            if not roadmap.covers(school.region_id, school.municipality_id):
+            if not roadmap.reaches(school):
                 row.extend([None] * width)
                 continue
             total = done = overdue = 0
             cells: list[Any] = []
+            facts = school.facts
             for item in roadmap.items:
+                if not item.audience.matches(facts):
+                    cells += [None, None]  # the item is not for this school
+                    continue
                 reported: set[date] = set()
                 evidence: list[str] = []
                 for due_on in item.occurrences:

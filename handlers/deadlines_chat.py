@@ -165,9 +165,9 @@ async def open_entries(
     done = await rdb.done_set(session, [i.id for i in items], [key])
     entries = []
     for item in items:
-        if not rdb.applies(item, role):
-            continue
         roadmap = by_id[item.roadmap_id]
+        if not rdb.is_mine(item, roadmap, place):
+            continue
         for due_on in rdb.item_occurrences(item, roadmap):
             if (item.id, key, due_on) not in done:
                 entries.append(Entry(roadmap, item, due_on, bool(item.due_dates)))
@@ -301,7 +301,7 @@ async def _progress_lines(
     lines = [ROADMAP_HEAD.format(title=short(roadmap.title, 100))]
     role, key = place.executor_role, place.own_key
     if role is not None and key is not None:
-        own = rdb.progress_of(items, roadmap, role, key, done, today)
+        own = rdb.progress_for(items, roadmap, place, done, today)
         if own.total:
             lines.append(_progress_text(own, roadmap, today))
     if place.role == Role.MUNICIPAL and place.municipality_id is not None:
@@ -380,12 +380,13 @@ async def _mark_by_number(conv: Conversation, turn: Turn, number: str, reference
         return
     matching = [e for e in entries if e.number == number]
     if not matching:
+        by_id = {r.id: r for r in roadmaps}
         mine = [
             i
             for i in items
             if i.number.rstrip(".") == number
-            and place.executor_role
-            and rdb.applies(i, place.executor_role)
+            and i.roadmap_id in by_id
+            and rdb.is_mine(i, by_id[i.roadmap_id], place)
         ]
         turn.say((ALL_DONE if mine else NOT_FOUND).format(number=number))
         return
@@ -403,7 +404,7 @@ async def button(conv: Conversation, turn: Turn, payload: cb.Payload) -> None:
     item = await turn.session.get(RoadmapItem, item_id) if item_id else None
     roadmap = next((r for r in roadmaps if item and r.id == item.roadmap_id), None)
     role = place.executor_role
-    if item is None or roadmap is None or role is None or not rdb.applies(item, role):
+    if item is None or roadmap is None or role is None or not rdb.is_mine(item, roadmap, place):
         turn.say(NOT_YOURS)
         return
     try:
@@ -570,7 +571,7 @@ async def _complete(
     if item is None or roadmap is None or key is None or role is None:
         turn.say(NOT_YOURS)
         return
-    if not rdb.applies(item, role):
+    if not rdb.is_mine(item, roadmap, place):
         turn.say(NOT_YOURS)
         return
     number = item.number.rstrip(".")
@@ -593,7 +594,7 @@ async def _complete(
         return
     items = await rdb.items_of(session, [roadmap.id])
     done = await rdb.done_set(session, [i.id for i in items], [key])
-    progress = rdb.progress_of(items, roadmap, role, key, done, today)
+    progress = rdb.progress_for(items, roadmap, place, done, today)
     what = ""
     if evidence_name:
         what = DONE_FILE.format(name=evidence_name)

@@ -10,10 +10,6 @@ For YAML files ``row`` is the item's ordinal number in the file.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import zipfile
-from collections.abc import Iterable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from roadmaps import xlsx_table as table
+from roadmaps.audience import AppliesTo, AppliesToError, parse_applies_to
 from roadmaps.deadlines import DeadlineParseError, Period, parse_deadline
 from roadmaps.model import (
     Level,
@@ -31,10 +29,13 @@ from roadmaps.model import (
     executor_roles,
     split_executors,
 )
+from roadmaps.xlsx_table import COLUMNS, HEADER_HINTS, PeriodNotFound
+from roadmaps.xlsx_table import one_line as _one_line
 
 __all__ = [
     "COLUMNS",
     "ImportResult",
+    "PeriodNotFound",
     "RoadmapFormatError",
     "RowProblem",
     "import_xlsx",
@@ -43,13 +44,6 @@ __all__ = [
     "load_bundled",
 ]
 
-MAX_FILE_BYTES = 20 * 1024 * 1024  # the upload itself
-MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024  # all zip members together
-MAX_COMPRESSION_RATIO = 100  # for members (and the whole archive) above 1 MB unpacked
-MAX_MEMBERS = 2000
-MAX_ROWS = 5000
-MAX_COLS = 60
-HEADER_SCAN_ROWS = 30
 
 Severity = Literal["error", "warning"]
 
@@ -59,16 +53,22 @@ class RowProblem(BaseModel):
     column: str | None = None
     message: str
     severity: Severity = "error"
+    blocking: bool = False  # nothing may be saved until it is fixed (e.g. whom an item is for)
 
 
 class ImportResult(BaseModel):
     roadmap: Roadmap
     problems: list[RowProblem] = Field(default_factory=list)
+    period_from_title: bool = False  # an xlsx roadmap whose period was read from its title
 
     @property
     def ok(self) -> bool:
         """No errors (warnings allowed)."""
         return not any(p.severity == "error" for p in self.problems)
+
+    @property
+    def blocking(self) -> list[RowProblem]:
+        return [p for p in self.problems if p.blocking]
 
     @property
     def errors(self) -> list[RowProblem]:
@@ -79,209 +79,6 @@ class RoadmapFormatError(ValueError):
     """A YAML roadmap file is malformed (message in Russian)."""
 
 
-# --------------------------------------------------------------------------- columns
-
-
-@dataclass(frozen=True)
-class Column:
-    field: str
-    title: str  # shown to users
-    variants: tuple[str, ...]  # matched as substrings of the normalised header
-    required: bool
-
-
-# Matched in this order, so "Сроки проведения мероприятия" is a deadline column and
-# "Ответственный за мероприятие" an executors column; the action column comes last.
-COLUMNS: tuple[Column, ...] = (
-    Column("deadline", "Сроки", ("срок", "датаисполнения", "датапроведения"), True),
-    Column("executors", "Ответственный", ("ответствен", "исполнител"), True),
-    Column("indicator", "Показатель", ("показател", "индикатор"), False),
-    Column(
-        "evidence",
-        "Информационное сопровождение",
-        (
-            "информационноесопровождение",
-            "формаотчетности",
-            "формапредставления",
-            "результат",
-            "подтвержда",
-            "отчетныйдокумент",
-            "продукт",
-        ),
-        False,
-    ),
-    Column(
-        "action",
-        "Мероприятие",
-        (
-            "мероприяти",
-            "описаниедействия",
-            "содержание",
-            "наименованиезадачи",
-            "задача",
-            "действи",
-        ),
-        True,
-    ),
-)
-_NUMBER_HEADERS = {"№", "№п/п", "№пп", "№п.п", "п/п", "пп", "номер", "n", "no", "№№"}
-HEADER_HINTS = {
-    "number": "«№» / «№ п/п»",
-    "action": "«Мероприятие» / «Описание действия» / «Наименование мероприятия» / «Содержание»",
-    "deadline": "«Сроки» / «Сроки исполнения» / «Сроки реализации» / «Дата исполнения» / «Срок»",
-    "executors": "«Ответственный» / «Исполнители» / «Ответственные исполнители»",
-    "indicator": "«Показатель» / «Целевой показатель»",
-    "evidence": "«Информационное сопровождение» / «Форма отчетности» / «Результат»",
-}
-
-
-def _norm_header(value: Any) -> str:
-    s = str(value).lower().replace("ё", "е")
-    return re.sub(r"[\s:*]+", "", s).rstrip(".")
-
-
-def _header_field(value: Any) -> str | None:
-    if value is None:
-        return None
-    h = _norm_header(value)
-    if not h:
-        return None
-    if h in _NUMBER_HEADERS or (h.startswith("№") and len(h) <= 6):
-        return "number"
-    for col in COLUMNS:
-        if any(v in h for v in col.variants):
-            return col.field
-    return None
-
-
-def _map_header(cells: tuple[str, ...]) -> dict[str, int]:
-    mapping: dict[str, int] = {}
-    for idx, value in enumerate(cells):
-        field = _header_field(value) if value else None
-        if field and field not in mapping:
-            mapping[field] = idx
-    return mapping
-
-
-# --------------------------------------------------------------------------- file checks
-
-
-class _Reject(Exception):
-    pass
-
-
-def _check_xlsx_file(path: Path) -> None:
-    """Reject anything that is not a plausible, reasonably sized .xlsx (zip bombs too)."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise _Reject("Файл не найден или недоступен.") from None
-    if size == 0:
-        raise _Reject("Файл пустой.")
-    if size > MAX_FILE_BYTES:
-        raise _Reject(f"Файл слишком большой (больше {MAX_FILE_BYTES // 2**20} МБ).")
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise _Reject(
-            "Это файл в старом формате Excel (.xls) или защищённый паролем файл. "
-            "Откройте его в Excel и сохраните как «Книга Excel (.xlsx)» без пароля."
-        )
-    if not head.startswith(b"PK"):
-        raise _Reject("Файл не является таблицей Excel (.xlsx).")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise _Reject("Файл повреждён или не является таблицей Excel (.xlsx).") from None
-    names = {i.filename for i in infos}
-    if "xl/workbook.xml" not in names or "[Content_Types].xml" not in names:
-        raise _Reject(
-            "Файл не является таблицей Excel (.xlsx) — возможно, это документ Word "
-            "или обычный архив."
-        )
-    if len(infos) > MAX_MEMBERS:
-        raise _Reject("Файл Excel устроен подозрительно (слишком много частей) и не принят.")
-    if any(i.flag_bits & 0x1 for i in infos):
-        raise _Reject("Файл зашифрован. Сохраните его без пароля.")
-    total = sum(i.file_size for i in infos)
-    packed = sum(i.compress_size for i in infos)
-    if total > MAX_UNCOMPRESSED_BYTES:
-        raise _Reject(
-            f"Таблица после распаковки больше {MAX_UNCOMPRESSED_BYTES // 2**20} МБ — "
-            "файл не принят. Удалите лишние листы и картинки."
-        )
-    suspicious = [
-        i
-        for i in infos
-        if i.file_size > 2**20 and i.file_size > MAX_COMPRESSION_RATIO * max(i.compress_size, 1)
-    ]
-    if suspicious or (total > 2**20 and total > MAX_COMPRESSION_RATIO * max(packed, 1)):
-        raise _Reject(
-            "Файл сжат подозрительно сильно (похоже на «zip-бомбу») и не принят. "
-            "Пересохраните таблицу в Excel."
-        )
-
-
-# --------------------------------------------------------------------------- xlsx
-
-
-def _cell_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    if isinstance(value, dt.date):
-        return value.strftime("%d.%m.%Y")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
-    lines = [re.sub(r"[ \t]+", " ", ln).strip() for ln in text.split("\n")]
-    return "\n".join(ln for ln in lines if ln)
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _is_column_numbers(cells: list[str]) -> bool:
-    """Rows like "1 | 2 | 3 | 4" under a Russian table header."""
-    values = [c for c in cells if c]
-    return len(values) >= 3 and values == [str(i) for i in range(1, len(values) + 1)]
-
-
-def _read_rows(path: Path) -> Iterable[tuple[str, list[list[str]]]]:
-    """(sheet title, rows as text) for every worksheet; closes the workbook."""
-    import openpyxl  # local: only needed for xlsx imports
-
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        for ws in wb.worksheets:
-            if not hasattr(ws, "iter_rows"):
-                continue  # chartsheets
-            ws.reset_dimensions()  # some writers store wrong dimensions
-            rows = []
-            for n, row in enumerate(ws.iter_rows(values_only=True)):
-                if n >= MAX_ROWS:
-                    break
-                rows.append([_cell_text(v) for v in row[:MAX_COLS]])
-            yield ws.title, rows
-    finally:
-        wb.close()
-
-
-def _find_header(rows: list[list[str]]) -> tuple[int, dict[str, int]] | None:
-    best: tuple[int, dict[str, int]] | None = None
-    for idx, cells in enumerate(rows[:HEADER_SCAN_ROWS]):
-        mapping = _map_header(tuple(cells))
-        if {"action", "deadline"} <= mapping.keys() or len(mapping) >= 3:
-            if best is None or len(mapping) > len(best[1]):
-                best = (idx, mapping)
-            if all(c.field in mapping for c in COLUMNS if c.required):
-                return idx, mapping
-    return best
-
-
 def _empty(roadmap_id: str, title: str, period: Period, level: Level, **meta: Any) -> Roadmap:
     return Roadmap(id=roadmap_id, title=title, level=level, period=period, **meta)
 
@@ -290,27 +87,36 @@ def import_xlsx(
     path: str | Path,
     *,
     roadmap_id: str,
-    title: str,
-    period: Period,
+    title: str | None,
+    period: Period | None,
     level: Level,
     region: str | None = None,
     municipality: str | None = None,
+    applies_to: AppliesTo | None = None,
 ) -> ImportResult:
-    """Read a roadmap table from an .xlsx file (first sheet that has a header row)."""
-    path = Path(path)
-    meta = {"region": region, "municipality": municipality}
-    empty = _empty(roadmap_id, title, period, level, **meta)
-    try:
-        _check_xlsx_file(path)
-    except _Reject as exc:
-        return ImportResult(roadmap=empty, problems=[RowProblem(row=0, message=str(exc))])
+    """Read a roadmap table from an .xlsx file (first sheet that has a header row).
 
-    problems: list[RowProblem] = []
+    ``title``/``period`` ``None``: read from the title rows above the header; a period
+    that is not there raises :class:`PeriodNotFound` (ask the user for it).
+    """
+    path = Path(path)
+    meta = {"region": region, "municipality": municipality, "applies_to": applies_to}
+    fallback = Period.calendar_year(dt.date.today().year)
+
+    def failed(message: str, row: int = 0, **kw: Any) -> ImportResult:
+        empty = _empty(roadmap_id, title or path.stem, period or fallback, level, **meta)
+        return ImportResult(roadmap=empty, problems=[RowProblem(row=row, message=message, **kw)])
+
+    try:
+        table.check_xlsx_file(path)
+    except table.Reject as exc:
+        return failed(str(exc))
+
     found: tuple[list[list[str]], int, dict[str, int]] | None = None
     best_partial: tuple[str, int, dict[str, int]] | None = None
     try:
-        for sheet, rows in _read_rows(path):
-            header = _find_header(rows)
+        for sheet, rows in table.read_rows(path):
+            header = table.find_header(rows)
             if header is None:
                 continue
             idx, mapping = header
@@ -320,34 +126,69 @@ def import_xlsx(
             if best_partial is None or len(mapping) > len(best_partial[2]):
                 best_partial = (sheet, idx, mapping)
     except Exception as exc:  # openpyxl raises many kinds on broken files
-        msg = f"Не удалось прочитать таблицу: {type(exc).__name__}. Пересохраните файл в Excel."
-        return ImportResult(roadmap=empty, problems=[RowProblem(row=0, message=msg)])
+        return failed(
+            f"Не удалось прочитать таблицу: {type(exc).__name__}. Пересохраните файл в Excel."
+        )
 
     if found is None:
         if best_partial is None:
             expected = "; ".join(HEADER_HINTS[c.field] for c in COLUMNS if c.required)
-            msg = f"Не найдена строка заголовков таблицы. Ожидаются столбцы: {expected}."
-            return ImportResult(roadmap=empty, problems=[RowProblem(row=0, message=msg)])
+            return failed(f"Не найдена строка заголовков таблицы. Ожидаются столбцы: {expected}.")
         sheet, idx, mapping = best_partial
-        for col in COLUMNS:
-            if col.required and col.field not in mapping:
-                problems.append(
-                    RowProblem(
-                        row=idx + 1,
-                        column=col.title,
-                        message=(
-                            f"На листе «{sheet}» нет обязательного столбца «{col.title}». "
-                            f"Ожидается заголовок {HEADER_HINTS[col.field]}."
-                        ),
-                    )
-                )
-        return ImportResult(roadmap=empty, problems=problems)
+        result = failed("")
+        result.problems = [
+            RowProblem(
+                row=idx + 1,
+                column=col.title,
+                message=(
+                    f"На листе «{sheet}» нет обязательного столбца «{col.title}». "
+                    f"Ожидается заголовок {HEADER_HINTS[col.field]}."
+                ),
+            )
+            for col in COLUMNS
+            if col.required and col.field not in mapping
+        ]
+        return result
 
     rows, header_idx, mapping = found
+    info = table.read_title(rows, header_idx)
+    if period is None:
+        if info.period is None:
+            raise PeriodNotFound(_period_question(info))
+        period = info.period
+    problems: list[RowProblem] = []
     items = _rows_to_items(rows, header_idx, mapping, period, level, problems)
+    if not items and not problems:
+        problems.append(
+            RowProblem(
+                row=header_idx + 1,
+                message=(
+                    f"Под строкой заголовков (стр. {header_idx + 1}) нет ни одной строки с "
+                    "мероприятием. Проверьте, что пункты карты на том же листе под заголовком "
+                    "и в столбце «Мероприятие» заполнены."
+                ),
+            )
+        )
     _ensure_unique_numbers(items, problems, _number_title(rows[header_idx], mapping))
-    roadmap = empty.model_copy(update={"items": items})
-    return ImportResult(roadmap=roadmap, problems=problems)
+    roadmap = _empty(roadmap_id, title or info.title or path.stem, period, level, **meta)
+    return ImportResult(
+        roadmap=roadmap.model_copy(update={"items": items}),
+        problems=problems,
+        period_from_title=info.period is not None and info.period == period,
+    )
+
+
+def _period_question(info: table.TitleInfo) -> str:
+    where = f"в заголовке «{_one_line(info.title)[:100]}»" if info.title else "над таблицей"
+    if info.periods_found > 1:
+        return (
+            f"{where.capitalize()} указано несколько периодов — укажите период карты: "
+            "--period 2024 (календарный год) или --period 2024-2025 (учебный год)."
+        )
+    return (
+        f"Период карты не указан {where} — укажите его: --period 2024 (календарный год) "
+        "или --period 2024-2025 (учебный год)."
+    )
 
 
 def _rows_to_items(
@@ -360,7 +201,7 @@ def _rows_to_items(
 ) -> list[RoadmapItem]:
     header_cells = rows[header_idx]
     titles = {f: _one_line(header_cells[i]) for f, i in mapping.items()}
-    content_fields = ("deadline", "executors", "indicator", "evidence")
+    content_fields = ("deadline", "executors", "indicator", "evidence", "applies_to")
     content_cols = [mapping[f] for f in content_fields if f in mapping]
     first_cols = sorted(mapping.values())[:2]
 
@@ -378,10 +219,9 @@ def _rows_to_items(
         filled = [i for i, c in enumerate(cells) if c]
         if not filled:
             continue
-        repeat = _map_header(tuple(cells))
-        if len(repeat) >= 2 and repeat.items() <= mapping.items():
+        if table.is_repeated_header(cells, header_cells, mapping):
             continue  # the header repeated on every printed page
-        if _is_column_numbers(cells):
+        if table.is_column_numbers(cells):
             continue
         has_content = any(c < len(cells) and cells[c] for c in content_cols)
         if not has_content and (len(filled) == 1 or all(i in first_cols for i in filled)):
@@ -416,6 +256,8 @@ def _rows_to_items(
             default_level=level,
             problems=problems,
             deadline_column=titles.get("deadline"),
+            applies_to=get(cells, "applies_to") or None,
+            applies_to_column=titles.get("applies_to"),
         )
         items.append(item)
     return items
@@ -475,8 +317,18 @@ def build_item(
     section: str | None = None,
     level: Level | None = None,
     deadline_column: str | None = "Сроки",
+    applies_to: Any = None,
+    applies_to_column: str | None = "applies_to",
 ) -> RoadmapItem:
-    """Make an item: parse its deadline, classify executors, report problems."""
+    """Make an item: parse its deadline and audience, classify executors, report problems."""
+    audience = None
+    if applies_to is not None:
+        try:
+            audience = parse_applies_to(applies_to)
+        except AppliesToError as exc:
+            problems.append(
+                RowProblem(row=row, column=applies_to_column, message=str(exc), blocking=True)
+            )
     deadline = None
     error = None
     if not deadline_text:
@@ -517,6 +369,7 @@ def build_item(
         indicator=indicator,
         evidence=evidence,
         row=row,
+        applies_to=audience,
     )
 
 
@@ -545,6 +398,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
         "milestones",
         "sections",
         "items",
+        "applies_to",
     }
     unknown = set(data) - known
     if unknown:
@@ -560,7 +414,12 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
             period=period,
             source=data.get("source"),
             milestones=[Milestone(**m) for m in data.get("milestones") or []],
+            applies_to=(
+                parse_applies_to(data["applies_to"]) if data.get("applies_to") is not None else None
+            ),
         )
+    except AppliesToError as exc:
+        raise RoadmapFormatError(f"{where}: applies_to: {exc}") from exc
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise RoadmapFormatError(f"{where}: неверное описание дорожной карты: {exc}") from exc
 
@@ -583,6 +442,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
         "level",
         "section",
         "row",
+        "applies_to",
     }
     for n, (section, it) in enumerate(raw_items, start=1):
         if not isinstance(it, dict) or set(it) - allowed or "action" not in it:
@@ -605,6 +465,7 @@ def _roadmap_from_dict(data: Any, where: str) -> ImportResult:
                     period=period,
                     default_level=shell.level,
                     problems=problems,
+                    applies_to=it.get("applies_to"),
                 )
             )
         except ValidationError as exc:

@@ -34,6 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from roadmaps.audience import AppliesTo, default_for_level
 from roadmaps.deadlines import Deadline, Period
 
 ExecutorRole = Literal["director", "municipal", "regional", "institution"]
@@ -179,6 +180,7 @@ class RoadmapItem(BaseModel):
     indicator: str | None = None
     evidence: str | None = None
     row: int
+    applies_to: AppliesTo | None = None  # None: as the roadmap
 
     def due_dates(self, within: Period) -> list[dt.date]:
         return self.deadline.due_dates(within) if self.deadline else []
@@ -214,9 +216,12 @@ class Roadmap(BaseModel):
     source: str | None = None  # the approving order, for people
     items: list[RoadmapItem] = Field(default_factory=list)
     milestones: list[Milestone] = Field(default_factory=list)
+    applies_to: AppliesTo | None = None  # None: the default of the level (see roadmaps.audience)
 
     @model_validator(mode="after")
     def _check(self) -> Roadmap:
+        if self.applies_to is None:
+            self.applies_to = default_for_level(self.level)
         for m in self.milestones:
             if not self.period.contains(m.date):
                 raise ValueError(f"milestone {m.date} is outside the period {self.period}")
@@ -227,6 +232,10 @@ class Roadmap(BaseModel):
             if it.number == number:
                 return it
         raise KeyError(number)
+
+    def audience(self, item: RoadmapItem) -> AppliesTo:
+        """Whom the item applies to: its own ``applies_to``, else the roadmap's."""
+        return item.applies_to or self.applies_to or default_for_level(self.level)
 
     def items_due(self, on_or_before: dt.date) -> list[RoadmapItem]:
         """Items with at least one due date on or before ``on_or_before``."""

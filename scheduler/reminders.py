@@ -54,6 +54,7 @@ from handlers import callbacks as cb
 from handlers.registry import FormRegistry
 from handlers.texts import human_date
 from handlers.types import Button, OutText
+from roadmaps.audience import SchoolFacts
 from scheduler.sender import Outcome, Sender
 from storage import repo
 from storage import roadmaps_db as rdb
@@ -227,17 +228,27 @@ class Geography:
 
     school_municipality: dict[int, int] = field(default_factory=dict)
     school_name: dict[int, str] = field(default_factory=dict)
+    school_facts: dict[int, SchoolFacts] = field(default_factory=dict)
     municipality_region: dict[int, int] = field(default_factory=dict)
     municipality_name: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, session: AsyncSession) -> Geography:
         geo = cls()
-        for sid, mid, name in await session.execute(
-            select(School.id, School.municipality_id, School.name)
+        for sid, mid, name, code, shnor, shnsu, risk in await session.execute(
+            select(
+                School.id,
+                School.municipality_id,
+                School.name,
+                School.code,
+                School.is_shnor,
+                School.is_shnsu,
+                School.is_risk_zone,
+            )
         ):
             geo.school_municipality[sid] = mid
             geo.school_name[sid] = name
+            geo.school_facts[sid] = SchoolFacts(code, name, shnor, shnsu, risk)
         query = select(Municipality.id, Municipality.region_id, Municipality.name)
         for mid, rid, name in await session.execute(query):
             geo.municipality_region[mid] = rid
@@ -247,12 +258,27 @@ class Geography:
     def school_region(self, school_id: int) -> int | None:
         return self.municipality_region.get(self.school_municipality.get(school_id, -1))
 
-    def schools_of(self, roadmap: Roadmap) -> list[int]:
+    def schools_of(self, roadmap: Roadmap, item: RoadmapItem) -> list[int]:
+        """Schools of the roadmap's scope that the item applies to (its ``applies_to``)."""
+        audience = rdb.audience_of(item, roadmap)
         return [
             sid
             for sid, mid in self.school_municipality.items()
             if rdb.covers(roadmap, self.municipality_region.get(mid), mid)
+            and audience.matches(self.school_facts[sid])
         ]
+
+    def municipalities_reached(self, roadmap: Roadmap, item: RoadmapItem) -> list[int]:
+        """Municipalities of the scope whose own part of the item applies to them: all of
+        them for an item for every school, else those with a school the item is for."""
+        if rdb.audience_of(item, roadmap).kind == "all":
+            return self.municipalities_of(roadmap)
+        with_schools = {self.school_municipality[sid] for sid in self.schools_of(roadmap, item)}
+        return [mid for mid in self.municipalities_of(roadmap) if mid in with_schools]
+
+    def reaches(self, item: RoadmapItem, roadmap: Roadmap, school_id: int) -> bool:
+        facts = self.school_facts.get(school_id)
+        return facts is not None and rdb.audience_of(item, roadmap).matches(facts)
 
     def municipalities_of(self, roadmap: Roadmap) -> list[int]:
         return [
@@ -776,12 +802,13 @@ class _Planner:
         def open_municipality(mid: int) -> bool:
             return (item.id, respondent_key(None, mid), occ.due_on) not in self.done
 
-        schools = geo.schools_of(roadmap) if rdb.DIRECTOR in roles else []
+        schools = geo.schools_of(roadmap, item) if rdb.DIRECTOR in roles else []
         open_schools_by_m: dict[int, int] = defaultdict(int)
         for sid in schools:
             if open_school(sid):
                 open_schools_by_m[geo.school_municipality[sid]] += 1
-        municipalities = geo.municipalities_of(roadmap) if rdb.MUNICIPAL in roles else []
+        municipalities = geo.municipalities_reached(roadmap, item) if rdb.MUNICIPAL in roles else []
+        reached_m = set(municipalities)
         open_m_by_region: dict[int, int] = defaultdict(int)
         for mid in municipalities:
             if open_municipality(mid):
@@ -791,7 +818,11 @@ class _Planner:
             if r.role == Role.DIRECTOR:
                 if overdue or r.school_id is None or rdb.DIRECTOR not in roles:
                     continue
-                if rdb.covers(roadmap, r.region_id, r.municipality_id) and open_school(r.school_id):
+                if (
+                    rdb.covers(roadmap, r.region_id, r.municipality_id)
+                    and geo.reaches(item, roadmap, r.school_id)
+                    and open_school(r.school_id)
+                ):
                     yield DeliveryKind.ITEM, r
             elif r.role == Role.MUNICIPAL:
                 if r.municipality_id is None or not rdb.covers(
@@ -803,7 +834,7 @@ class _Planner:
                     if late_schools:
                         yield DeliveryKind.OVERDUE, r
                 elif late_schools or (
-                    rdb.MUNICIPAL in roles and open_municipality(r.municipality_id)
+                    r.municipality_id in reached_m and open_municipality(r.municipality_id)
                 ):
                     yield DeliveryKind.ITEM, r
             elif r.role == Role.REGIONAL:
@@ -967,13 +998,13 @@ class _Renderer:
         if r.role == Role.REGIONAL:
             schools = [
                 sid
-                for sid in self.geo.schools_of(roadmap)
+                for sid in self.geo.schools_of(roadmap, item)
                 if r.region_id is None or self.geo.school_region(sid) == r.region_id
             ]
         else:
             schools = [
                 sid
-                for sid in self.geo.schools_of(roadmap)
+                for sid in self.geo.schools_of(roadmap, item)
                 if self.geo.school_municipality.get(sid) == r.municipality_id
             ]
         late = [sid for sid in schools if not self._is_done(item.id, f"school:{sid}", due_on)]
@@ -982,7 +1013,7 @@ class _Renderer:
     def _open_municipalities(self, item: RoadmapItem, roadmap: Roadmap, due_on: date, r):
         municipalities = [
             mid
-            for mid in self.geo.municipalities_of(roadmap)
+            for mid in self.geo.municipalities_reached(roadmap, item)
             if r.region_id is None or self.geo.municipality_region.get(mid) == r.region_id
         ]
         late = [

@@ -320,6 +320,9 @@ class Roadmap(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Which schools of the scope: roadmaps.audience.AppliesTo as JSON; NULL (rows imported
+    # before 0003): every school.
+    applies_to: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     items: Mapped[list[RoadmapItem]] = relationship(
         back_populates="roadmap", cascade="all, delete-orphan", order_by="RoadmapItem.position"
@@ -346,6 +349,8 @@ class RoadmapItem(Base):
     indicator: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # roadmaps.audience.AppliesTo as JSON; NULL: as its roadmap
+    applies_to: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     roadmap: Mapped[Roadmap] = relationship(back_populates="items")
 

@@ -1,4 +1,5 @@
-"""Roadmaps in the database: saving imported roadmaps, scope, completions and progress.
+"""Roadmaps in the database: scope, audience, completions and progress (saving is in
+``storage.roadmaps_save``).
 
 The pure part (parsing deadlines, reading tables and YAML) lives in ``roadmaps/``; this
 module only stores its result and answers questions about it.
@@ -13,11 +14,9 @@ measures as «Исполнение дорожной карты не менее 3
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -25,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from roadmaps import model
-from roadmaps.deadlines import Deadline, Period
+from roadmaps.audience import ALL, AppliesTo, SchoolFacts
+from roadmaps.deadlines import Deadline
 from storage import repo
 from storage.files import StoredFile
 from storage.models import (
@@ -55,186 +54,21 @@ def parse_key(key: str) -> tuple[str, int]:
     return kind, int(raw)
 
 
-# --- saving --------------------------------------------------------------------------------
-
-
-@dataclass
-class SaveSummary:
-    key: str
-    roadmap_id: int
-    created: bool
-    items_new: int = 0
-    items_updated: int = 0
-    items_retired: int = 0
-    unchanged: bool = False
-    scope: str = ""
-    schools: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-
-def checksum(roadmap: model.Roadmap) -> str:
-    data = json.dumps(roadmap.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(data.encode()).hexdigest()
-
-
 def occurrences(due_dates: Sequence[str], period_end: date) -> list[date]:
     """Due dates to report: every due date, or the period end for an item without one."""
     return [date.fromisoformat(d) for d in due_dates] or [period_end]
 
 
-async def _resolve_scope(
-    session: AsyncSession, region_name: str | None, municipality_name: str | None
-) -> tuple[Region | None, Municipality | None, list[str]]:
-    warnings: list[str] = []
-    region = None
-    if region_name:
-        region = await session.scalar(select(Region).where(Region.name == region_name))
-        if region is None:
-            warnings.append(
-                f"Регион «{region_name}» не найден в базе: напоминания по карте пойдут, "
-                "когда в базе появятся его школы (или укажите --region так, как он назван "
-                "в списке школ)."
-            )
-            region = await repo.get_or_create_region(session, region_name)
-    municipality = None
-    if municipality_name:
-        query = select(Municipality).where(Municipality.name == municipality_name)
-        if region is not None:
-            query = query.where(Municipality.region_id == region.id)
-        found = list(await session.scalars(query))
-        if len(found) == 1:
-            municipality = found[0]
-        elif len(found) > 1:
-            warnings.append(
-                f"Муниципалитет «{municipality_name}» есть в нескольких регионах: укажите --region."
-            )
-        else:
-            warnings.append(
-                f"Муниципалитет «{municipality_name}» не найден в базе: укажите --municipality "
-                "так, как он назван в списке школ."
-            )
-            if region is not None:
-                municipality = await repo.get_or_create_municipality(
-                    session, region, municipality_name
-                )
-    return region, municipality, warnings
-
-
-async def save_roadmap(
-    session: AsyncSession,
-    roadmap: model.Roadmap,
-    *,
-    region: str | None = None,
-    municipality: str | None = None,
-    source_file: str | None = None,
-) -> SaveSummary:
-    """Insert or update a roadmap by its id; items are matched by number.
-
-    Items missing from a new version are retired (kept for their completions), never
-    deleted. ``region``/``municipality`` override the names written in the roadmap.
-    """
-    region_name = region or roadmap.region
-    municipality_name = municipality or roadmap.municipality
-    if roadmap.level != "municipality" and municipality is None:
-        municipality_name = None
-    region_row, municipality_row, warnings = await _resolve_scope(
-        session, region_name, municipality_name
-    )
-    digest = checksum(roadmap)
-    row = await session.scalar(select(Roadmap).where(Roadmap.key == roadmap.id))
-    created = row is None
-    if row is None:
-        row = Roadmap(key=roadmap.id)
-        session.add(row)
-    unchanged = not created and row.checksum == digest
-    row.title = roadmap.title
-    row.level = roadmap.level
-    row.period_start = roadmap.period.start
-    row.period_end = roadmap.period.end
-    row.region_id = region_row.id if region_row else None
-    row.municipality_id = municipality_row.id if municipality_row else None
-    row.source = source_file or roadmap.source
-    row.checksum = digest
-    row.definition = roadmap.model_dump(mode="json", exclude={"items"})
-    row.active = True
-    await session.flush()
-
-    summary = SaveSummary(roadmap.id, row.id, created, unchanged=unchanged, warnings=warnings)
-    existing = {
-        item.number: item
-        for item in await session.scalars(
-            select(RoadmapItem).where(RoadmapItem.roadmap_id == row.id)
-        )
-    }
-    seen: set[str] = set()
-    for position, item in enumerate(roadmap.items):
-        seen.add(item.number)
-        values = _item_values(item, roadmap.period, position)
-        db_item = existing.get(item.number)
-        if db_item is None:
-            session.add(RoadmapItem(roadmap_id=row.id, number=item.number, **values))
-            summary.items_new += 1
-            continue
-        if any(getattr(db_item, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(db_item, k, v)
-            summary.items_updated += 1
-    for number, db_item in existing.items():
-        if number not in seen and db_item.active:
-            db_item.active = False
-            summary.items_retired += 1
-    await session.flush()
-    schools = await schools_in_scope(session, row)
-    summary.schools = len(schools)
-    summary.scope = await scope_text(session, row)
-    await repo.audit(
-        session,
-        "roadmap_import",
-        "roadmap",
-        row.id,
-        None,
-        key=roadmap.id,
-        new=summary.items_new,
-        updated=summary.items_updated,
-        retired=summary.items_retired,
-    )
-    return summary
-
-
-def _item_values(item: model.RoadmapItem, period: Period, position: int) -> dict[str, Any]:
-    dues = item.due_dates(period)
-    return {
-        "position": position,
-        "section": item.section,
-        "action": item.action,
-        "deadline_text": item.deadline_text,
-        "deadline": item.deadline.to_json() if item.deadline else None,
-        "due_date": max(dues) if dues else None,
-        "due_dates": [d.isoformat() for d in sorted(set(dues))],
-        "executor_roles": list(item.executor_roles),
-        "executors": "; ".join(item.executors) or None,
-        "level": item.level,
-        "indicator": item.indicator,
-        "evidence": item.evidence,
-        "active": True,
-    }
-
-
-async def save_bundled(session: AsyncSession) -> list[SaveSummary]:
-    """Load the roadmaps shipped with the bot (seeds 002 and 003) into the database."""
-    from roadmaps.importer import load_bundled
-
-    return [await save_roadmap(session, roadmap) for roadmap in load_bundled()]
-
-
 async def scope_text(session: AsyncSession, roadmap: Roadmap) -> str:
+    audience = AppliesTo.from_json(roadmap.applies_to) or ALL
+    who = "" if audience.kind == "all" else f", {audience.describe()}"
     if roadmap.municipality_id is not None:
         municipality = await session.get(Municipality, roadmap.municipality_id)
-        return f"муниципалитет «{municipality.name}»"
+        return f"муниципалитет «{municipality.name}»{who}"
     if roadmap.region_id is not None:
         region = await session.get(Region, roadmap.region_id)
-        return f"регион «{region.name}»"
-    return "все школы"
+        return f"регион «{region.name}»{who}"
+    return "все школы" if not who else who.removeprefix(", ")
 
 
 @dataclass
@@ -277,7 +111,42 @@ async def active_roadmaps(session: AsyncSession) -> list[Roadmap]:
     )
 
 
+def facts_of(school: School) -> SchoolFacts:
+    return SchoolFacts(
+        school.code, school.name, school.is_shnor, school.is_shnsu, school.is_risk_zone
+    )
+
+
+def audience_of(item: RoadmapItem, roadmap: Roadmap) -> AppliesTo:
+    """Whom the item applies to: its own ``applies_to``, else its roadmap's, else everyone."""
+    return AppliesTo.from_json(item.applies_to) or AppliesTo.from_json(roadmap.applies_to) or ALL
+
+
+def for_school(item: RoadmapItem, roadmap: Roadmap, school: SchoolFacts | None) -> bool:
+    """The item is a school item and applies to this school (``None``: no school to check)."""
+    return school is None or audience_of(item, roadmap).matches(school)
+
+
+def for_municipality(item: RoadmapItem, roadmap: Roadmap, schools: Sequence[SchoolFacts]) -> bool:
+    """A municipality's own item reaches it when the item is for all schools or for at least
+    one of the municipality's schools (a ШНОР roadmap is nothing to a district without ШНОР)."""
+    audience = audience_of(item, roadmap)
+    return audience.kind == "all" or any(audience.matches(s) for s in schools)
+
+
 async def schools_in_scope(session: AsyncSession, roadmap: Roadmap) -> list[School]:
+    """Schools of the roadmap's geography that at least one of its audiences reaches."""
+    audiences = {AppliesTo.from_json(roadmap.applies_to) or ALL}
+    for item in await items_of(session, [roadmap.id]):
+        audiences.add(audience_of(item, roadmap))
+    return [
+        s
+        for s in await geographic_schools(session, roadmap)
+        if any(a.matches(facts_of(s)) for a in audiences)
+    ]
+
+
+async def geographic_schools(session: AsyncSession, roadmap: Roadmap) -> list[School]:
     query = select(School).order_by(School.name, School.id)
     if roadmap.municipality_id is not None:
         query = query.where(School.municipality_id == roadmap.municipality_id)
@@ -313,6 +182,8 @@ class Place:
     school_id: int | None
     municipality_id: int | None
     region_id: int | None
+    school: SchoolFacts | None = None  # a director's school, for the items' audience
+    municipality_schools: tuple[SchoolFacts, ...] = ()  # a municipal coordinator's schools
 
     @property
     def own_key(self) -> str | None:
@@ -333,25 +204,61 @@ class Place:
 
 async def place_of(session: AsyncSession, person: Person) -> Place:
     school_id, municipality_id, region_id = person.school_id, person.municipality_id, None
+    facts = None
     if school_id is not None:
         school = await session.get(School, school_id)
         municipality_id = school.municipality_id if school else municipality_id
+        facts = facts_of(school) if school else None
     if municipality_id is not None:
         municipality = await session.get(Municipality, municipality_id)
         region_id = municipality.region_id if municipality else None
     if region_id is None:
         region_id = person.region_id
-    return Place(person.role, school_id, municipality_id, region_id)
+    schools: tuple[SchoolFacts, ...] = ()
+    if person.role == Role.MUNICIPAL and municipality_id is not None:
+        query = select(School).where(School.municipality_id == municipality_id)
+        schools = tuple(facts_of(s) for s in await session.scalars(query))
+    return Place(person.role, school_id, municipality_id, region_id, facts, schools)
 
 
 async def roadmaps_for(session: AsyncSession, place: Place) -> list[Roadmap]:
-    return [
+    found = [
         r
         for r in await active_roadmaps(session)
         if covers(r, place.region_id, place.municipality_id)
         or (place.role == Role.REGIONAL and r.region_id == place.region_id)
         or (place.role == Role.ADMIN)
     ]
+    if place.role == Role.DIRECTOR and place.school is not None:
+
+        def reaches(item: RoadmapItem, roadmap: Roadmap) -> bool:
+            return applies(item, DIRECTOR) and for_school(item, roadmap, place.school)
+
+    elif place.role == Role.MUNICIPAL and place.municipality_id is not None:
+
+        def reaches(item: RoadmapItem, roadmap: Roadmap) -> bool:
+            return for_municipality(item, roadmap, place.municipality_schools)
+
+    else:
+        return found
+    by_id = {r.id: r for r in found}
+    reached = {
+        item.roadmap_id
+        for item in await items_of(session, list(by_id))
+        if reaches(item, by_id[item.roadmap_id])
+    }
+    return [r for r in found if r.id in reached]
+
+
+def is_mine(item: RoadmapItem, roadmap: Roadmap, place: Place) -> bool:
+    """The person reports this item: their role is among its executors, and a director's
+    school is among the schools it applies to."""
+    role = place.executor_role
+    if role is None or not applies(item, role):
+        return False
+    if role == MUNICIPAL:
+        return for_municipality(item, roadmap, place.municipality_schools)
+    return role != DIRECTOR or for_school(item, roadmap, place.school)
 
 
 async def items_of(session: AsyncSession, roadmap_ids: Iterable[int]) -> list[RoadmapItem]:
@@ -484,6 +391,21 @@ def applies(item: RoadmapItem, role: str) -> bool:
     return role in (item.executor_roles or [])
 
 
+def progress_for(
+    items: Iterable[RoadmapItem],
+    roadmap: Roadmap,
+    place: Place,
+    done: set[tuple[int, str, date]],
+    today: date,
+) -> Progress:
+    """The person's own progress (their role and key), counting only the items for them."""
+    role, key = place.executor_role, place.own_key
+    if role is None or key is None:
+        return Progress()
+    schools = place.municipality_schools if role == MUNICIPAL else None
+    return progress_of(items, roadmap, role, key, done, today, place.school, schools)
+
+
 def item_occurrences(item: RoadmapItem, roadmap: Roadmap) -> list[date]:
     return occurrences(item.due_dates or [], roadmap.period_end)
 
@@ -495,10 +417,22 @@ def progress_of(
     key: str,
     done: set[tuple[int, str, date]],
     today: date,
+    school: SchoolFacts | None = None,
+    municipality_schools: Sequence[SchoolFacts] | None = None,
 ) -> Progress:
+    """Progress of one respondent; a school's (a municipality's) counts only the items that
+    apply to it (see :func:`for_school`, :func:`for_municipality`)."""
     result = Progress()
     for item in items:
         if item.roadmap_id != roadmap.id or not applies(item, role):
+            continue
+        if role == DIRECTOR and not for_school(item, roadmap, school):
+            continue
+        if (
+            role == MUNICIPAL
+            and municipality_schools is not None
+            and not for_municipality(item, roadmap, municipality_schools)
+        ):
             continue
         for due_on in item_occurrences(item, roadmap):
             is_done = (item.id, key, due_on) in done
@@ -517,7 +451,9 @@ async def school_progress(
     schools = await schools_in_scope(session, roadmap)
     done = await done_set(session, [i.id for i in items])
     return {
-        s.id: progress_of(items, roadmap, DIRECTOR, respondent_key(s.id, None), done, today)
+        s.id: progress_of(
+            items, roadmap, DIRECTOR, respondent_key(s.id, None), done, today, facts_of(s)
+        )
         for s in schools
     }
 
@@ -528,17 +464,21 @@ async def municipality_progress(
     """Per municipality: (its own items, all its schools' items together)."""
     items = await items_of(session, [roadmap.id])
     done = await done_set(session, [i.id for i in items])
-    schools_by_municipality: dict[int, list[int]] = defaultdict(list)
+    schools_by_municipality: dict[int, list[School]] = defaultdict(list)
     for school in await schools_in_scope(session, roadmap):
-        schools_by_municipality[school.municipality_id].append(school.id)
+        schools_by_municipality[school.municipality_id].append(school)
+    facts_by_municipality: dict[int, list[SchoolFacts]] = defaultdict(list)
+    for school in await geographic_schools(session, roadmap):
+        facts_by_municipality[school.municipality_id].append(facts_of(school))
     out = {}
     for municipality in await municipalities_in_scope(session, roadmap):
-        own = progress_of(
-            items, roadmap, MUNICIPAL, respondent_key(None, municipality.id), done, today
-        )
+        key = respondent_key(None, municipality.id)
+        facts = facts_by_municipality.get(municipality.id, [])
+        own = progress_of(items, roadmap, MUNICIPAL, key, done, today, None, facts)
         schools = Progress()
-        for school_id in schools_by_municipality.get(municipality.id, []):
-            p = progress_of(items, roadmap, DIRECTOR, respondent_key(school_id, None), done, today)
+        for school in schools_by_municipality.get(municipality.id, []):
+            key = respondent_key(school.id, None)
+            p = progress_of(items, roadmap, DIRECTOR, key, done, today, facts_of(school))
             schools.done += p.done
             schools.total += p.total
             schools.due += p.due
@@ -592,6 +532,8 @@ async def roadmap_matrix(
     cells: dict[tuple[int, int], list[MatrixCell]] = {}
     for item in items:
         for school in schools:
+            if not for_school(item, roadmap, facts_of(school)):
+                continue  # the item is not for this school: no cells at all
             key = respondent_key(school.id, None)
             row = []
             for due_on in item_occurrences(item, roadmap):

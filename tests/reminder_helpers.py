@@ -25,7 +25,7 @@ from scheduler.reminders import Reminders
 from scheduler.sender import Sender
 from storage.database import create_engine, create_sessionmaker, upgrade
 from storage.models import Account, Campaign, CampaignTarget, Municipality, Person, Region, School
-from storage.roadmaps_db import save_roadmap
+from storage.roadmaps_save import save_roadmap
 
 KALININGRAD = "Калининградская область"
 KALMYKIA = "Республика Калмыкия"

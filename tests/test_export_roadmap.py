@@ -13,8 +13,10 @@ from exports.data import ExportScope
 from exports.roadmap import SHEET_ROADMAP, item_state
 from exports.service import run_export
 from exports.workbook import PERCENT_FORMAT
+from roadmaps.audience import ALL, AppliesTo
 from storage import roadmaps_db as rdb
 from storage.models import Roadmap, respondent_key
+from storage.roadmaps_save import save_roadmap
 from tests.export_fixtures import MUN_A, MUN_B, REGION, built_region
 from tests.reminder_helpers import roadmap
 
@@ -24,7 +26,7 @@ REGIONAL = "test_2023"
 DISTRICT = "district_b_2023"
 
 
-async def _load_roadmaps(services, schools: dict[str, int]) -> None:
+async def _load_roadmaps(services, schools: dict[str, int], shnor_only: bool = False) -> None:
     regional = roadmap(
         [
             ("1", "Назначить ответственных", "До 15.02.2023", ["director"]),
@@ -36,12 +38,22 @@ async def _load_roadmaps(services, schools: dict[str, int]) -> None:
         key=REGIONAL,
         region=REGION,
     )
+    if shnor_only:  # the region's ШНОР/ШНСУ (the default), item 5 for the risk zone only
+        items = [
+            i.model_copy(update={"applies_to": AppliesTo(kind="risk_zone")})
+            if i.number == "5"
+            else i
+            for i in regional.items
+        ]
+        regional = regional.model_copy(update={"items": items})
+    else:
+        regional = regional.model_copy(update={"applies_to": ALL})
     district = roadmap(
         [("1", "Семинар района", "До 01.03.2023", ["director"])], key=DISTRICT, region=REGION
-    ).model_copy(update={"title": "Районная карта", "milestones": []})
+    ).model_copy(update={"title": "Районная карта", "milestones": [], "applies_to": ALL})
     async with services.sessions() as session:
-        await rdb.save_roadmap(session, regional)
-        await rdb.save_roadmap(session, district, municipality=MUN_B)
+        await save_roadmap(session, regional)
+        await save_roadmap(session, district, municipality=MUN_B)
         await session.flush()
         items = {}
         for row in await session.scalars(select(Roadmap)):
@@ -68,14 +80,20 @@ async def _load_roadmaps(services, schools: dict[str, int]) -> None:
 
 
 async def export(
-    tmp_path: Path, factory, scope: ExportScope, *, roadmaps: bool = True, **options
+    tmp_path: Path,
+    factory,
+    scope: ExportScope,
+    *,
+    roadmaps: bool = True,
+    shnor_only: bool = False,
+    **options,
 ) -> Path:
     region = built_region(factory)
     tmp_path.mkdir(parents=True, exist_ok=True)
     services = await region.open(tmp_path)
     try:
         if roadmaps:
-            await _load_roadmaps(services, region.schools)
+            await _load_roadmaps(services, region.schools, shnor_only)
         out = tmp_path / "out.xlsx"
         await run_export(
             services.sessions,
@@ -197,6 +215,26 @@ async def test_municipal_coordinator_sees_only_their_schools(tmp_path, tmp_path_
     ids, _, rows = rows_by_id(load_workbook(out)[SHEET_ROADMAP])
     assert [r["school_code"] for r in rows] == ["B1", None]
     assert f"{DISTRICT}.1" in ids
+
+
+async def test_sheet_honours_applies_to(tmp_path, tmp_path_factory) -> None:
+    """A ШНОР/ШНСУ roadmap: only A1 (ШНОР) and A2 (ШНСУ) get its columns, B1 (plain) keeps
+    the district roadmap's; item 5 is for the risk zone (A1) only."""
+    out = await export(
+        tmp_path, tmp_path_factory, ExportScope(), shnor_only=True, writer_process=False
+    )
+    _ids, _, rows = rows_by_id(load_workbook(out)[SHEET_ROADMAP])
+    assert [r["school_code"] for r in rows] == ["A1", "A2", "B1", None]
+    schools = by_school(rows)
+    a1, a2 = schools[(MUN_A, "Школа №1")], schools[(MUN_A, "Школа №2")]
+    b1 = schools[(MUN_B, "Школа №1")]
+    assert a1[f"{REGIONAL}.5"] == "в срок до 01.12" and a1[f"{REGIONAL}__total"] == 5
+    assert a2[f"{REGIONAL}.5"] is None and a2[f"{REGIONAL}__total"] == 4
+    assert b1[f"{REGIONAL}.1"] is None and b1[f"{REGIONAL}__percent"] is None
+    assert b1[f"{DISTRICT}.1"] == "выполнено"
+    total = rows[-1]
+    assert total[f"{REGIONAL}.5"] == "выполнено в 0 из 1"
+    assert total[f"{REGIONAL}.1"] == "выполнено в 1 из 2"
 
 
 async def test_no_roadmap_no_sheet(tmp_path, tmp_path_factory) -> None:

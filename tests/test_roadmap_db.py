@@ -16,6 +16,7 @@ from roadmaps.deadlines import Deadline
 from roadmaps.importer import load_bundled
 from storage import roadmaps_db as rdb
 from storage.models import ItemCompletion, Roadmap, RoadmapItem
+from storage.roadmaps_save import save_bundled, save_roadmap
 from tests.reminder_helpers import (
     KALININGRAD,
     World,
@@ -41,17 +42,18 @@ async def roadmap_row(world: World, key: str) -> Roadmap:
 
 async def test_bundled_seeds_load_into_the_database(world: World) -> None:
     async with world.sessions() as session:
-        summaries = await rdb.save_bundled(session)
+        summaries, skipped = await save_bundled(session)
+        assert skipped == []
         await session.commit()
     by_key = {s.key: s for s in summaries}
     assert by_key["kaliningrad_2023"].items_new == 32
     assert by_key["chernozemelsky_2022_2023_oko"].items_new == 17
     assert by_key["chernozemelsky_2022_2023_shnor"].items_new == 11
     assert by_key["kaliningrad_2023"].schools == 4  # the Kaliningrad region of the test world
-    assert by_key["kaliningrad_2023"].scope == f"регион «{KALININGRAD}»"
+    assert by_key["kaliningrad_2023"].scope == f"регион «{KALININGRAD}», ШНОР и ШНСУ"
 
     async with world.sessions() as session:
-        again = await rdb.save_bundled(session)
+        again, _ = await save_bundled(session)
         await session.commit()
         assert all(s.unchanged and s.items_new == s.items_updated == 0 for s in again)
         rows = await rdb.list_roadmaps(session)
@@ -99,7 +101,7 @@ async def test_reimport_updates_retires_and_keeps_completions(world: World) -> N
         ]
     )
     async with world.sessions() as session:
-        summary = await rdb.save_roadmap(session, second)
+        summary = await save_roadmap(session, second)
         await session.commit()
         assert (summary.created, summary.items_new, summary.items_updated) == (False, 1, 1)
         assert summary.items_retired == 1

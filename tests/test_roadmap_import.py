@@ -9,7 +9,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from roadmaps import importer
+from roadmaps import importer, xlsx_table
 from roadmaps.deadlines import Period
 from roadmaps.importer import (
     RoadmapFormatError,
@@ -348,7 +348,7 @@ def test_zip_bomb_compression_ratio(tmp_path):
 
 
 def test_zip_bomb_total_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(importer, "MAX_UNCOMPRESSED_BYTES", 2**20)
+    monkeypatch.setattr(xlsx_table, "MAX_UNCOMPRESSED_BYTES", 2**20)
     bomb = _fake_xlsx_with(tmp_path, 2 * 2**20)
     assert "после распаковки больше" in _single_problem(bomb)
 
@@ -569,3 +569,135 @@ def test_without_number_column_items_are_numbered(tmp_path):
     res = _import(path)
     assert res.problems == []
     assert [it.number for it in res.roadmap.items] == ["1", "2"]
+
+
+# ------------------------------------------------------------------ header above the data (item 12)
+
+
+def test_data_row_with_srok_is_not_taken_for_a_repeated_header(tmp_path):
+    path = _xlsx(
+        tmp_path / "srok.xlsx",
+        [
+            ["Дорожная карта на 2024 год"],
+            ["№", "Мероприятие", "Сроки", "Ответственный"],
+            ["1.", "Проведение мероприятия для директоров", "Срок — 20.09.2024", "Директор школы"],
+            ["2.", "Совещание", "Срок: до 01.10.2024", "Ответственный: директор школы"],
+        ],
+    )
+    res = _import(path, Period.calendar_year(2024))
+    assert [it.number for it in res.roadmap.items] == ["1.", "2."]
+    assert res.roadmap.items[0].deadline.end == dt.date(2024, 9, 20)
+    assert res.roadmap.items[1].deadline.end == dt.date(2024, 10, 1)
+    assert res.ok
+
+
+def test_data_row_below_an_unknown_header_is_not_the_header(tmp_path):
+    path = _xlsx(
+        tmp_path / "unknown.xlsx",
+        [
+            ["Дорожная карта на 2024 год"],
+            ["№", "Содержание работы", "Когда", "Кто"],
+            ["1.", "Проведение мероприятия", "Срок — 20.09.2024", "Ответственный: директор"],
+        ],
+    )
+    res = _import(path, Period.calendar_year(2024))
+    assert res.roadmap.items == []
+    (problem,) = res.problems  # the data row is not taken for a header missing nothing
+    assert "Не найдена строка заголовков" in problem.message and "«Сроки»" in problem.message
+
+
+def test_header_without_items_says_why(tmp_path):
+    path = _xlsx(
+        tmp_path / "empty.xlsx",
+        [["Дорожная карта на 2024 год"], ["№", "Мероприятие", "Сроки", "Ответственный"], [1, 2, 3]],
+    )
+    res = _import(path, Period.calendar_year(2024))
+    assert res.roadmap.items == []
+    (problem,) = res.errors
+    assert problem.row == 2 and "нет ни одной строки с мероприятием" in problem.message
+
+
+# ------------------------------------------------------------------ period from the title (13)
+
+
+@pytest.mark.parametrize(
+    ("title", "period"),
+    [
+        ("План-график «дорожная карта» на 2024 год", Period.calendar_year(2024)),
+        ("Дорожная карта на 2024/2025 учебный год", Period.academic_year(2024)),
+        ("Дорожная карта в 2022-2023 учебном году", Period.academic_year(2022)),
+        ("План мероприятий по поддержке школ в 2023 году", Period.calendar_year(2023)),
+        ("Дорожная карта на 2024–2025 годы", Period(dt.date(2024, 1, 1), dt.date(2025, 12, 31))),
+        (  # seed 003: the report is "в", the roadmap "на"
+            "Об утверждении отчета в 2021-2022 учебном году "
+            "и дорожных карт на 2022-2023 учебный год",
+            Period.academic_year(2022),
+        ),
+    ],
+)
+def test_period_and_title_are_read_from_the_title_row(tmp_path, title, period):
+    path = _xlsx(
+        tmp_path / "t.xlsx",
+        [
+            ["Приложение к приказу от 13.01.2023 № 28/1"],
+            [title],
+            ["№", "Мероприятие", "Сроки", "Ответственный"],
+            ["1.", "Совещание", "ежегодно", "Директор школы"],
+        ],
+    )
+    res = import_xlsx(path, roadmap_id="t", title=None, period=None, level="region")
+    assert res.roadmap.period == period
+    assert res.roadmap.title == title
+    assert res.period_from_title
+
+
+def test_no_period_in_the_title_asks_for_it(tmp_path):
+    path = _xlsx(
+        tmp_path / "t.xlsx",
+        [
+            ["Дорожная карта"],
+            ["№", "Мероприятие", "Сроки", "Ответственный"],
+            ["1.", "А", "май", "О"],
+        ],
+    )
+    with pytest.raises(importer.PeriodNotFound, match="--period"):
+        import_xlsx(path, roadmap_id="t", title=None, period=None, level="region")
+    two = _xlsx(
+        tmp_path / "two.xlsx",
+        [
+            ["Дорожная карта на 2023 год и на 2024 год"],
+            ["№", "Мероприятие", "Сроки", "Ответственный"],
+            ["1.", "А", "май", "ОО"],
+        ],
+    )
+    with pytest.raises(importer.PeriodNotFound, match="несколько"):
+        import_xlsx(two, roadmap_id="t", title=None, period=None, level="region")
+
+
+def test_once_a_month_from_xlsx_is_due_every_month(tmp_path):
+    path = _xlsx(
+        tmp_path / "m.xlsx",
+        [
+            ["Дорожная карта на 2024/2025 учебный год"],
+            ["№", "Мероприятие", "Сроки", "Ответственный"],
+            ["1.", "Мониторинг посещаемости", "Не реже 1 раза в месяц", "Директор школы"],
+        ],
+    )
+    res = import_xlsx(path, roadmap_id="t", title=None, period=None, level="region")
+    (item,) = res.roadmap.items
+    due = item.due_dates(res.roadmap.period)
+    assert len(due) == 12 and due[0] == dt.date(2024, 9, 30) and due[-1] == dt.date(2025, 8, 31)
+
+
+def test_labelled_cells_of_a_row_without_number_or_date_are_data(tmp_path):
+    path = _xlsx(
+        tmp_path / "labels.xlsx",
+        [
+            ["Дорожная карта на 2024 год"],
+            ["Содержание", "Когда", "Кто"],  # a header the importer does not know
+            ["Мероприятие: семинар", "Срок — в течение года", "Ответственный: директор"],
+        ],
+    )
+    res = _import(path, Period.calendar_year(2024))
+    (problem,) = res.problems
+    assert "Не найдена строка заголовков" in problem.message
