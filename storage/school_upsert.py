@@ -1,0 +1,260 @@
+"""Write a schools list into the database: match, check, upsert in batches.
+
+Rows come one at a time (``SchoolStream``). Each is matched to a school of the region
+by its code, else by municipality + name (``normalize_key``), and checked against the
+database: a code of another region's school, a school recorded with another code, a
+rename onto another school, two rows for one school are problems, reported with the
+row. While there is no problem the rows are written in batches of ``BATCH_SIZE`` with
+Core inserts and updates; after the first one nothing more is written and the caller
+rolls the transaction back, so a file imports whole or not at all.
+
+The index of the schools already there holds ids, codes, name keys and a fingerprint,
+never ORM objects, so memory stays small for a big region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import repo
+from storage.models import Municipality, Region, School
+from storage.school_import import ImportIssue, IssueLog, SchoolRow, normalize_key
+
+BATCH_SIZE = 1000
+SCHOOLS = School.__table__
+MUNICIPALITIES = Municipality.__table__
+CODE = "Код ОО"
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    municipalities_created: int = 0
+
+
+class RegionChoiceError(ValueError):
+    """No region was given and the database cannot tell which; ``str()`` is Russian."""
+
+
+class SchoolImportError(ValueError):
+    def __init__(self, issues: list[ImportIssue]) -> None:
+        super().__init__("\n".join(map(str, issues)))
+        self.issues = issues
+
+
+async def resolve_region(session: AsyncSession, name: str | None, timezone: str) -> Region:
+    """The region to import into: the one named (matched like school names, created if
+    new), else the only one in the database; otherwise ``RegionChoiceError``."""
+    regions = list(await session.scalars(select(Region).order_by(Region.name)))
+    if name is not None and name.strip():
+        wanted = normalize_key(name)
+        found = next((r for r in regions if normalize_key(r.name) == wanted), None)
+        return found or await repo.get_or_create_region(session, " ".join(name.split()), timezone)
+    if len(regions) == 1:
+        return regions[0]
+    if not regions:
+        raise RegionChoiceError(
+            "Укажите регион: в базе ещё нет ни одного региона. Например: "
+            "python -m bot import-schools ФАЙЛ.xlsx --region «Калининградская область»"
+        )
+    names = ", ".join(f"«{r.name}»" for r in regions)
+    raise RegionChoiceError(
+        f"В базе несколько регионов: {names}. Укажите, в какой загружать: "
+        f"--region «{regions[0].name}»"
+    )
+
+
+def _fingerprint(name: str, shnor: bool, shnsu: bool, risk: bool, director: str | None) -> int:
+    return hash((name, bool(shnor), bool(shnsu), bool(risk), director))
+
+
+class _Index:
+    """What the database already holds, keyed the way rows are matched."""
+
+    def __init__(self) -> None:
+        self.municipalities: dict[str, int] = {}  # name key -> id
+        self.by_code: dict[str, int] = {}  # casefolded code -> school id (this region)
+        self.by_name: dict[tuple[int, str], int] = {}  # (municipality id, name key) -> id
+        self.state: dict[int, tuple[int, str | None, int]] = {}  # id -> (mun., code, print)
+        self.foreign: dict[str, int] = {}  # casefolded code -> region id (other regions)
+        self.region_names: dict[int, str] = {}
+
+    @classmethod
+    async def load(cls, session: AsyncSession, region_id: int) -> _Index:
+        index = cls()
+        for mid, name in await session.execute(
+            select(Municipality.id, Municipality.name).where(Municipality.region_id == region_id)
+        ):
+            index.municipalities[normalize_key(name)] = mid
+        index.region_names = dict((await session.execute(select(Region.id, Region.name))).all())
+        query = select(
+            School.id,
+            School.municipality_id,
+            School.code,
+            School.name,
+            School.is_shnor,
+            School.is_shnsu,
+            School.is_risk_zone,
+            School.director_name,
+            Municipality.region_id,
+        ).join(Municipality, Municipality.id == School.municipality_id)
+        for sid, mid, code, name, shnor, shnsu, risk, director, rid in await session.execute(query):
+            if rid != region_id:
+                if code:
+                    index.foreign[code.casefold()] = rid
+                continue
+            if code:
+                index.by_code[code.casefold()] = sid
+            index.by_name[(mid, normalize_key(name))] = sid
+            index.state[sid] = (mid, code, _fingerprint(name, shnor, shnsu, risk, director))
+        return index
+
+
+class _Writer:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.inserts: list[dict[str, object]] = []
+        self.updates: list[dict[str, object]] = []
+
+    def pending(self) -> int:
+        return len(self.inserts) + len(self.updates)
+
+    def drop(self) -> None:
+        self.inserts.clear()
+        self.updates.clear()
+
+    async def flush(self) -> None:
+        if self.inserts:
+            await self.session.execute(insert(SCHOOLS), self.inserts)
+        if self.updates:
+            statement = (
+                update(SCHOOLS)
+                .where(SCHOOLS.c.id == bindparam("b_id"))
+                .values(
+                    municipality_id=bindparam("b_municipality_id"),
+                    code=bindparam("b_code"),
+                    name=bindparam("b_name"),
+                    is_shnor=bindparam("b_is_shnor"),
+                    is_shnsu=bindparam("b_is_shnsu"),
+                    is_risk_zone=bindparam("b_is_risk_zone"),
+                    director_name=bindparam("b_director_name"),
+                )
+            )
+            await self.session.execute(statement, self.updates)
+        self.drop()
+
+
+async def upsert_schools(
+    session: AsyncSession, region: Region, rows: Iterable[SchoolRow], issues: IssueLog
+) -> ImportSummary:
+    """Match, check and write ``rows`` (see the module docstring). Problems go to
+    ``issues`` (which may already hold the file's own); if it is not empty afterwards,
+    roll back."""
+    summary = ImportSummary()
+    index = await _Index.load(session, region.id)
+    writer = _Writer(session)
+    matched: dict[int, int] = {}  # school id -> the row that matched it
+    placeholder = 0
+    for row in rows:
+        m_key = normalize_key(row.municipality)
+        mid = index.municipalities.get(m_key)
+        if mid is None:
+            summary.municipalities_created += 1
+            if issues:
+                placeholder -= 1  # nothing is written any more; only keep checking
+                mid = placeholder
+            else:
+                result = await session.execute(
+                    insert(MUNICIPALITIES).values(region_id=region.id, name=row.municipality)
+                )
+                mid = result.inserted_primary_key[0]
+            index.municipalities[m_key] = mid
+        sid = _match(row, mid, normalize_key(row.name), index, issues)
+        if sid == -1:
+            writer.drop()
+            continue
+        if sid is not None:
+            first = matched.setdefault(sid, row.row)
+            if first != row.row:
+                issues.add(
+                    row.row,
+                    None,
+                    f"это та же школа, что в строке {first} (совпадает код или наименование "
+                    "в базе). Удалите повтор или исправьте код.",
+                )
+        if issues:
+            writer.drop()
+            continue
+        values = {
+            "municipality_id": mid,
+            "name": row.name,
+            "is_shnor": row.shnor,
+            "is_shnsu": row.shnsu,
+            "is_risk_zone": row.risk_zone,
+            "director_name": row.director,
+        }
+        if sid is None:
+            writer.inserts.append({**values, "code": row.code})
+            summary.created += 1
+        else:
+            old_mid, old_code, old_print = index.state[sid]
+            code = row.code or old_code
+            fingerprint = _fingerprint(row.name, row.shnor, row.shnsu, row.risk_zone, row.director)
+            if (old_mid, old_code, old_print) == (mid, code, fingerprint):
+                summary.unchanged += 1
+            else:
+                values["code"] = code
+                writer.updates.append({"b_id": sid, **{f"b_{k}": v for k, v in values.items()}})
+                summary.updated += 1
+        if writer.pending() >= BATCH_SIZE:
+            await writer.flush()
+    if not issues:
+        await writer.flush()
+        await repo.audit(session, "import_schools", "region", region.id, None, **summary.__dict__)
+    return summary
+
+
+def _match(row: SchoolRow, mid: int, name_key: str, index: _Index, issues: IssueLog) -> int | None:
+    """The id of the school this row updates, None for a new school, -1 for a problem."""
+    code_key = row.code.casefold() if row.code else None
+    if code_key is not None and code_key in index.foreign:
+        region = index.region_names.get(index.foreign[code_key], "")
+        issues.add(
+            row.row,
+            CODE,
+            f"код «{row.code}» уже есть у школы в регионе «{region}». Проверьте код; если "
+            f"файл относится к этому региону, загрузите его с --region «{region}».",
+        )
+        return -1
+    by_name = index.by_name.get((mid, name_key))
+    sid = index.by_code.get(code_key) if code_key is not None else None
+    if sid is not None:
+        if by_name is not None and by_name != sid:
+            other = index.state[by_name][1]
+            issues.add(
+                row.row,
+                None,
+                f"в муниципалитете «{row.municipality}» уже есть другая школа "
+                f"«{row.name}»" + (f" (код «{other}»)" if other else "") + ". "
+                "Уточните наименование или код.",
+            )
+            return -1
+        return sid
+    if by_name is not None:
+        old_code = index.state[by_name][1]
+        if old_code and row.code and old_code.casefold() != code_key:
+            issues.add(
+                row.row,
+                CODE,
+                f"школа «{row.name}» ({row.municipality}) записана в базе с кодом «{old_code}», "
+                f"а в файле — «{row.code}». Если это та же школа, укажите код «{old_code}»; "
+                "если другая — уточните наименование.",
+            )
+            return -1
+    return by_name
