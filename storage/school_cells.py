@@ -82,13 +82,14 @@ TRUE_WORDS = frozenset({"да", "+", "1", "x", "х", "true", "v", "✓", "✔"})
 FALSE_WORDS = frozenset({"нет", "-", "–", "—", "0", "false"})
 
 _BRACKETS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-_QUOTES = str.maketrans({c: '"' for c in "«»“”„‟″'`"})
+# Regexes, not str.translate: translate with a mapping costs ~10 µs per cell.
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_QUOTES = re.compile("[«»“”„‟″'`]")
 
 
 def collapse(text: str) -> str:
     """Strip, drop invisible characters and collapse inner whitespace (incl. NBSP)."""
-    return " ".join(text.translate(_INVISIBLE).split())
+    return " ".join(_INVISIBLE.sub("", text).split())
 
 
 def normalize_key(text: str) -> str:
@@ -96,7 +97,7 @@ def normalize_key(text: str) -> str:
 
     Use it in the database importer too, so the file and the DB agree on duplicates.
     """
-    return collapse(text).casefold().replace("ё", "е").translate(_QUOTES)
+    return _QUOTES.sub('"', collapse(text).casefold().replace("ё", "е"))
 
 
 def normalize_header(text: str) -> str:
@@ -109,6 +110,8 @@ def cell_text(value: object) -> str:
     """Cell value as collapsed text; numbers like 39001.0 become "39001"."""
     if value is None:
         return ""
+    if type(value) is str:
+        return collapse(value)
     if isinstance(value, bool):
         return "да" if value else "нет"
     if isinstance(value, float):

@@ -323,7 +323,7 @@ def _parse(
     filled = 0
     code_rows: dict[str, int] = {}
     key_rows: dict[tuple[str, str], tuple[int, str | None]] = {}
-    municipality_keys: dict[str, str] = {}  # one shared key string per municipality
+    municipality_keys: dict[str, str] = {}
     progress_every = PROGRESS_EVERY if out._on_progress is not None else 0
     data = (item for item in head if item[0] > header.row)
     for row_no, values in itertools.chain(data, sheet):
@@ -356,8 +356,9 @@ def _parse(
                     "У каждой школы должен быть свой код — исправьте или удалите повтор.",
                 )
                 continue
-        m_key = normalize_key(school.municipality)
-        m_key = municipality_keys.setdefault(m_key, m_key)
+        m_key = municipality_keys.get(school.municipality)
+        if m_key is None:  # one key string per municipality, computed once
+            m_key = municipality_keys[school.municipality] = normalize_key(school.municipality)
         clash_row, clash_code = key_rows.setdefault(
             (m_key, normalize_key(school.name)), (row_no, school.code)
         )
@@ -399,15 +400,12 @@ def _parse_row(
     """The row's school; None for a blank row, ``_BAD`` for a bad one (its problems go to
     ``issues``), ``_SKIPPED`` for a template example row."""
 
-    def raw(field_id: str) -> object:
-        idx = header.fields.get(field_id)
-        if idx is None or idx >= len(values):
-            return None
-        return values[idx]
-
-    if _is_blank(raw(f) for f in header.fields):
+    width = len(values)
+    raw = {f: values[i] if i < width else None for f, i in header.fields.items()}
+    cells = {f: cell_text(v) for f, v in raw.items()}
+    if not any(cells.values()):
         return None
-    if EXAMPLE_MARK in cell_text(raw("name")).casefold():
+    if EXAMPLE_MARK in cells["name"].casefold():
         out.examples_skipped += 1
         return _SKIPPED
 
@@ -415,7 +413,7 @@ def _parse_row(
     titles = header.titles
 
     def text(field_id: str, what: str, limit: int) -> str:
-        value = cell_text(raw(field_id))
+        value = cells.get(field_id, "")
         if len(value) > limit:
             issues.add(
                 row_no,
@@ -438,18 +436,18 @@ def _parse_row(
             titles["name"],
             "не указано наименование школы. Заполните ячейку или удалите строку.",
         )
-    code = text("code", "код", MAX_CODE_LEN) if "code" in header.fields else ""
-    director = text("director", "ФИО директора", MAX_TEXT_LEN) if "director" in titles else ""
+    code = text("code", "код", MAX_CODE_LEN)
+    director = text("director", "ФИО директора", MAX_TEXT_LEN)
 
     flags: dict[str, bool] = {}
     for field_id in FLAG_FIELDS:
-        value = raw(field_id)
-        parsed = parse_flag(value)
+        value = raw.get(field_id)
+        parsed = parse_flag(cells[field_id] if isinstance(value, str) else value)
         if parsed is None:
             issues.add(
                 row_no,
                 titles[field_id],
-                f"непонятное значение {_quote(cell_text(value), 40)}. Укажите «да» или «нет».",
+                f"непонятное значение {_quote(cells[field_id], 40)}. Укажите «да» или «нет».",
             )
             parsed = False
         flags[field_id] = parsed

@@ -104,7 +104,8 @@ class _Index:
             School.director_name,
             Municipality.region_id,
         ).join(Municipality, Municipality.id == School.municipality_id)
-        for sid, mid, code, name, shnor, shnsu, risk, director, rid in await session.execute(query):
+        rows = await session.stream(query.execution_options(yield_per=BATCH_SIZE))
+        async for sid, mid, code, name, shnor, shnsu, risk, director, rid in rows:
             if rid != region_id:
                 if code:
                     index.foreign[code.casefold()] = rid
@@ -161,8 +162,11 @@ async def upsert_schools(
     writer = _Writer(session)
     matched: dict[int, int] = {}  # school id -> the row that matched it
     placeholder = 0
+    municipality_keys: dict[str, str] = {}  # as written -> key; names repeat a lot
     for row in rows:
-        m_key = normalize_key(row.municipality)
+        m_key = municipality_keys.get(row.municipality)
+        if m_key is None:
+            m_key = municipality_keys[row.municipality] = normalize_key(row.municipality)
         mid = index.municipalities.get(m_key)
         if mid is None:
             summary.municipalities_created += 1
