@@ -27,6 +27,7 @@ from storage.school_cells import (
     FLAG_FIELDS,
     REQUIRED_FIELDS,
     cell_text,
+    name_digest,
     normalize_header,
 )
 from storage.school_cells import normalize_key as normalize_key
@@ -322,7 +323,7 @@ def _parse(
     yielded = 0
     filled = 0
     code_rows: dict[str, int] = {}
-    key_rows: dict[tuple[str, str], tuple[int, str | None]] = {}
+    name_rows: dict[bytes, int] = {}  # name_digest -> row * 2 + (1 if it has a code)
     municipality_keys: dict[str, str] = {}
     progress_every = PROGRESS_EVERY if out._on_progress is not None else 0
     data = (item for item in head if item[0] > header.row)
@@ -359,11 +360,11 @@ def _parse(
         m_key = municipality_keys.get(school.municipality)
         if m_key is None:  # one key string per municipality, computed once
             m_key = municipality_keys[school.municipality] = normalize_key(school.municipality)
-        clash_row, clash_code = key_rows.setdefault(
-            (m_key, normalize_key(school.name)), (row_no, school.code)
-        )
+        mark = row_no * 2 + (school.code is not None)
+        clash = name_rows.setdefault(name_digest(m_key, normalize_key(school.name)), mark)
+        clash_row = clash >> 1
         if clash_row != row_no:
-            if clash_code and school.code:
+            if clash & 1 and school.code:
                 advice = (
                     "с другим кодом. В одном муниципалитете наименования школ не должны "
                     "повторяться: уточните наименование (например, добавьте населённый пункт)."

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import repo
 from storage.models import Municipality, Region, School
+from storage.school_cells import name_digest
 from storage.school_import import ImportIssue, IssueLog, SchoolRow, normalize_key
 
 BATCH_SIZE = 1000
@@ -80,7 +81,7 @@ class _Index:
     def __init__(self) -> None:
         self.municipalities: dict[str, int] = {}  # name key -> id
         self.by_code: dict[str, int] = {}  # casefolded code -> school id (this region)
-        self.by_name: dict[tuple[int, str], int] = {}  # (municipality id, name key) -> id
+        self.by_name: dict[bytes, int] = {}  # name_digest(municipality id, name key) -> id
         self.state: dict[int, tuple[int, str | None, int]] = {}  # id -> (mun., code, print)
         self.foreign: dict[str, int] = {}  # casefolded code -> region id (other regions)
         self.region_names: dict[int, str] = {}
@@ -112,7 +113,7 @@ class _Index:
                 continue
             if code:
                 index.by_code[code.casefold()] = sid
-            index.by_name[(mid, normalize_key(name))] = sid
+            index.by_name[name_digest(str(mid), normalize_key(name))] = sid
             index.state[sid] = (mid, code, _fingerprint(name, shnor, shnsu, risk, director))
         return index
 
@@ -236,7 +237,7 @@ def _match(row: SchoolRow, mid: int, name_key: str, index: _Index, issues: Issue
             f"файл относится к этому региону, загрузите его с --region «{region}».",
         )
         return -1
-    by_name = index.by_name.get((mid, name_key))
+    by_name = index.by_name.get(name_digest(str(mid), name_key))
     sid = index.by_code.get(code_key) if code_key is not None else None
     if sid is not None:
         if by_name is not None and by_name != sid:
