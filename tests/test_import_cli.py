@@ -16,6 +16,7 @@ from bot.schools_cli import import_progress
 from storage import school_import, school_upsert
 from storage.database import create_engine, upgrade_sync
 from storage.school_import import write_schools_template
+from tests.pg import requires_postgres, temporary_database
 
 runner = CliRunner()
 REGION = "Калининградская область"
@@ -266,3 +267,34 @@ def test_template_into_an_unwritable_place_is_a_plain_message(settings, tmp_path
     blocker.write_text("")
     result = invoke(str(blocker / "template.xlsx"), "--template")
     assert result.exit_code == 1 and "Не удалось записать шаблон" in result.output
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@requires_postgres
+async def test_reimport_and_rollback_on_postgres(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(school_upsert, "BATCH_SIZE", 2)
+    path = write_schools(tmp_path / "schools.xlsx", GOOD)
+    async with temporary_database() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        first = await asyncio.to_thread(invoke, str(path), "--region", REGION)
+        assert first.exit_code == 0, first.output
+        again = await asyncio.to_thread(invoke, str(path))
+        assert again.exit_code == 0 and "без изменений 3" in again.output, again.output
+        other = await asyncio.to_thread(invoke, str(path), "--region", "Другая область")
+        assert other.exit_code == 1 and "39001" in other.output
+        bad = write_schools(
+            tmp_path / "bad.xlsx",
+            [*GOOD, ("Новый округ", "Новая школа", 1, "", "", "", None), ("Г", "Ш", 2, "?")],
+        )
+        failed = await asyncio.to_thread(invoke, str(bad))
+        assert failed.exit_code == 1 and "Строка 6" in failed.output
+        engine = create_engine(url)
+        async with engine.connect() as conn:
+            counts = [
+                (await conn.execute(text(f"select count(*) from {table}"))).scalar()
+                for table in ("regions", "municipalities", "schools")
+            ]
+        await engine.dispose()
+        assert counts == [1, 2, 3]
