@@ -187,7 +187,7 @@ async def open_campaign(
     if not campaign.targets:
         raise CampaignError(
             "Анкету некому открыть: нет подходящих школ. Сначала загрузите список: "
-            "python -m bot import-schools ФАЙЛ.xlsx"
+            "python -m bot import-schools ФАЙЛ.xlsx --region «Название региона»"
         )
     session.add(campaign)
     await session.flush()
