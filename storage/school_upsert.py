@@ -14,6 +14,8 @@ never ORM objects, so memory stays small for a big region.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from storage.school_cells import name_digest
 from storage.school_import import ImportIssue, IssueLog, SchoolRow, normalize_key
 
 BATCH_SIZE = 1000
+TICK_EVERY = 50  # rows between two chances for the batch in flight to progress
 SCHOOLS = School.__table__
 MUNICIPALITIES = Municipality.__table__
 CODE = "Код ОО"
@@ -119,10 +122,15 @@ class _Index:
 
 
 class _Writer:
+    """Batches of inserts and updates. A full batch is handed to the driver and written
+    while the next one is read (SQLite and asyncpg work outside the event loop); at most
+    one batch is in flight, and nothing else uses the session meanwhile."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.inserts: list[dict[str, object]] = []
         self.updates: list[dict[str, object]] = []
+        self._in_flight: asyncio.Task[None] | None = None
 
     def pending(self) -> int:
         return len(self.inserts) + len(self.updates)
@@ -132,9 +140,28 @@ class _Writer:
         self.updates.clear()
 
     async def flush(self) -> None:
-        if self.inserts:
-            await self.session.execute(insert(SCHOOLS), self.inserts)
-        if self.updates:
+        """Start writing the pending batch (after the one in flight has been written)."""
+        await self.wait()
+        inserts, updates = self.inserts, self.updates
+        self.inserts, self.updates = [], []
+        if inserts or updates:
+            self._in_flight = asyncio.ensure_future(self._write(inserts, updates))
+            await asyncio.sleep(0)
+
+    async def tick(self) -> None:
+        """Let the batch in flight move on (the rows are read without awaiting)."""
+        if self._in_flight is not None:
+            await asyncio.sleep(0)
+
+    async def wait(self) -> None:
+        if self._in_flight is not None:
+            task, self._in_flight = self._in_flight, None
+            await task
+
+    async def _write(self, inserts: list[dict[str, object]], updates: list[dict[str, object]]):
+        if inserts:
+            await self.session.execute(insert(SCHOOLS), inserts)
+        if updates:
             statement = (
                 update(SCHOOLS)
                 .where(SCHOOLS.c.id == bindparam("b_id"))
@@ -148,8 +175,7 @@ class _Writer:
                     director_name=bindparam("b_director_name"),
                 )
             )
-            await self.session.execute(statement, self.updates)
-        self.drop()
+            await self.session.execute(statement, updates)
 
 
 async def upsert_schools(
@@ -158,44 +184,78 @@ async def upsert_schools(
     """Match, check and write ``rows`` (see the module docstring). Problems go to
     ``issues`` (which may already hold the file's own); if it is not empty afterwards,
     roll back."""
-    summary = ImportSummary()
-    index = await _Index.load(session, region.id)
-    writer = _Writer(session)
-    matched: dict[int, int] = {}  # school id -> the row that matched it
-    placeholder = 0
-    municipality_keys: dict[str, str] = {}  # as written -> key; names repeat a lot
-    for row in rows:
-        m_key = municipality_keys.get(row.municipality)
-        if m_key is None:
-            m_key = municipality_keys[row.municipality] = normalize_key(row.municipality)
-        mid = index.municipalities.get(m_key)
-        if mid is None:
-            summary.municipalities_created += 1
+    run = _Run(session, region, await _Index.load(session, region.id), issues)
+    try:
+        for count, row in enumerate(rows):
+            if count % TICK_EVERY == 0:
+                await run.writer.tick()
+            mid = await run.municipality_id(row.municipality)
+            sid = _match(row, mid, normalize_key(row.name), run.index, issues)
+            if sid is not None and sid != -1:
+                first = run.matched.setdefault(sid, row.row)
+                if first != row.row:
+                    issues.add(
+                        row.row,
+                        None,
+                        f"это та же школа, что в строке {first} (совпадает код или наименование "
+                        "в базе). Удалите повтор или исправьте код.",
+                    )
             if issues:
-                placeholder -= 1  # nothing is written any more; only keep checking
-                mid = placeholder
+                run.writer.drop()  # nothing more is written; the rows are only checked
+                continue
+            run.stage(row, mid, sid)
+            if run.writer.pending() >= BATCH_SIZE:
+                await run.writer.flush()
+        if not issues:
+            await run.writer.flush()
+        await run.writer.wait()
+    finally:
+        with contextlib.suppress(Exception):  # only when the loop itself failed
+            await run.writer.wait()
+    if not issues:
+        await repo.audit(
+            session, "import_schools", "region", region.id, None, **run.summary.__dict__
+        )
+    return run.summary
+
+
+class _Run:
+    """The state of one import: what is there, what was matched, what is being written."""
+
+    def __init__(
+        self, session: AsyncSession, region: Region, index: _Index, issues: IssueLog
+    ) -> None:
+        self.session = session
+        self.region_id = region.id
+        self.index = index
+        self.issues = issues
+        self.writer = _Writer(session)
+        self.summary = ImportSummary()
+        self.matched: dict[int, int] = {}  # school id -> the row that matched it
+        self.keys: dict[str, str] = {}  # municipality as written -> key; names repeat a lot
+        self.placeholder = 0
+
+    async def municipality_id(self, name: str) -> int:
+        key = self.keys.get(name)
+        if key is None:
+            key = self.keys[name] = normalize_key(name)
+        mid = self.index.municipalities.get(key)
+        if mid is None:
+            self.summary.municipalities_created += 1
+            if self.issues:  # nothing is written any more: a stand-in id for the checks
+                self.placeholder -= 1
+                mid = self.placeholder
             else:
-                result = await session.execute(
-                    insert(MUNICIPALITIES).values(region_id=region.id, name=row.municipality)
+                await self.writer.wait()
+                result = await self.session.execute(
+                    insert(MUNICIPALITIES).values(region_id=self.region_id, name=name)
                 )
                 mid = result.inserted_primary_key[0]
-            index.municipalities[m_key] = mid
-        sid = _match(row, mid, normalize_key(row.name), index, issues)
-        if sid == -1:
-            writer.drop()
-            continue
-        if sid is not None:
-            first = matched.setdefault(sid, row.row)
-            if first != row.row:
-                issues.add(
-                    row.row,
-                    None,
-                    f"это та же школа, что в строке {first} (совпадает код или наименование "
-                    "в базе). Удалите повтор или исправьте код.",
-                )
-        if issues:
-            writer.drop()
-            continue
+            self.index.municipalities[key] = mid
+        return mid
+
+    def stage(self, row: SchoolRow, mid: int, sid: int | None) -> None:
+        """Queue the insert or update of one checked row, or count it as unchanged."""
         values = {
             "municipality_id": mid,
             "name": row.name,
@@ -205,24 +265,18 @@ async def upsert_schools(
             "director_name": row.director,
         }
         if sid is None:
-            writer.inserts.append({**values, "code": row.code})
-            summary.created += 1
-        else:
-            old_mid, old_code, old_print = index.state[sid]
-            code = row.code or old_code
-            fingerprint = _fingerprint(row.name, row.shnor, row.shnsu, row.risk_zone, row.director)
-            if (old_mid, old_code, old_print) == (mid, code, fingerprint):
-                summary.unchanged += 1
-            else:
-                values["code"] = code
-                writer.updates.append({"b_id": sid, **{f"b_{k}": v for k, v in values.items()}})
-                summary.updated += 1
-        if writer.pending() >= BATCH_SIZE:
-            await writer.flush()
-    if not issues:
-        await writer.flush()
-        await repo.audit(session, "import_schools", "region", region.id, None, **summary.__dict__)
-    return summary
+            self.writer.inserts.append({**values, "code": row.code})
+            self.summary.created += 1
+            return
+        old = self.index.state[sid]
+        code = row.code or old[1]
+        now = (mid, code, _fingerprint(row.name, row.shnor, row.shnsu, row.risk_zone, row.director))
+        if old == now:
+            self.summary.unchanged += 1
+            return
+        values["code"] = code
+        self.writer.updates.append({"b_id": sid, **{f"b_{k}": v for k, v in values.items()}})
+        self.summary.updated += 1
 
 
 def _match(row: SchoolRow, mid: int, name_key: str, index: _Index, issues: IssueLog) -> int | None:
