@@ -149,9 +149,9 @@ def import_schools(
 
     try:
         outcome = asyncio.run(go())
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError):
         raise fail(
-            f"Список школ не загружен: ошибка базы данных ({type(exc).__name__}). "
+            "Список школ не загружен: база данных недоступна или вернула ошибку. "
             "Ничего не изменено. Проверьте DATABASE_URL и попробуйте снова."
         ) from None
     if isinstance(outcome, str):

@@ -298,3 +298,11 @@ async def test_reimport_and_rollback_on_postgres(settings, tmp_path, monkeypatch
             ]
         await engine.dispose()
         assert counts == [1, 2, 3]
+
+
+def test_unreachable_database_is_a_plain_message(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/nothing")
+    path = write_schools(tmp_path / "schools.xlsx", GOOD)
+    result = invoke(str(path), "--region", REGION)
+    assert result.exit_code == 1
+    assert "база данных недоступна" in result.output and "DATABASE_URL" in result.output
