@@ -306,3 +306,34 @@ def test_unreachable_database_is_a_plain_message(settings, tmp_path, monkeypatch
     result = invoke(str(path), "--region", REGION)
     assert result.exit_code == 1
     assert "база данных недоступна" in result.output and "DATABASE_URL" in result.output
+
+
+async def test_rows_are_written_in_batches_while_they_are_read(services, monkeypatch):
+    from storage.admin import import_schools
+    from storage.school_import import SchoolRow
+
+    monkeypatch.setattr(school_upsert, "BATCH_SIZE", 10)
+    consumed = 0
+    writes: list[tuple[int, int]] = []  # (rows read so far, rows in the batch)
+    original = school_upsert._Writer._write
+
+    async def spy(self, inserts, updates):
+        writes.append((consumed, len(inserts) + len(updates)))
+        await original(self, inserts, updates)
+
+    monkeypatch.setattr(school_upsert._Writer, "_write", spy)
+
+    def rows():
+        nonlocal consumed
+        for i in range(95):
+            consumed += 1
+            yield SchoolRow(i + 2, "Город", f"Школа {i}", str(1000 + i), False, False, False, None)
+
+    async with services.sessions() as session:
+        summary = await import_schools(session, REGION, rows(), "Europe/Moscow")
+        await session.commit()
+    assert summary.created == 95
+    assert [size for _, size in writes] == [10] * 9 + [5]
+    assert writes[0][0] <= 11 and writes[-2][0] < 95  # written as they come, not at the end
+    async with services.sessions() as session:
+        assert (await session.execute(text("select count(*) from schools"))).scalar() == 95
