@@ -140,39 +140,61 @@ def db_upgrade() -> None:
 @app.command("import-schools")
 def import_schools(
     file: Annotated[Path, typer.Argument(help="Таблица .xlsx со списком школ.")],
-    region: Annotated[str, typer.Option(help="Название региона.")] = "Регион",
+    region: Annotated[
+        str | None,
+        typer.Option(help="Название региона; можно не указывать, если он в базе один."),
+    ] = None,
     template: Annotated[
         bool, typer.Option("--template", help="Не загружать, а записать в FILE пустой шаблон.")
     ] = False,
 ) -> None:
     """Загрузить (или обновить) список школ из Excel. Повторная загрузка ничего не дублирует."""
-    from storage.school_import import parse_schools, write_schools_template
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.school_import import write_schools_template
 
     if template:
-        write_schools_template(file)
+        try:
+            write_schools_template(file)
+        except OSError:
+            raise fail(
+                f"Не удалось записать шаблон в «{file}». Проверьте, что папка существует "
+                "и в неё можно писать, и попробуйте снова."
+            ) from None
         typer.echo(f"Шаблон записан: {file}")
         return
     settings = settings_or_exit()
-    parsed = parse_schools(file)
-    if parsed.errors:
-        typer.echo("Файл не загружен: исправьте ошибки и попробуйте снова.", err=True)
-        for issue in parsed.errors:
-            typer.echo(f"  {issue}", err=True)
-        raise typer.Exit(1)
 
     async def go():
-        from storage.admin import import_schools as do_import
+        from bot.schools_cli import import_file
 
         async with _session(settings) as session:
-            summary = await do_import(session, region, parsed.rows, settings.app.timezone)
-            await session.commit()
-            return summary
+            return await import_file(session, file, region, settings.app.timezone)
 
-    summary = asyncio.run(go())
+    try:
+        outcome = asyncio.run(go())
+    except (SQLAlchemyError, OSError):
+        raise fail(
+            "Список школ не загружен: база данных недоступна или вернула ошибку. "
+            "Ничего не изменено. Проверьте DATABASE_URL и попробуйте снова."
+        ) from None
+    if isinstance(outcome, str):
+        raise fail(outcome)
+    region_name, stream, summary = outcome
+    if stream.issues:
+        typer.echo("Файл не загружен: исправьте ошибки и попробуйте снова.", err=True)
+        for issue in stream.issues.result():
+            typer.echo(f"  {issue}", err=True)
+        raise typer.Exit(1)
+    skipped = (
+        f"; пропущено строк-примеров из шаблона: {stream.examples_skipped}"
+        if stream.examples_skipped
+        else ""
+    )
     typer.echo(
-        f"Готово: новых школ {summary.created}, обновлено {summary.updated}, "
-        f"без изменений {summary.unchanged}; "
-        f"новых муниципалитетов {summary.municipalities_created}."
+        f"Готово, регион «{region_name}»: новых школ {summary.created}, "
+        f"обновлено {summary.updated}, без изменений {summary.unchanged}; "
+        f"новых муниципалитетов {summary.municipalities_created}{skipped}."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,75 +21,24 @@ from storage.models import (
     respondent_key,
     utcnow,
 )
-from storage.school_import import SchoolRow, normalize_key
-
-
-@dataclass
-class ImportSummary:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    municipalities_created: int = 0
+from storage.school_import import IssueLog, SchoolRow, normalize_key
+from storage.school_upsert import ImportSummary as ImportSummary
+from storage.school_upsert import SchoolImportError, resolve_region, upsert_schools
 
 
 async def import_schools(
-    session: AsyncSession, region_name: str, rows: list[SchoolRow], timezone: str
+    session: AsyncSession, region_name: str, rows: Iterable[SchoolRow], timezone: str
 ) -> ImportSummary:
-    """Upsert schools keyed by code, else by municipality + name. Idempotent."""
-    summary = ImportSummary()
-    region = await repo.get_or_create_region(session, region_name, timezone)
-    municipalities = {
-        normalize_key(m.name): m
-        for m in await session.scalars(
-            select(Municipality).where(Municipality.region_id == region.id)
-        )
-    }
-    existing = list(
-        await session.scalars(
-            select(School).join(Municipality).where(Municipality.region_id == region.id)
-        )
-    )
-    by_code = {s.code: s for s in existing if s.code}
-    by_name = {(s.municipality_id, normalize_key(s.name)): s for s in existing}
-    for row in rows:
-        key = normalize_key(row.municipality)
-        municipality = municipalities.get(key)
-        if municipality is None:
-            municipality = Municipality(region_id=region.id, name=row.municipality)
-            session.add(municipality)
-            await session.flush()
-            municipalities[key] = municipality
-            summary.municipalities_created += 1
-        school = by_code.get(row.code) if row.code else None
-        if school is None:
-            school = by_name.get((municipality.id, normalize_key(row.name)))
-            if school is not None and school.code and row.code and school.code != row.code:
-                school = None
-        fields = {
-            "municipality_id": municipality.id,
-            "name": row.name,
-            "is_shnor": row.shnor,
-            "is_shnsu": row.shnsu,
-            "is_risk_zone": row.risk_zone,
-            "director_name": row.director,
-        }
-        if row.code:
-            fields["code"] = row.code
-        if school is None:
-            school = School(**fields)
-            session.add(school)
-            await session.flush()
-            summary.created += 1
-        elif any(getattr(school, name) != value for name, value in fields.items()):
-            for name, value in fields.items():
-                setattr(school, name, value)
-            summary.updated += 1
-        else:
-            summary.unchanged += 1
-        if school.code:
-            by_code[school.code] = school
-        by_name[(municipality.id, normalize_key(school.name))] = school
-    await repo.audit(session, "import_schools", "region", region.id, None, **summary.__dict__)
+    """Upsert schools keyed by code, else by municipality + name. Idempotent.
+
+    Raises ``SchoolImportError`` (nothing flushed is meant to be kept: roll back) when a row
+    conflicts with the database; the CLI streams a file through ``upsert_schools`` instead.
+    """
+    region = await resolve_region(session, region_name, timezone)
+    issues = IssueLog()
+    summary = await upsert_schools(session, region, rows, issues)
+    if issues:
+        raise SchoolImportError(issues.result())
     return summary
 
 
@@ -237,7 +187,7 @@ async def open_campaign(
     if not campaign.targets:
         raise CampaignError(
             "Анкету некому открыть: нет подходящих школ. Сначала загрузите список: "
-            "python3 scripts/dev.py import-schools ФАЙЛ.xlsx"
+            "python3 scripts/dev.py import-schools ФАЙЛ.xlsx --region «Название региона»"
         )
     session.add(campaign)
     await session.flush()

@@ -1,8 +1,11 @@
 """Parse the schools list that admins import (``python -m bot import-schools FILE.xlsx``).
 
-Pure parsing, no database. ``parse_schools`` reads the first sheet and returns every
-good row and every problem it found; if ``errors`` is not empty the caller must
-import nothing and show the errors (``str(issue)`` is a Russian sentence).
+Pure parsing, no database. ``SchoolStream`` reads the first sheet one row at a time
+(openpyxl read-only) and yields every good row; afterwards its ``issues`` hold every
+problem it found. ``parse_schools`` does the same into a list, for small files. If
+there is any problem the caller must import nothing and show them (``str(issue)`` is
+a Russian sentence). At most ``MAX_ROWS`` filled rows are read; the template's example
+rows (marked «(пример)») are skipped and counted.
 
 Layout: the header row is looked for in the first ``HEADER_SCAN_ROWS`` rows (title
 rows above it are fine); headers are matched case-insensitively, with whitespace
@@ -12,105 +15,34 @@ Unknown columns are ignored. Rows where all recognised columns are empty are ski
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import openpyxl
-from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
 
+from storage.school_cells import (
+    COLUMNS,
+    FLAG_FIELDS,
+    REQUIRED_FIELDS,
+    cell_text,
+    name_digest,
+    normalize_header,
+)
+from storage.school_cells import normalize_key as normalize_key
+from storage.school_cells import parse_flag as parse_flag
+from storage.school_template import EXAMPLE_MARK
+from storage.school_template import write_schools_template as write_schools_template
 from storage.xlsx_safety import MSG_BROKEN, UnsafeWorkbookError, open_workbook_safely
 
 HEADER_SCAN_ROWS = 10
+MAX_ROWS = 200_000  # filled rows under the header; more is refused (README)
+PROGRESS_EVERY = 1000
 MAX_COLUMNS = 60
 MAX_ERRORS = 200
 MAX_TEXT_LEN = 500
 MAX_CODE_LEN = 50
-
-# Field id -> (canonical header, accepted header variants, already normalised).
-COLUMNS: dict[str, tuple[str, frozenset[str]]] = {
-    "municipality": (
-        "Муниципалитет",
-        frozenset(
-            {
-                "муниципалитет",
-                "муниципальное образование",
-                "мо",
-                "муниципальный район",
-                "муниципальный округ",
-                "муниципальный район городской округ",
-                "муниципальный район/городской округ",
-                "городской округ",
-                "район",
-            }
-        ),
-    ),
-    "name": (
-        "Наименование ОО",
-        frozenset(
-            {
-                "наименование оо",
-                "наименование образовательной организации",
-                "полное наименование оо",
-                "полное наименование образовательной организации",
-                "краткое наименование оо",
-                "краткое наименование образовательной организации",
-                "сокращенное наименование оо",
-                "сокращенное наименование образовательной организации",
-                "наименование школы",
-                "название школы",
-                "название оо",
-                "наименование",
-                "образовательная организация",
-                "оо",
-                "школа",
-            }
-        ),
-    ),
-    "code": (
-        "Код ОО",
-        frozenset(
-            {
-                "код оо",
-                "код",
-                "код образовательной организации",
-                "код школы",
-            }
-        ),
-    ),
-    "shnor": ("ШНОР", frozenset({"шнор"})),
-    "shnsu": ("ШНСУ", frozenset({"шнсу"})),
-    "risk_zone": ("Зона риска", frozenset({"зона риска", "в зоне риска", "риск"})),
-    "director": (
-        "Директор",
-        frozenset(
-            {
-                "директор",
-                "фио директора",
-                "директор фио",
-                "директор оо",
-                "руководитель",
-                "фио руководителя",
-                "руководитель оо",
-                "руководитель фио",
-            }
-        ),
-    ),
-}
-REQUIRED_FIELDS = ("municipality", "name")
-FLAG_FIELDS = ("shnor", "shnsu", "risk_zone")
-
-TRUE_WORDS = frozenset({"да", "+", "1", "x", "х", "true", "v", "✓", "✔"})
-FALSE_WORDS = frozenset({"нет", "-", "–", "—", "0", "false"})
-
-_BRACKETS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-_QUOTES = str.maketrans({c: '"' for c in "«»“”„‟″'`"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +77,7 @@ class ImportIssue:
 class SchoolImport:
     rows: list[SchoolRow] = field(default_factory=list)
     errors: list[ImportIssue] = field(default_factory=list)
+    examples_skipped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -152,44 +85,6 @@ class SchoolImport:
 
 
 # ---------------------------------------------------------------- text helpers
-
-
-def collapse(text: str) -> str:
-    """Strip, drop invisible characters and collapse inner whitespace (incl. NBSP)."""
-    return " ".join(text.translate(_INVISIBLE).split())
-
-
-def normalize_key(text: str) -> str:
-    """Comparison key for names: case, 'ё', quotes and whitespace do not matter.
-
-    Use it in the database importer too, so the file and the DB agree on duplicates.
-    """
-    return collapse(text).casefold().replace("ё", "е").translate(_QUOTES)
-
-
-def normalize_header(text: str) -> str:
-    text = _BRACKETS.sub(" ", text)
-    text = normalize_key(text).strip(" .:*№#")
-    return collapse(text)
-
-
-def cell_text(value: object) -> str:
-    """Cell value as collapsed text; numbers like 39001.0 become "39001"."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "да" if value else "нет"
-    if isinstance(value, float):
-        if value.is_integer():
-            return str(int(value))
-        return repr(value)
-    if isinstance(value, dt.datetime):
-        if value.time() == dt.time():
-            return value.date().strftime("%d.%m.%Y")
-        return value.strftime("%d.%m.%Y %H:%M")
-    if isinstance(value, dt.date):
-        return value.strftime("%d.%m.%Y")
-    return collapse(str(value))
 
 
 def _quote(text: str, limit: int = 60) -> str:
@@ -206,28 +101,12 @@ def _plural_errors(n: int) -> str:
     return "ошибок"
 
 
-def parse_flag(value: object) -> bool | None:
-    """True/False for a recognised yes/no value (empty = False), None if unrecognised."""
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    text = cell_text(value).casefold()
-    if text == "":
-        return False
-    if text in TRUE_WORDS:
-        return True
-    if text in FALSE_WORDS:
-        return False
-    return None
-
-
 # ---------------------------------------------------------------- error collector
 
 
-class _Issues:
+class IssueLog:
+    """Problems of one import, capped at ``limit`` (the rest are only counted)."""
+
     def __init__(self, limit: int = MAX_ERRORS) -> None:
         self.items: list[ImportIssue] = []
         self.dropped = 0
@@ -307,14 +186,22 @@ def _is_blank(values: Iterable[object]) -> bool:
     return all(cell_text(v) == "" for v in values)
 
 
-def _iter_sheet(path: Path) -> Iterator[tuple[int, tuple[object, ...]]]:
-    """Yield (Excel row number, values) of the first sheet; closes the workbook."""
+def _iter_sheet(
+    path: Path, on_open: Callable[[int | None], None] | None = None
+) -> Iterator[tuple[int, tuple[object, ...]]]:
+    """Yield (Excel row number, values) of the first sheet; closes the workbook.
+
+    ``on_open`` gets the row count the sheet declares (``<dimension>``; may be wrong or
+    missing), for a progress bar only.
+    """
     wb = open_workbook_safely(path, read_only=True)
     try:
         sheets = wb.worksheets
         if not sheets or not hasattr(sheets[0], "iter_rows"):
             return
         ws = sheets[0]
+        if on_open is not None:
+            on_open(ws.max_row)
         # Some generators write a wrong <dimension>; read the rows that really exist.
         ws.reset_dimensions()
         rows = enumerate(ws.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1)
@@ -330,18 +217,59 @@ def _iter_sheet(path: Path) -> Iterator[tuple[int, tuple[object, ...]]]:
         wb.close()
 
 
+class SchoolStream:
+    """The good rows of a schools file, read and checked one at a time.
+
+    Iterate once; afterwards ``issues`` holds every problem (if any, import nothing),
+    ``examples_skipped`` the template's example rows that were left out. Memory is
+    bounded by the duplicate index (a code and a name key per row), not by the rows.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.issues = IssueLog()
+        self.examples_skipped = 0
+        self.rows_read = 0
+        self.declared_rows: int | None = None
+        self._on_progress = on_progress
+
+    def _opened(self, declared: int | None) -> None:
+        self.declared_rows = declared
+        if self._on_progress is not None:
+            self._on_progress(0, declared)
+
+    def __iter__(self) -> Iterator[SchoolRow]:
+        sheet = _iter_sheet(self.path, self._opened)
+        try:
+            yield from _parse(sheet, self)
+        except UnsafeWorkbookError as exc:
+            self.issues.add(None, None, str(exc))
+        finally:
+            sheet.close()  # closes the workbook even when parsing stopped early
+            if self._on_progress is not None:
+                self._on_progress(self.rows_read, self.rows_read)
+
+
 def parse_schools(path: Path | str) -> SchoolImport:
-    """Parse the schools .xlsx; see the module docstring. Never raises for bad input."""
-    sheet = _iter_sheet(Path(path))
-    try:
-        return _parse(sheet, _Issues())
-    except UnsafeWorkbookError as exc:
-        return SchoolImport([], [ImportIssue(None, None, str(exc))])
-    finally:
-        sheet.close()  # closes the workbook even when parsing stopped early
+    """Parse the whole schools .xlsx into memory (small files, tests). Never raises for bad
+    input; for big files iterate a ``SchoolStream`` instead."""
+    stream = SchoolStream(path)
+    rows = list(stream)
+    return SchoolImport(rows, stream.issues.result(), stream.examples_skipped)
 
 
-def _parse(sheet: Iterator[tuple[int, tuple[object, ...]]], issues: _Issues) -> SchoolImport:
+def _thousands(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+def _parse(
+    sheet: Iterator[tuple[int, tuple[object, ...]]], out: SchoolStream
+) -> Iterator[SchoolRow]:
+    issues = out.issues
     head: list[tuple[int, tuple[object, ...]]] = []
     for row_no, values in sheet:
         head.append((row_no, values))
@@ -365,7 +293,7 @@ def _parse(sheet: Iterator[tuple[int, tuple[object, ...]]], issues: _Issues) -> 
                 "В файле нет ни одной школы: первый лист пустой. "
                 "Заполните таблицу по шаблону и загрузите файл снова.",
             )
-        return SchoolImport([], issues.result())
+        return
 
     missing = [COLUMNS[f][0] for f in REQUIRED_FIELDS if f not in header.fields]
     if missing:
@@ -373,11 +301,11 @@ def _parse(sheet: Iterator[tuple[int, tuple[object, ...]]], issues: _Issues) -> 
         if len(header.found) > 15:
             found += " и другие"
         names = ", ".join(f"«{m}»" for m in missing)
-        word = "столбца" if len(missing) == 1 else "столбцов"
+        what = "обязательного столбца" if len(missing) == 1 else "обязательных столбцов"
         issues.add(
             None,
             None,
-            f"В таблице нет обязательного {word} {names}. "
+            f"В таблице нет {what} {names}. "
             f"В строке заголовков (строка {header.row}) найдены столбцы: {found}. "
             "Переименуйте или добавьте столбцы и загрузите файл снова.",
         )
@@ -390,15 +318,33 @@ def _parse(sheet: Iterator[tuple[int, tuple[object, ...]]], issues: _Issues) -> 
             "Оставьте один и загрузите файл снова.",
         )
     if missing:
-        return SchoolImport([], issues.result())
+        return
 
-    rows: list[SchoolRow] = []
+    yielded = 0
+    filled = 0
     code_rows: dict[str, int] = {}
-    key_rows: dict[tuple[str, str], list[tuple[int, bool]]] = {}
+    name_rows: dict[bytes, int] = {}  # name_digest -> row * 2 + (1 if it has a code)
+    municipality_keys: dict[str, str] = {}
+    progress_every = PROGRESS_EVERY if out._on_progress is not None else 0
     data = (item for item in head if item[0] > header.row)
     for row_no, values in itertools.chain(data, sheet):
-        school = _parse_row(row_no, values, header, issues)
+        out.rows_read = row_no
+        if progress_every and row_no % progress_every == 0:
+            out._on_progress(row_no, out.declared_rows)
+        school = _parse_row(row_no, values, header, issues, out)
         if school is None:
+            continue
+        filled += 1
+        if filled > MAX_ROWS:
+            issues.add(
+                None,
+                None,
+                f"В таблице больше {_thousands(MAX_ROWS)} строк со школами — столько за один "
+                "раз не загрузить. Разделите файл на части (например, по муниципалитетам) "
+                "и загрузите их по очереди.",
+            )
+            return
+        if school is _SKIPPED or school is _BAD:
             continue
         if school.code is not None:
             code_key = school.code.casefold()
@@ -411,47 +357,64 @@ def _parse(sheet: Iterator[tuple[int, tuple[object, ...]]], issues: _Issues) -> 
                     "У каждой школы должен быть свой код — исправьте или удалите повтор.",
                 )
                 continue
-        key = (normalize_key(school.municipality), normalize_key(school.name))
-        earlier = key_rows.setdefault(key, [])
-        clash = next((r for r, has_code in earlier if not has_code or school.code is None), None)
-        earlier.append((row_no, school.code is not None))
-        if clash is not None:
+        m_key = municipality_keys.get(school.municipality)
+        if m_key is None:  # one key string per municipality, computed once
+            m_key = municipality_keys[school.municipality] = normalize_key(school.municipality)
+        mark = row_no * 2 + (school.code is not None)
+        clash = name_rows.setdefault(name_digest(m_key, normalize_key(school.name)), mark)
+        clash_row = clash >> 1
+        if clash_row != row_no:
+            if clash & 1 and school.code:
+                advice = (
+                    "с другим кодом. В одном муниципалитете наименования школ не должны "
+                    "повторяться: уточните наименование (например, добавьте населённый пункт)."
+                )
+            else:
+                advice = ". Удалите повтор или уточните наименование."
             issues.add(
                 row_no,
                 None,
                 f"школа {_quote(school.name)} ({school.municipality}) уже указана "
-                f"в строке {clash}. Удалите повтор или укажите у обеих школ разные коды ОО.",
+                f"в строке {clash_row}" + (" " if advice[0] != "." else "") + advice,
             )
             continue
-        rows.append(school)
+        yielded += 1
+        yield school
 
-    if not rows and not issues:
-        issues.add(
-            None,
-            None,
-            "В файле нет ни одной школы: под строкой заголовков пусто. "
-            "Заполните таблицу и загрузите файл снова.",
-        )
-    return SchoolImport(rows, issues.result())
+    if not yielded and not issues:
+        if out.examples_skipped:
+            message = (
+                "В файле только строки-примеры из шаблона (с пометкой «(пример)»). "
+                "Удалите их, впишите свои школы и загрузите файл снова."
+            )
+        else:
+            message = (
+                "В файле нет ни одной школы: под строкой заголовков пусто. "
+                "Заполните таблицу и загрузите файл снова."
+            )
+        issues.add(None, None, message)
 
 
 def _parse_row(
-    row_no: int, values: tuple[object, ...], header: _Header, issues: _Issues
+    row_no: int, values: tuple[object, ...], header: _Header, issues: IssueLog, out: SchoolStream
 ) -> SchoolRow | None:
-    def raw(field_id: str) -> object:
-        idx = header.fields.get(field_id)
-        if idx is None or idx >= len(values):
-            return None
-        return values[idx]
+    """The row's school; None for a blank row, ``_BAD`` for a bad one (its problems go to
+    ``issues``), ``_SKIPPED`` for a template example row."""
 
-    if _is_blank(raw(f) for f in header.fields):
+    width = len(values)
+    raw = {f: values[i] if i < width else None for f, i in header.fields.items()}
+    cells = {f: cell_text(v) for f, v in raw.items()}
+    if not any(cells.values()):
         return None
+    if EXAMPLE_MARK in cells["name"].casefold():
+        out.examples_skipped += 1
+        return _SKIPPED
 
     before = len(issues.items) + issues.dropped
     titles = header.titles
 
     def text(field_id: str, what: str, limit: int) -> str:
-        value = cell_text(raw(field_id))
+        value = cells.get(field_id, "")
         if len(value) > limit:
             issues.add(
                 row_no,
@@ -474,24 +437,24 @@ def _parse_row(
             titles["name"],
             "не указано наименование школы. Заполните ячейку или удалите строку.",
         )
-    code = text("code", "код", MAX_CODE_LEN) if "code" in header.fields else ""
-    director = text("director", "ФИО директора", MAX_TEXT_LEN) if "director" in titles else ""
+    code = text("code", "код", MAX_CODE_LEN)
+    director = text("director", "ФИО директора", MAX_TEXT_LEN)
 
     flags: dict[str, bool] = {}
     for field_id in FLAG_FIELDS:
-        value = raw(field_id)
-        parsed = parse_flag(value)
+        value = raw.get(field_id)
+        parsed = parse_flag(cells[field_id] if isinstance(value, str) else value)
         if parsed is None:
             issues.add(
                 row_no,
                 titles[field_id],
-                f"непонятное значение {_quote(cell_text(value), 40)}. Укажите «да» или «нет».",
+                f"непонятное значение {_quote(cells[field_id], 40)}. Укажите «да» или «нет».",
             )
             parsed = False
         flags[field_id] = parsed
 
     if len(issues.items) + issues.dropped != before:
-        return None
+        return _BAD
     return SchoolRow(
         row=row_no,
         municipality=municipality,
@@ -504,92 +467,10 @@ def _parse_row(
     )
 
 
+_BAD = SchoolRow(0, "", "", None, False, False, False, None)
+_SKIPPED = SchoolRow(0, "", "", None, False, False, False, None)
+
+
 def _is_dash(text: str) -> bool:
     """Empty, or only dashes ("-", "—"): people put these in optional cells for "none"."""
     return text.strip("-–— ") == ""
-
-
-# ---------------------------------------------------------------- template
-
-
-TEMPLATE_HEADERS = (
-    "Муниципалитет",
-    "Код ОО",
-    "Наименование ОО",
-    "ШНОР",
-    "ШНСУ",
-    "Зона риска",
-    "Директор",
-)
-TEMPLATE_EXAMPLES = (
-    (
-        "Городской округ Пример",
-        "39001",
-        "МБОУ «Средняя школа № 1» (пример)",
-        "да",
-        "нет",
-        "нет",
-        "Иванова Анна Петровна",
-    ),
-    (
-        "Примерный муниципальный район",
-        "",
-        "МКОУ «Основная школа с. Пример» (пример)",
-        "нет",
-        "да",
-        "да",
-        "",
-    ),
-)
-TEMPLATE_HELP = (
-    "Как заполнить таблицу школ",
-    "",
-    "1. Заполняйте только первый лист «Школы»: одна строка — одна школа.",
-    "2. Удалите две строки-примера и впишите свои школы.",
-    "3. Обязательные столбцы: «Муниципалитет» и «Наименование ОО».",
-    "4. «Код ОО» — необязательный, но если указан, он должен быть у каждой школы свой.",
-    "5. «ШНОР», «ШНСУ», «Зона риска»: «да» или «нет» (можно «+»/«-», «1»/«0», «х»). "
-    "Пустая ячейка — «нет».",
-    "6. «Директор» — ФИО, необязательно.",
-    "7. Сохраните файл в формате .xlsx.",
-)
-
-
-def write_schools_template(path: Path | str) -> Path:
-    """Write an .xlsx template with the headers, two example rows and a help sheet."""
-    path = Path(path)
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "Школы"
-    ws.append(list(TEMPLATE_HEADERS))
-    for example in TEMPLATE_EXAMPLES:
-        ws.append(list(example))
-    bold = Font(bold=True)
-    for idx, title in enumerate(TEMPLATE_HEADERS, start=1):
-        cell = ws.cell(row=1, column=idx)
-        cell.font = bold
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
-        width = {"Наименование ОО": 50, "Муниципалитет": 32, "Директор": 32}.get(title, 12)
-        ws.column_dimensions[get_column_letter(idx)].width = width
-    code_col = get_column_letter(TEMPLATE_HEADERS.index("Код ОО") + 1)
-    for row in range(2, 2001):
-        ws[f"{code_col}{row}"].number_format = "@"  # keep leading zeros in codes
-    ws.freeze_panes = "A2"
-
-    yes_no = DataValidation(type="list", formula1='"да,нет"', allow_blank=True)
-    yes_no.error = "Выберите «да» или «нет»."
-    yes_no.errorTitle = "Недопустимое значение"
-    ws.add_data_validation(yes_no)
-    for title in ("ШНОР", "ШНСУ", "Зона риска"):
-        col = get_column_letter(TEMPLATE_HEADERS.index(title) + 1)
-        yes_no.add(f"{col}2:{col}2000")
-
-    help_ws = wb.create_sheet("Инструкция")
-    for line in TEMPLATE_HELP:
-        help_ws.append([line])
-    help_ws["A1"].font = bold
-    help_ws.column_dimensions["A"].width = 110
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path

@@ -78,25 +78,28 @@ def test_import_schools_is_idempotent(settings, tmp_path):
 def test_malformed_schools_file_imports_nothing(settings, tmp_path):
     bad = [*GOOD, ("Неманский округ", "", None, "может быть", "", "", None)]
     path = write_schools(tmp_path / "bad.xlsx", bad)
-    result = runner.invoke(app, ["import-schools", str(path)])
+    result = runner.invoke(
+        app, ["import-schools", str(path), "--region", "Калининградская область"]
+    )
     assert result.exit_code == 1
     assert "Строка 6" in result.output and "«ШНОР»" in result.output
     assert "Файл не загружен" in result.output
     assert count(settings, "schools") == 0
 
     wrong = write_schools(tmp_path / "h.xlsx", GOOD, ("Колонка A", "Колонка B"))
-    headers = runner.invoke(app, ["import-schools", str(wrong)])
+    headers = runner.invoke(app, ["import-schools", str(wrong), "--region", "Область"])
     assert headers.exit_code == 1 and "Муниципалитет" in headers.output
 
     not_xlsx = tmp_path / "list.xlsx"
     not_xlsx.write_text("Муниципалитет;Наименование ОО\n", encoding="utf-8")
-    result = runner.invoke(app, ["import-schools", str(not_xlsx)])
+    result = runner.invoke(app, ["import-schools", str(not_xlsx), "--region", "Область"])
     assert result.exit_code == 1 and "xlsx" in result.output
     assert count(settings, "schools") == 0
 
 
 def test_invites_keep_codes_unless_reissued(settings, tmp_path):
-    runner.invoke(app, ["import-schools", str(write_schools(tmp_path / "s.xlsx", GOOD))])
+    path = write_schools(tmp_path / "s.xlsx", GOOD)
+    assert runner.invoke(app, ["import-schools", str(path), "--region", "Область"]).exit_code == 0
     out = tmp_path / "invites.xlsx"
     result = runner.invoke(app, ["invites", "--out", str(out), "--bot-username", "shnor_bot"])
     assert result.exit_code == 0, result.output
@@ -122,7 +125,8 @@ def test_invites_keep_codes_unless_reissued(settings, tmp_path):
 
 
 def test_campaign_open_targets_schools(settings, tmp_path):
-    runner.invoke(app, ["import-schools", str(write_schools(tmp_path / "s.xlsx", GOOD))])
+    path = write_schools(tmp_path / "s.xlsx", GOOD)
+    assert runner.invoke(app, ["import-schools", str(path), "--region", "Область"]).exit_code == 0
     result = runner.invoke(
         app, ["campaign", "open", "--form", "shnor_school", "--deadline", "2030-12-15"]
     )

@@ -54,7 +54,9 @@ async def test_bot_registers_and_walks_through_a_bot_api_server(tmp_path, monkey
         ["Черноземельский район", "МКОУ «Комсомольская СОШ № 1»", "08001", "да", "нет"]
     )
     workbook.save(schools)
-    await asyncio.to_thread(cli, "import-schools", str(schools), env=env)
+    await asyncio.to_thread(
+        cli, "import-schools", str(schools), "--region", "Республика Калмыкия", env=env
+    )
     await asyncio.to_thread(
         cli, "campaign", "open", "--form", "shnor_school", "--deadline", "2099-12-15", env=env
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from storage import xlsx_safety
+from storage import school_import, xlsx_safety
 from storage.school_import import (
     ImportIssue,
     SchoolRow,
@@ -142,8 +142,16 @@ def test_extension_does_not_matter(tmp_path: Path) -> None:
 def test_template_round_trip(tmp_path: Path) -> None:
     path = write_schools_template(tmp_path / "sub" / "template.xlsx")
     assert path.exists()
+    only_examples = parse_schools(path)
+    assert only_examples.rows == [] and only_examples.examples_skipped == 2
+    assert "строки-примеры" in str(only_error(only_examples))
+
+    wb = openpyxl.load_workbook(path)
+    for row in wb.active.iter_rows(min_row=2, max_row=3):
+        row[2].value = row[2].value.replace(" (пример)", "")
+    wb.save(path)
     result = parse_schools(path)
-    assert result.errors == []
+    assert result.errors == [] and result.examples_skipped == 0
     assert len(result.rows) == 2
     first, second = result.rows
     assert first.code == "39001" and first.shnor and not first.shnsu
@@ -164,14 +172,14 @@ def test_missing_name_header(tmp_path: Path) -> None:
     issue = only_error(parse_schools(path))
     assert issue.row is None
     text = str(issue)
-    assert "«Наименование ОО»" in text
+    assert "нет обязательного столбца «Наименование ОО»" in text
     assert "«Муниципалитет», «Учреждение», «ШНОР»" in text
 
 
 def test_missing_both_required_headers(tmp_path: Path) -> None:
     path = make_xlsx(tmp_path / "s.xlsx", [["Город", "Учреждение"], ["Х", "У"]])
     text = str(only_error(parse_schools(path)))
-    assert "«Муниципалитет», «Наименование ОО»" in text
+    assert "нет обязательных столбцов «Муниципалитет», «Наименование ОО»" in text
     assert "«Город», «Учреждение»" in text
 
 
@@ -244,16 +252,54 @@ def test_duplicates(tmp_path: Path) -> None:
         ["Район", "100", "Школа 2", "", "", "", ""],  # 3 duplicate code
         ["Город", None, "МБОУ «Школа 3»", "", "", "", ""],  # 4
         ["город", None, 'мбоу  "Школа 3"', "", "", "", ""],  # 5 duplicate name, no code
-        ["Город", "7", "Школа 1", "", "", "", ""],  # 6 same name, both coded: fine
+        ["Город", "7", "Школа 1", "", "", "", ""],  # 6 same name, other code: the DB can't
         ["Город", "8", "Школа Ёлочка", "", "", "", ""],  # 7
         ["Город", None, "школа елочка", "", "", "", ""],  # 8 clashes with coded row 7
+        ["Район", "9", "Школа 1", "", "", "", ""],  # 9 same name elsewhere: fine
     ]
     result = parse_schools(make_xlsx(tmp_path / "s.xlsx", rows))
-    assert [r.row for r in result.rows] == [2, 4, 6, 7]
-    assert [(e.row, e.column) for e in result.errors] == [(3, "Код ОО"), (5, None), (8, None)]
+    assert [r.row for r in result.rows] == [2, 4, 7, 9]
+    assert [(e.row, e.column) for e in result.errors] == [
+        (3, "Код ОО"),
+        (5, None),
+        (6, None),
+        (8, None),
+    ]
     assert "строке 2" in result.errors[0].message
     assert "строке 4" in result.errors[1].message
-    assert "строке 7" in result.errors[2].message
+    assert "строке 2" in result.errors[2].message and "уточните" in result.errors[2].message
+    assert "строке 7" in result.errors[3].message
+
+
+def test_example_rows_are_skipped_and_counted(tmp_path: Path) -> None:
+    rows = [
+        HEADERS,
+        ["Городской округ Пример", "39001", "МБОУ «Средняя школа № 1» (пример)", "да", "", "", ""],
+        ["Город", "1", "Школа 1", "", "", "", ""],
+        ["Город", "", "Школа 2 (ПРИМЕР)", "", "", "", ""],
+        ["Город", "", "Школа «Пример»", "", "", "", ""],  # a real name with the word in it
+    ]
+    result = parse_schools(make_xlsx(tmp_path / "s.xlsx", rows))
+    assert result.errors == []
+    assert [r.name for r in result.rows] == ["Школа 1", "Школа «Пример»"]
+    assert result.examples_skipped == 2
+
+
+def test_row_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [HEADERS] + [["Город", "", f"Школа {i}", "", "", "", ""] for i in range(4)]
+    path = make_xlsx(tmp_path / "s.xlsx", rows)
+    monkeypatch.setattr(school_import, "MAX_ROWS", 4)
+    assert len(parse_schools(path).rows) == 4
+    monkeypatch.setattr(school_import, "MAX_ROWS", 3)
+    result = parse_schools(path)
+    assert not result.ok
+    assert "больше 3 строк" in str(only_error(result))
+
+
+def test_default_row_limit_is_documented() -> None:
+    assert school_import.MAX_ROWS == 200_000
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "200 000" in readme
 
 
 def test_error_cap(tmp_path: Path) -> None:
