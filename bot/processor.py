@@ -352,10 +352,3 @@ class Processor:
         log.warning("Ответ %s в чат %s: платформа просит подождать, сдаюсь", reply_id, chat_id)
         return OutboxStatus.FAILED, None
 
-
-async def prune_inbox(sessions: async_sessionmaker) -> int:
-    """Scheduler job: forget finished events older than the key retention."""
-    async with sessions() as session:
-        removed = await inbox.prune(session)
-        await session.commit()
-    return removed
