@@ -478,11 +478,7 @@ class TgUser:
 
     async def send(self, text: str) -> list[TelegramMethod[Any]]:
         """Send a text message; ``/command args`` is sent with a bot_command entity."""
-        entities = None
-        if text.startswith("/") and len(text) > 1 and not text[1].isspace():
-            length = len(text.split(maxsplit=1)[0])
-            entities = [MessageEntity(type="bot_command", offset=0, length=length)]
-        return await self.send_message(text=text, entities=entities)
+        return await self._act(self.text_update(text))
 
     async def send_document(
         self,
@@ -544,18 +540,45 @@ class TgUser:
 
     async def send_message(self, **fields: Any) -> list[TelegramMethod[Any]]:
         """Send a Message with arbitrary content fields (``location=Location(...)`` etc.)."""
+        return await self._act(self.message_update(**fields))
+
+    def message_update(self, *, edited: bool = False, **fields: Any) -> Update:
+        """The Update of a message from this user, not sent yet (see :meth:`act_batch`)."""
         message = Message(
             message_id=self.session.next_message_id(),
             date=_now(),
             chat=self.chat,
             from_user=self.tg_user,
+            edit_date=int(_now().timestamp()) if edited else None,
             **fields,
         )
-        return await self._act(Update(update_id=self.harness.next_update_id(), message=message))
+        if edited:
+            return Update(update_id=self.harness.next_update_id(), edited_message=message)
+        return Update(update_id=self.harness.next_update_id(), message=message)
+
+    def text_update(self, text: str) -> Update:
+        entities = None
+        if text.startswith("/") and len(text) > 1 and not text[1].isspace():
+            length = len(text.split(maxsplit=1)[0])
+            entities = [MessageEntity(type="bot_command", offset=0, length=length)]
+        return self.message_update(text=text, entities=entities)
+
+    async def act_batch(self, updates: list[Update]) -> list[TelegramMethod[Any]]:
+        """Deliver several updates in one polling batch (a tap and a typed line at once)."""
+        self._cursor = len(self.session.calls)
+        await self.harness.feed_raw(
+            [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in updates]
+        )
+        return self.calls()
 
     async def click(
         self, button: str, *, message_id: int | None = None, stale: bool = False
     ) -> list[TelegramMethod[Any]]:
+        return await self._act(self.click_update(button, message_id=message_id, stale=stale))
+
+    def click_update(
+        self, button: str, *, message_id: int | None = None, stale: bool = False
+    ) -> Update:
         """Press an inline button, found by exact text or payload.
 
         By default the button is looked up in the latest bot message to this user that has (or
@@ -597,9 +620,7 @@ class TgUser:
             message=shown,
             data=found.payload,
         )
-        return await self._act(
-            Update(update_id=self.harness.next_update_id(), callback_query=callback)
-        )
+        return Update(update_id=self.harness.next_update_id(), callback_query=callback)
 
     async def _act(self, update: Update) -> list[TelegramMethod[Any]]:
         self._cursor = len(self.session.calls)
