@@ -35,6 +35,7 @@ class Sent:
 class FakeBotApi:
     token: str = "4242:FAKE-TOKEN"
     unconfirmed: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     confirmed_up_to: int = 0  # every update_id below this was confirmed by an offset
     down: bool = False
     send_delay: float = 0.0
@@ -83,10 +84,14 @@ class FakeBotApi:
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         self.push_raw({"update_id": next(self._ids), "message": self._message(user_id, **content)})
 
-    def send_document(self, user_id: int, content: bytes, name: str, mime: str) -> None:
+    def send_document(
+        self, user_id: int, content: bytes, name: str, mime: str, *, stored: bool = True
+    ) -> None:
+        """``stored=False``: the file is announced but its download answers 404."""
         self._mark = len(self.sent)
         file_id = f"file-{next(self._ids)}"
-        self.files[file_id] = content
+        if stored:
+            self.files[file_id] = content
         document = {
             "file_id": file_id,
             "file_unique_id": f"u{file_id}",
@@ -124,7 +129,14 @@ class FakeBotApi:
         raise AssertionError("no keyboard was sent")
 
     def push_raw(self, update: dict[str, Any]) -> None:
+        self.history.append(update)
         self.unconfirmed.append(update)
+        self._new_update.set()
+
+    def redeliver_all(self) -> None:
+        """As if the getUpdates that confirmed them never reached the server."""
+        self.unconfirmed = list(self.history)
+        self.confirmed_up_to = 0
         self._new_update.set()
 
     def next_id(self) -> int:
@@ -160,6 +172,10 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
+        if method == "sendmessage" and self.send_delay:
+            await asyncio.sleep(self.send_delay)
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError("the bot went away")  # never delivered
         handler = getattr(self, f"_m_{method}", None)
         result = await handler(data) if handler else True
         return web.json_response({"ok": True, "result": result})
@@ -206,8 +222,6 @@ class FakeBotApi:
         }
 
     async def _m_sendmessage(self, data) -> dict:
-        if self.send_delay:
-            await asyncio.sleep(self.send_delay)
         return self._record("sendMessage", data, str(data.get("text", "")))
 
     async def _m_senddocument(self, data) -> dict:
