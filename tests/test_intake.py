@@ -324,3 +324,76 @@ async def test_prune_keeps_recent_keys(scripted):
     await user.act_batch([recent])  # still recognised as a duplicate
     user.expect_silence()
     assert len(core.events) == 2
+
+
+# --------------------------------------------------------------------------- several workers
+
+
+class OrderCore:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    async def handle(self, event: Incoming) -> list[Outgoing]:
+        self.seen.append((event.user.chat_id, event.text))
+        await asyncio.sleep(0.01)
+        return [OutText(f"ok {event.text}")]
+
+
+@requires_postgres
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_two_workers_on_postgres_serve_each_event_once_in_chat_order(monkeypatch, settings):
+    from bot.app import create_services
+
+    async with temporary_database() as url:
+        services = await create_services(settings, database_url=url)
+        try:
+            core = OrderCore()
+            harness = TgHarness.for_core(core, services.sessions)
+            users = [harness.user(2000 + n, f"Пользователь {n}") for n in range(3)]
+            updates = [u.text_update(f"{u.user_id}-{i}") for i in range(5) for u in users]
+            payloads = [
+                u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in updates
+            ]
+            workers = [
+                Processor(services.sessions, {"tg": harness.channel}, core, retry_delay=0)
+                for _ in range(2)
+            ]
+            await workers[0].accept(list(harness.channel.raw_events(payloads)))
+            await asyncio.gather(*(w.drain() for w in workers))
+            await asyncio.gather(*(w.drain() for w in workers))
+            assert sorted(core.seen) == sorted(
+                (str(u.user_id), f"{u.user_id}-{i}") for u in users for i in range(5)
+            )
+            for user in users:
+                mine = [text for chat, text in core.seen if chat == str(user.user_id)]
+                assert mine == [f"{user.user_id}-{i}" for i in range(5)]
+                sent = [
+                    c.text
+                    for c in harness.session.calls_of(SendMessage)
+                    if int(c.chat_id) == user.user_id
+                ]
+                assert sent == [f"ok {user.user_id}-{i}" for i in range(5)]
+        finally:
+            await services.close()
+
+
+@requires_postgres
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+async def test_run_lock_on_postgres_refuses_a_second_holder(settings, tmp_path):
+    from bot.runlock import AlreadyRunning, RunLock
+    from storage.database import create_engine
+
+    async with temporary_database() as url:
+        first_engine, second_engine = create_engine(url), create_engine(url)
+        first = RunLock(first_engine, tmp_path, ["tg-abc"])
+        second = RunLock(second_engine, tmp_path, ["tg-abc"])
+        try:
+            await first.acquire()
+            with pytest.raises(AlreadyRunning, match="уже запущен"):
+                await second.acquire()
+            await first.release()
+            await second.acquire()  # free again once the first bot stopped
+            await second.release()
+        finally:
+            await first_engine.dispose()
+            await second_engine.dispose()
