@@ -48,6 +48,7 @@ ERROR_TEXT = "Произошла ошибка. Попробуйте ещё ра�
 MAX_ATTEMPTS = 3
 MAX_SEND_RETRIES = 3
 MAX_RETRY_AFTER_S = 60.0
+HELD_ELSEWHERE_RETRY_S = 0.5
 
 Handle = Callable[[AsyncSession, Incoming], Awaitable[list[Outgoing]]]
 
@@ -129,6 +130,8 @@ class Processor:
             else None
         )
         self._active: set[inbox.ChatKey] = set()
+        # chats another worker holds: not asked for again until then (no busy loop)
+        self._held_elsewhere: dict[inbox.ChatKey, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -192,11 +195,13 @@ class Processor:
         async with self.sessions() as session:
             chats = await inbox.busy_chats(session, self.concurrency * 4)
         spawned = 0
+        now = asyncio.get_running_loop().time()
         for chat in chats:
             if spawned >= free:
                 break
-            if chat in self._active:
+            if chat in self._active or self._held_elsewhere.get(chat, 0.0) > now:
                 continue
+            self._held_elsewhere.pop(chat, None)
             self._active.add(chat)
             task = asyncio.create_task(self._serve_chat(chat), name=f"chat {chat[0]}:{chat[1]}")
             self._tasks.add(task)
@@ -229,6 +234,9 @@ class Processor:
         try:
             async with self._claim(chat) as claimed:
                 if not claimed:
+                    self._held_elsewhere[chat] = (
+                        asyncio.get_running_loop().time() + HELD_ELSEWHERE_RETRY_S
+                    )
                     return
                 await self._flush(chat)
                 while not self._stopping:
@@ -351,4 +359,3 @@ class Processor:
                 return OutboxStatus.FAILED, None
         log.warning("Ответ %s в чат %s: платформа просит подождать, сдаюсь", reply_id, chat_id)
         return OutboxStatus.FAILED, None
-

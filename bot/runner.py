@@ -116,6 +116,15 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         raise _fail(str(exc)) from None
     try:
         await _serve(settings, services, specs, stop)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        # Logged through the masking filter: a raw traceback could quote the token.
+        log.exception("Бот остановлен из-за ошибки")
+        raise _fail(
+            f"Бот остановлен из-за ошибки ({type(exc).__name__}); подробности в журнале выше. "
+            "Проверьте настройки (TELEGRAM_API_URL, DATABASE_URL) и запустите бота снова."
+        ) from None
     finally:
         await lock.release()
         await services.close()

@@ -26,6 +26,7 @@ import aiohttp
 from aiogram import Bot
 from aiogram.enums import ChatType
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramBadRequest,
     TelegramConflictError,
     TelegramNetworkError,
@@ -206,6 +207,12 @@ class TelegramChannel:
                     type(exc).__name__,
                     delay,
                 )
+                await asyncio.sleep(delay)
+                continue
+            except ClientDecodeError:
+                # Not even a list of updates: nothing to store; the server is asked again.
+                delay = next(delays)
+                log.exception("Telegram: ответ getUpdates не читается. Жду %.0f с…", delay)
                 await asyncio.sleep(delay)
                 continue
             delays = self.backoff.delays()
