@@ -302,6 +302,11 @@ class Processor:
                 attempt,
                 self.max_attempts,
             )
+            if stage == "parse" and isinstance(exc, ValueError):
+                # The library cannot read this update (pydantic's ValidationError is a
+                # ValueError): it never will, so it is failed at once, not retried.
+                await self._give_up(event, _error_type(exc))
+                return
             await self._failed_attempt(event, attempt, exc)
 
     async def _failed_attempt(self, event: InboxEvent, attempt: int, exc: Exception) -> None:

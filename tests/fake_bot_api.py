@@ -39,6 +39,7 @@ class FakeBotApi:
     confirmed_up_to: int = 0  # every update_id below this was confirmed by an offset
     down: bool = False
     send_delay: float = 0.0
+    file_delay: float = 0.0  # file downloads wait this long first
     polls: int = 0
     sent: list[Sent] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -181,6 +182,9 @@ class FakeBotApi:
         return web.json_response({"ok": True, "result": result})
 
     async def _file(self, request: web.Request) -> web.Response:
+        self.calls.append("file")
+        if self.file_delay:
+            await asyncio.sleep(self.file_delay)
         file_id = request.match_info["path"].rsplit("/", 1)[-1]
         if file_id not in self.files:
             raise web.HTTPNotFound()

@@ -114,6 +114,19 @@ def registered_replies(api: FakeBotApi) -> list[str]:
     return [s.text for s in api.sent if s.chat_id == USER and "зарегистрированы" in s.text]
 
 
+async def walk_to_first_document(env: Env) -> None:
+    api = env.api
+    api.send_text(USER, f"/start {env.codes['S1']}")
+    await api.reply(USER, "зарегистрированы", timeout=60)
+    api.click(USER, "▶ Начать заполнение")
+    await api.reply(USER, "вопрос 1 из")
+    for _ in range(8):
+        api.send_text(USER, "10")
+        await api.reply(USER, "✅ Сохранено")
+    api.click(USER, "Да")
+    await api.reply(USER, "Прикрепите подтверждающий документ")
+
+
 # --------------------------------------------------------------------------- polling
 
 
@@ -129,6 +142,26 @@ async def test_polling_restarted_with_unconfirmed_updates(env: Env):
     assert len(registered_replies(env.api)) == 1
     assert await count(settings, Account) == 1
     assert await count(settings, InboxEvent) == 2
+
+
+async def test_update_the_library_cannot_read_does_not_stop_the_others(env: Env):
+    """Item 22: an update without ``date`` (an older server's shape) is stored and failed."""
+    settings = env.settings()
+    async with running(settings):
+        broken = {"update_id": env.api.next_id(), "message": {"message_id": 1, "chat": {"id": 7}}}
+        env.api.push_raw(broken)
+        env.api.send_text(USER, f"/start {env.codes['S1']}")
+        await env.api.reply(USER, "зарегистрированы")
+    services = await create_services(settings, migrate=False)
+    try:
+        async with services.sessions() as session:
+            events = list(await session.scalars(select(InboxEvent).order_by(InboxEvent.id)))
+    finally:
+        await services.close()
+    assert [(e.status, e.error_type) for e in events] == [
+        ("failed", "ValidationError"),
+        ("done", None),
+    ]
 
 
 async def test_unreachable_api_is_waited_for(env: Env, caplog):
@@ -217,6 +250,34 @@ async def test_sigkill_while_sending_loses_nothing_and_repeats_nothing(env: Env)
     assert await count(env.settings(), Account) == 1
 
 
+async def test_sigkill_while_processing_loses_nothing_and_repeats_nothing(env: Env):
+    """Killed after the document's update was stored, while the core was downloading it."""
+    process = await spawn(env, "run")
+    try:
+        await walk_to_first_document(env)
+        env.api.file_delay = 60
+        env.api.send_document(USER, PDF, "план.pdf", "application/pdf")
+        await until(lambda: "file" in env.api.calls)
+        process.kill()
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert await count(env.settings(), Attachment) == 0
+    env.api.file_delay = 0
+    again = await spawn(env, "run")
+    try:
+        await env.api.reply(USER, "план.pdf", "сохранён", timeout=60)
+        env.api.send_text(USER, "/help")
+        await env.api.reply(USER, "/resume")
+    finally:
+        again.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(again.communicate(), 60)
+    assert await count(env.settings(), Attachment) == 1
+    saved = [s for s in env.api.sent if s.chat_id == USER and "план.pdf" in s.text]
+    assert len(saved) == 1
+
+
 # --------------------------------------------------------------------------- webhooks
 
 
@@ -288,15 +349,7 @@ async def test_token_never_reaches_logs_or_the_database(env: Env, caplog, tmp_pa
     try:
         async with running(settings):
             api = env.api
-            api.send_text(USER, f"/start {env.codes['S1']}")
-            await api.reply(USER, "зарегистрированы")
-            api.click(USER, "▶ Начать заполнение")
-            await api.reply(USER, "вопрос 1 из")
-            for _ in range(8):
-                api.send_text(USER, "10")
-                await api.reply(USER, "✅ Сохранено")
-            api.click(USER, "Да")
-            await api.reply(USER, "Прикрепите подтверждающий документ")
+            await walk_to_first_document(env)
             api.send_document(USER, PDF, "план.pdf", "application/pdf", stored=False)
             await api.reply(USER, "план.pdf")
             logging.getLogger("aiohttp.client").error(
