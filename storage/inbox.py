@@ -112,12 +112,13 @@ async def next_event(session: AsyncSession, chat: ChatKey) -> InboxEvent | None:
 async def start_attempt(session: AsyncSession, event_id: int) -> int:
     """Count an attempt before processing, so an event that kills the process is given up
     after a few restarts instead of looping forever. Returns the attempt number."""
-    await session.execute(
-        update(InboxEvent).where(InboxEvent.id == event_id).values(attempts=InboxEvent.attempts + 1)
+    attempts = await session.scalar(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id)
+        .values(attempts=InboxEvent.attempts + 1)
+        .returning(InboxEvent.attempts)
     )
-    return int(
-        await session.scalar(select(InboxEvent.attempts).where(InboxEvent.id == event_id)) or 0
-    )
+    return int(attempts or 0)
 
 
 async def finish(
