@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channel import Channel, RawEvent
@@ -39,7 +39,7 @@ from handlers.types import (
     RetryLater,
 )
 from storage import inbox
-from storage.models import InboxEvent, InboxStatus, OutboxStatus
+from storage.models import Account, InboxEvent, InboxStatus, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +342,16 @@ class Processor:
             status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
             async with self.sessions() as session:
                 await inbox.mark_reply(session, reply.id, status, message_id)
+                if status == OutboxStatus.BLOCKED:
+                    await session.execute(
+                        update(Account)
+                        .where(
+                            Account.platform == reply.platform,
+                            Account.chat_id == reply.chat_id,
+                            Account.unreachable_since.is_(None),
+                        )
+                        .values(unreachable_since=utcnow())
+                    )
                 await session.commit()
 
     async def _send(
@@ -358,7 +368,7 @@ class Processor:
                 await asyncio.sleep(min(wait.seconds, MAX_RETRY_AFTER_S))
             except RecipientBlocked:
                 log.warning("Чат %s заблокировал бота; ответ не доставлен", chat_id)
-                return OutboxStatus.FAILED, None
+                return OutboxStatus.BLOCKED, None
             except Exception:
                 log.exception("Не удалось отправить ответ %s в чат %s", reply_id, chat_id)
                 return OutboxStatus.FAILED, None

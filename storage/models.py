@@ -417,7 +417,8 @@ class InboxStatus(StrEnum):
 class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
-    FAILED = "failed"
+    FAILED = "failed"  # unknown whether it arrived; not sent again
+    BLOCKED = "blocked"  # the recipient blocked the bot (the account is marked unreachable)
 
 
 class InboxEvent(Base):

@@ -397,3 +397,18 @@ async def test_run_lock_on_postgres_refuses_a_second_holder(settings, tmp_path):
         finally:
             await first_engine.dispose()
             await second_engine.dispose()
+
+
+async def test_reply_to_a_user_who_blocked_the_bot_marks_the_account(services, region):
+    harness = harness_for(services)
+    user = harness.user(1001, "Анна")
+    await user.send(f"/start {region.codes['S1']}")
+    harness.session.fail_next(SendMessage, "Forbidden: bot was blocked by the user", 403)
+    await user.send("/help")
+    statuses = [r.status for r in await rows(services, OutboxMessage)]
+    assert statuses[-1] == OutboxStatus.BLOCKED
+    (account,) = await rows(services, Account)
+    assert account.unreachable_since is not None
+    await user.send("/help")  # writing again makes the account reachable again
+    (account,) = await rows(services, Account)
+    assert account.unreachable_since is None
