@@ -376,3 +376,38 @@ async def test_token_never_reaches_logs_or_the_database(env: Env, caplog, tmp_pa
     database = Path(settings.storage.data_dir)
     for path in database.glob("bot.sqlite3*"):
         assert secret.encode() not in path.read_bytes(), path
+
+
+async def test_poll_confirms_a_batch_only_after_it_was_stored(env: Env):
+    from bot.retry import Backoff
+    from bot.telegram import TelegramChannel, create_bot
+
+    bot = create_bot(env.api.token, env.base_url)
+    channel = TelegramChannel(bot, poll_timeout=1, backoff=Backoff(first=0.05, cap=0.1))
+    stored: list[str] = []
+    calls = 0
+
+    confirmed_at_call: list[int] = []
+
+    async def sink(events) -> None:
+        nonlocal calls
+        calls += 1
+        confirmed_at_call.append(env.api.confirmed_up_to)
+        if calls == 1:
+            raise RuntimeError("database is down")
+        stored.extend(e.key for e in events)
+
+    env.api.send_text(USER, "первое")
+    env.api.send_text(USER, "второе")
+    first, second = (u["update_id"] for u in env.api.history)
+    polling = asyncio.create_task(channel.poll(sink))
+    try:
+        await until(lambda: len(stored) == 2)
+        # the failed batch was not confirmed: it came again, whole
+        assert calls == 2 and all(c <= first for c in confirmed_at_call)
+        await until(lambda: env.api.confirmed_up_to == second + 1)
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+        await channel.close()
+    assert stored == [str(first), str(second)]

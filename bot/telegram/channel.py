@@ -218,7 +218,14 @@ class TelegramChannel:
             delays = self.backoff.delays()
             if not updates:
                 continue
-            await sink(list(self.raw_events(updates)))
+            try:
+                await sink(list(self.raw_events(updates)))
+            except Exception:
+                # Not stored, so not confirmed: the same updates come again with the next poll.
+                delay = next(delays)
+                log.exception("Telegram: не удалось сохранить обновления. Жду %.0f с…", delay)
+                await asyncio.sleep(delay)
+                continue
             ids = [u["update_id"] for u in updates if isinstance(u.get("update_id"), int)]
             if ids:
                 offset = max(ids) + 1  # confirmed with the next getUpdates
