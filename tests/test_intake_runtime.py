@@ -26,6 +26,7 @@ from bot.telegram import SECRET_HEADER
 from storage.models import Account, Attachment, InboxEvent
 from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
+from tests.pg import requires_postgres, temporary_database
 from tests.walk import PDF
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,18 @@ class Env:
 
 @pytest.fixture
 async def env(settings, tmp_path, monkeypatch) -> AsyncIterator[Env]:
+    async with make_env(tmp_path, monkeypatch) as made:
+        yield made
+
+
+@pytest.fixture
+async def pg_env(settings, tmp_path, monkeypatch) -> AsyncIterator[Env]:
+    async with temporary_database() as url, make_env(tmp_path, monkeypatch, url) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def make_env(tmp_path, monkeypatch, database_url: str | None = None) -> AsyncIterator[Env]:
     api = FakeBotApi()
     base_url = await api.start()
     variables = {
@@ -52,6 +65,8 @@ async def env(settings, tmp_path, monkeypatch) -> AsyncIterator[Env]:
         "BOT_TOKEN": api.token,
         "TELEGRAM_API_URL": base_url,
     }
+    if database_url:
+        variables["DATABASE_URL"] = database_url
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     services = await create_services(load_settings(env_file=None))
@@ -64,8 +79,10 @@ async def env(settings, tmp_path, monkeypatch) -> AsyncIterator[Env]:
         "HOME": str(tmp_path),
         **variables,
     }
-    yield Env(api, base_url, region.codes, process_env)
-    await api.stop()
+    try:
+        yield Env(api, base_url, region.codes, process_env)
+    finally:
+        await api.stop()
 
 
 @contextlib.asynccontextmanager
@@ -190,6 +207,24 @@ async def test_wrong_token_is_one_russian_line_and_exit_code(env: Env):
     assert process.returncode == 2
     assert "Telegram не принял BOT_TOKEN" in text
     assert "Traceback" not in text and "WRONG-TOKEN" not in text
+
+
+@requires_postgres
+async def test_second_poller_on_postgres_is_refused_and_restart_resumes(pg_env: Env):
+    env = pg_env
+    settings = env.settings()
+    async with running(settings):
+        env.api.send_text(USER, f"/start {env.codes['S1']}")
+        await env.api.reply(USER, "зарегистрированы")
+        process = await spawn(env, "run")
+        _out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "уже запущен" in err.decode() and "PostgreSQL" in err.decode()
+    env.api.redeliver_all()
+    async with running(settings):
+        env.api.send_text(USER, "/help")
+        await env.api.reply(USER, "/resume")
+    assert len(registered_replies(env.api)) == 1
 
 
 async def test_second_poller_is_refused(env: Env):
