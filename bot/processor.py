@@ -111,7 +111,7 @@ class Processor:
         channels: Mapping[str, Channel],
         core: Any,
         *,
-        concurrency: int = 8,
+        concurrency: int = 4,  # on PostgreSQL each busy chat holds two pooled connections
         max_attempts: int = MAX_ATTEMPTS,
         retry_delay: float = 0.5,
         idle_interval: float = 1.0,
@@ -342,17 +342,26 @@ class Processor:
             status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
             async with self.sessions() as session:
                 await inbox.mark_reply(session, reply.id, status, message_id)
-                if status == OutboxStatus.BLOCKED:
-                    await session.execute(
-                        update(Account)
-                        .where(
-                            Account.platform == reply.platform,
-                            Account.chat_id == reply.chat_id,
-                            Account.unreachable_since.is_(None),
-                        )
-                        .values(unreachable_since=utcnow())
-                    )
                 await session.commit()
+            if status == OutboxStatus.BLOCKED:
+                await self._mark_unreachable(reply.platform, reply.chat_id)
+
+    async def _mark_unreachable(self, platform: str, chat_id: str) -> None:
+        """Coordinators see who blocked the bot; a failure here must not resend anything."""
+        try:
+            async with self.sessions() as session:
+                await session.execute(
+                    update(Account)
+                    .where(
+                        Account.platform == platform,
+                        Account.chat_id == chat_id,
+                        Account.unreachable_since.is_(None),
+                    )
+                    .values(unreachable_since=utcnow())
+                )
+                await session.commit()
+        except Exception:
+            log.exception("Не удалось отметить чат %s как недоступный", chat_id)
 
     async def _send(
         self, channel: Channel, chat_id: str, reply_id: int, data: Mapping[str, Any]

@@ -331,7 +331,7 @@ class TgHarness:
     outbox -> Bot API) and lets tests act as Telegram users.
 
     A core with ``sessions`` (the real Conversation) keeps the inbox in its own database; any
-    other core (a test double) gets a throw-away SQLite file with just the intake tables.
+    other core (a test double) gets a throw-away SQLite file with the schema.
     """
 
     def __init__(self, bot: Bot, core: Any, sessions: Any = None) -> None:
@@ -374,15 +374,12 @@ class TgHarness:
 
     async def _intake_only_database(self) -> Any:
         from storage.database import create_engine, create_sessionmaker
-        from storage.models import InboxEvent, OutboxMessage
+        from storage.models import InboxEvent
 
         self._tmp = Path(tempfile.mkdtemp(prefix="tg-harness-"))
         self._engine = create_engine(f"sqlite+aiosqlite:///{self._tmp / 'intake.sqlite3'}")
         async with self._engine.begin() as connection:
-            await connection.run_sync(
-                InboxEvent.metadata.create_all,
-                tables=[InboxEvent.__table__, OutboxMessage.__table__],
-            )
+            await connection.run_sync(InboxEvent.metadata.create_all)
         return create_sessionmaker(self._engine)
 
     async def close(self) -> None:
