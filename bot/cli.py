@@ -71,7 +71,9 @@ def parse_day(value: str, option: str) -> date:
 def run() -> None:
     """Запустить бота на всех настроенных платформах (сейчас — Telegram)."""
     settings = settings_or_exit()
-    if settings.telegram.bot_token is None:
+    from bot.runner import any_configured, run_bot
+
+    if not any_configured(settings):
         typer.echo(
             "BOT_TOKEN не задан, поэтому Telegram не запущен.\n"
             f"Попробовать анкету можно в консоли: {COMMAND} console\n"
@@ -82,8 +84,6 @@ def run() -> None:
             console(form="shnor_school", database=None, reset=False)
             return
         raise typer.Exit(1)
-    from bot.runner import run_bot
-
     asyncio.run(run_bot(settings))
 
 

@@ -319,6 +319,63 @@ class ReminderSettings(BaseSettings):
         return timedelta(minutes=self.grace_minutes)
 
 
+class WebhookSettings(BaseSettings):
+    """One aiohttp server for every platform's webhook; off unless WEBHOOK_BASE_URL is set."""
+
+    model_config = _COMMON
+
+    base_url: str | None = Field(default=None, alias="WEBHOOK_BASE_URL")
+    listen: str = Field(default="127.0.0.1:8080", alias="WEBHOOK_LISTEN")
+    telegram_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_shape(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("ожидается внешний адрес вида https://bot.example.ru")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_shape(cls, value: str) -> str:
+        host, _, port = value.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("ожидается адрес:порт, например 127.0.0.1:8080")
+        return value.strip()
+
+    @field_validator("telegram_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("telegram_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram allows 1-256 characters A-Z, a-z, 0-9, _ and -.
+        if value is not None:
+            secret = value.get_secret_value()
+            if len(secret) > 256 or not all(
+                c.isascii() and (c.isalnum() or c in "_-") for c in secret
+            ):
+                raise ValueError("expected up to 256 characters: letters, digits, _ and -")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.base_url is not None
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class Settings(BaseModel):
     telegram: TelegramSettings
     storage: StorageSettings
@@ -326,6 +383,7 @@ class Settings(BaseModel):
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     max: MaxSettings = Field(default_factory=MaxSettings)
     vk: VkSettings = Field(default_factory=VkSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 # What pydantic's own checks mean, said in Russian; custom validators word their own.
@@ -382,6 +440,7 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         ("reminders", ReminderSettings),
         ("max", MaxSettings),
         ("vk", VkSettings),
+        ("webhook", WebhookSettings),
     ):
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]

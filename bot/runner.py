@@ -1,44 +1,229 @@
-"""Long-running modes: the Telegram bot and the console."""
+"""Long-running modes: every configured channel with the intake, and the console.
+
+``run_bot`` starts the channels found in :data:`CHANNELS` (a channel is configured when its
+settings are present), the processor, the scheduler and, with ``WEBHOOK_BASE_URL``, the
+webhook server; otherwise each channel polls. On SIGTERM/SIGINT it stops taking updates,
+lets running events finish and send their replies (bounded), and only then closes the HTTP
+sessions. An operator's error (bad token, a second bot process) is one Russian message and a
+non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from bot.app import create_services
+from bot.app import Services, create_services
+from bot.channel import Channel, ChannelSetupError
 from bot.config import Settings
+from bot.logsafe import install as install_log_masking
+from bot.processor import Processor
+from bot.runlock import AlreadyRunning, RunLock, identity
 from handlers.types import Platform
 
 log = logging.getLogger(__name__)
 
+STOP_TIMEOUT_S = 15.0
+EXIT_SETUP = 2
 
-async def run_bot(settings: Settings) -> None:
-    from bot.telegram import (
-        TelegramFileFetcher,
-        TelegramMessenger,
-        create_bot,
-        create_dispatcher,
-        run_polling,
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """How the runner finds and builds one platform's channel."""
+
+    configured: Callable[[Settings], bool]
+    create: Callable[[Settings], Channel]
+    lock_name: Callable[[Settings], str]  # one bot process per token and database
+    secrets: Callable[[Settings], list[str]]  # masked in every log record
+
+
+def _telegram(settings: Settings) -> Channel:
+    from bot.telegram import TelegramChannel, create_bot, webhook_secret_for
+
+    token = settings.telegram.bot_token
+    assert token is not None
+    bot = create_bot(
+        token.get_secret_value(), settings.telegram.api_url, settings.telegram.local_files
     )
+    configured = settings.webhook.telegram_secret
+    secret = webhook_secret_for(
+        token.get_secret_value(), configured.get_secret_value() if configured else None
+    )
+    return TelegramChannel(bot, webhook_secret=secret)
+
+
+def _telegram_secrets(settings: Settings) -> list[str]:
+    found = [
+        s.get_secret_value()
+        for s in (settings.telegram.bot_token, settings.webhook.telegram_secret)
+        if s
+    ]
+    return found
+
+
+CHANNELS: dict[str, ChannelSpec] = {
+    str(Platform.TELEGRAM): ChannelSpec(
+        configured=lambda s: s.telegram.bot_token is not None,
+        create=_telegram,
+        lock_name=lambda s: identity("tg", s.telegram.bot_token.get_secret_value()),  # type: ignore[union-attr]
+        secrets=_telegram_secrets,
+    ),
+}
+
+
+def configured_specs(settings: Settings) -> dict[str, ChannelSpec]:
+    return {name: spec for name, spec in CHANNELS.items() if spec.configured(settings)}
+
+
+def any_configured(settings: Settings) -> bool:
+    return bool(configured_specs(settings))
+
+
+def _fail(message: str) -> SystemExit:
+    print(message, file=sys.stderr)
+    return SystemExit(EXIT_SETUP)
+
+
+async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set). Raises SystemExit on setup errors."""
+    specs = configured_specs(settings)
+    install_log_masking(secret for spec in specs.values() for secret in spec.secrets(settings))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        services = await create_services(settings)
+    except Exception as exc:
+        log.exception("Не удалось открыть базу данных")
+        raise _fail(
+            f"Не удалось открыть базу данных ({type(exc).__name__}). Проверьте DATABASE_URL "
+            "и что сервер базы запущен, затем запустите бота снова."
+        ) from None
+    lock = RunLock(
+        services.engine, settings.storage.data_dir, [s.lock_name(settings) for s in specs.values()]
+    )
+    try:
+        await lock.acquire()
+    except AlreadyRunning as exc:
+        await services.close()
+        raise _fail(str(exc)) from None
+    try:
+        await _serve(settings, services, specs, stop)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        # Logged through the masking filter: a raw traceback could quote the token.
+        log.exception("Бот остановлен из-за ошибки")
+        raise _fail(
+            f"Бот остановлен из-за ошибки ({type(exc).__name__}); подробности в журнале выше. "
+            "Проверьте настройки (TELEGRAM_API_URL, DATABASE_URL) и запустите бота снова."
+        ) from None
+    finally:
+        await lock.release()
+        await services.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+
+
+async def _serve(
+    settings: Settings, services: Services, specs: dict[str, ChannelSpec], stop: asyncio.Event
+) -> None:
+    from bot.webhook import WebhookServer, create_app
     from scheduler.runner import create_scheduler, create_sender
 
-    services = await create_services(settings)
-    token = settings.telegram.bot_token.get_secret_value()
-    bot = create_bot(token, settings.telegram.api_url, settings.telegram.local_files)
-    services.conversation.register_fetcher(str(Platform.TELEGRAM), TelegramFileFetcher(bot))
-    messengers = {str(Platform.TELEGRAM): TelegramMessenger(bot)}
-    # Everything the bot sends unprompted (reminders, export progress and files) goes
-    # through one rate-limited sender that waits out Telegram's 429s.
-    sender = create_sender(services, messengers)
-    services.conversation.messengers.update(sender.messengers_view())
-    scheduler = create_scheduler(services, messengers, sender=sender)
-    scheduler.start()
-    log.info("bot started (Telegram API: %s)", settings.telegram.api_url or "official")
+    channels = {name: spec.create(settings) for name, spec in specs.items()}
+    webhook = settings.webhook
     try:
-        await run_polling(bot, create_dispatcher(services.conversation))
+        started = await _start_channels(channels, webhook.base_url, stop)
+        if not started:
+            return
+        for name, channel in channels.items():
+            services.conversation.register_fetcher(name, channel.fetcher)
+        # Everything the bot sends unprompted (reminders, export progress and files) goes
+        # through one rate-limited sender that waits out the platforms' flood control.
+        sender = create_sender(services, channels)
+        services.conversation.messengers.update(sender.messengers_view())
+        scheduler = create_scheduler(services, channels, sender=sender)
+        processor = Processor(services.sessions, channels, services.conversation)
+        server = None
+        if webhook.enabled:
+            app = create_app(list(channels.values()), processor.sink, services.sessions)
+            server = WebhookServer(app, webhook.host, webhook.port)
+            await server.start()
+        scheduler.start()
+        processing = asyncio.create_task(processor.run(), name="processor")
+        polls = (
+            []
+            if webhook.enabled
+            else [
+                asyncio.create_task(channel.poll(processor.sink), name=f"poll {name}")
+                for name, channel in channels.items()
+            ]
+        )
+        log.info("Бот запущен: %s", ", ".join(channels))
+        stopping = asyncio.create_task(stop.wait(), name="stop")
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait(
+                [stopping, processing, *polls], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task is not stopping and not task.cancelled() and task.exception():
+                    failure = task.exception()
+        finally:
+            log.info("Останавливаюсь: новые сообщения не принимаю, дожидаюсь ответов…")
+            stopping.cancel()
+            for task in polls:
+                task.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+            if server is not None:
+                await server.stop()
+            await processor.stop(STOP_TIMEOUT_S)
+            processing.cancel()
+            await asyncio.gather(processing, return_exceptions=True)
+            scheduler.shutdown(wait=False)
+        if isinstance(failure, ChannelSetupError):
+            raise _fail(str(failure))
+        if failure is not None:
+            raise failure
     finally:
-        scheduler.shutdown(wait=False)
-        await bot.session.close()
-        await services.close()
+        for channel in channels.values():
+            with contextlib.suppress(Exception):
+                await channel.close()
+        log.info("Бот остановлен")
+
+
+async def _start_channels(
+    channels: dict[str, Channel], base_url: str | None, stop: asyncio.Event
+) -> bool:
+    """Start every channel (each retries an unreachable API itself); False if stopped."""
+
+    async def start(channel: Channel) -> None:
+        url = f"{base_url}{channel.webhook_path}" if base_url else None
+        await channel.start(webhook_url=url)
+
+    starting = asyncio.gather(*(start(c) for c in channels.values()))
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if starting not in done:
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        return False
+    stopping.cancel()
+    try:
+        starting.result()
+    except ChannelSetupError as exc:
+        raise _fail(str(exc)) from None
+    return True
 
 
 async def run_console(settings: Settings, form_id: str, database_url: str | None) -> None:

@@ -102,6 +102,11 @@ class Conversation(DocumentsFlow, ReviewFlow):
             await session.commit()
             return out
 
+    async def handle_in(self, session: AsyncSession, event: Incoming) -> list[Outgoing]:
+        """Run one event inside the caller's transaction; the caller commits (the intake
+        commits the effects together with the outbox rows and the inbox done-mark)."""
+        return await self._handle(session, event)
+
     async def _handle(self, session: AsyncSession, event: Incoming) -> list[Outgoing]:
         platform = str(event.user.platform)
         account = await repo.find_account(session, platform, event.user.user_id)

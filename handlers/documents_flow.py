@@ -16,6 +16,7 @@ from handlers import render, texts
 from handlers.types import Button, EventKind, IncomingDocument
 from handlers.walk_state import Mode, Turn, Walk
 from storage import repo
+from storage.errors import error_summary
 from storage.files import (
     ACCEPTED_LIST,
     ACCEPTED_TYPES,
@@ -143,9 +144,11 @@ class DocumentsFlow:
             return None
         except Exception as exc:  # the platform or the network failed: retry in the background
             temp.unlink(missing_ok=True)
-            log.warning("download of %s failed, will retry: %r", document.file_id, exc)
+            log.warning(
+                "download of %s failed, will retry: %s", document.file_id, error_summary(exc)
+            )
             attachment.status = AttachmentStatus.PENDING
-            attachment.last_error = repr(exc)[:500]
+            attachment.last_error = error_summary(exc)
         else:
             attachment.status = AttachmentStatus.STORED
             attachment.sha256 = stored.sha256

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from handlers import texts
 from handlers.types import FileFetcher, Messenger, OutText
+from storage.errors import error_summary
 from storage.files import FileStore, UnsupportedFileType
 from storage.models import Account, Attachment, AttachmentStatus
 
@@ -53,7 +54,7 @@ async def retry_pending_downloads(
         except UnsupportedFileType:
             status, error = AttachmentStatus.REJECTED, "content is not an accepted document type"
         except Exception as exc:
-            error = repr(exc)[:500]
+            error = error_summary(exc)
             if attachment.attempts + 1 >= max_attempts:
                 status = AttachmentStatus.FAILED
         finally:

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from handlers.types import Messenger
 from scheduler.downloads import retry_pending_downloads
 from scheduler.reminders import Reminders, reminders_tick
 from scheduler.sender import Sender
+from storage import inbox
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -66,4 +68,22 @@ def create_scheduler(
         next_run_time=datetime.now(UTC),
         replace_existing=True,
     )
+    scheduler.add_job(
+        prune_inbox,
+        "interval",
+        hours=1,
+        args=(services.sessions,),
+        id="prune_inbox",
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
     return scheduler
+
+
+async def prune_inbox(sessions: async_sessionmaker) -> int:
+    """Forget finished intake events older than the key retention (at least 24 h)."""
+    async with sessions() as session:
+        removed = await inbox.prune(session)
+        await session.commit()
+    return removed

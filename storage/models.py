@@ -408,3 +408,61 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- durable intake -----------------------------------------------------------------------------
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # unknown whether it arrived; not sent again
+    BLOCKED = "blocked"  # the recipient blocked the bot (the account is marked unreachable)
+
+
+class InboxEvent(Base):
+    """One platform update as received; unique per platform so a redelivery is ignored."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("platform", "event_key", name="uq_inbox_platform_event_key"),
+        Index("ix_inbox_pending_chat", "status", "platform", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_key: Mapped[str] = mapped_column(String(128))
+    chat_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_type: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    processed_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """A reply recorded with its event's effects and sent after the commit, in ``position``."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending_chat", "status", "platform", "chat_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbox.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    platform_message_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

@@ -1,7 +1,10 @@
 """A tiny Bot API server on 127.0.0.1 for end-to-end tests of `python -m bot run`.
 
-It speaks just enough of the HTTP protocol for long polling: getUpdates hands out queued
-updates, send* calls are recorded, files are served from memory under /file/bot<token>/.
+It speaks just enough of the HTTP protocol for long polling, as Telegram does: getUpdates
+hands out every update not yet confirmed (an update is confirmed by a later getUpdates with
+a higher ``offset``), send* calls are recorded, files are served from memory under
+/file/bot<token>/. A wrong token answers 401. Knobs for faults: ``down`` (every call 502),
+``send_delay`` (sendMessage waits), ``push_raw`` (an update of any shape).
 """
 
 from __future__ import annotations
@@ -31,12 +34,19 @@ class Sent:
 @dataclass
 class FakeBotApi:
     token: str = "4242:FAKE-TOKEN"
-    updates: asyncio.Queue = field(default_factory=asyncio.Queue)
+    unconfirmed: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    confirmed_up_to: int = 0  # every update_id below this was confirmed by an offset
+    down: bool = False
+    send_delay: float = 0.0
+    file_delay: float = 0.0  # file downloads wait this long first
+    polls: int = 0
     sent: list[Sent] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_message: asyncio.Event = field(default_factory=asyncio.Event)
+    _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     _mark: int = 0  # replies are looked for after the user's last action
 
     async def start(self) -> str:
@@ -73,14 +83,16 @@ class FakeBotApi:
         if text.startswith("/"):
             length = len(text.split()[0])
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        self.updates.put_nowait(
-            {"update_id": next(self._ids), "message": self._message(user_id, **content)}
-        )
+        self.push_raw({"update_id": next(self._ids), "message": self._message(user_id, **content)})
 
-    def send_document(self, user_id: int, content: bytes, name: str, mime: str) -> None:
+    def send_document(
+        self, user_id: int, content: bytes, name: str, mime: str, *, stored: bool = True
+    ) -> None:
+        """``stored=False``: the file is announced but its download answers 404."""
         self._mark = len(self.sent)
         file_id = f"file-{next(self._ids)}"
-        self.files[file_id] = content
+        if stored:
+            self.files[file_id] = content
         document = {
             "file_id": file_id,
             "file_unique_id": f"u{file_id}",
@@ -88,7 +100,7 @@ class FakeBotApi:
             "mime_type": mime,
             "file_size": len(content),
         }
-        self.updates.put_nowait(
+        self.push_raw(
             {"update_id": next(self._ids), "message": self._message(user_id, document=document)}
         )
 
@@ -101,7 +113,7 @@ class FakeBotApi:
                         message = self._message(user_id, text=sent.text)
                         message["message_id"] = sent.message_id
                         message["from"] = {"id": BOT_ID, "is_bot": True, "first_name": "Бот"}
-                        self.updates.put_nowait(
+                        self.push_raw(
                             {
                                 "update_id": next(self._ids),
                                 "callback_query": {
@@ -116,6 +128,20 @@ class FakeBotApi:
                         return
                 raise AssertionError(f"no button {text!r}; last keyboard: {sent.buttons}")
         raise AssertionError("no keyboard was sent")
+
+    def push_raw(self, update: dict[str, Any]) -> None:
+        self.history.append(update)
+        self.unconfirmed.append(update)
+        self._new_update.set()
+
+    def redeliver_all(self) -> None:
+        """As if the getUpdates that confirmed them never reached the server."""
+        self.unconfirmed = list(self.history)
+        self.confirmed_up_to = 0
+        self._new_update.set()
+
+    def next_id(self) -> int:
+        return next(self._ids)
 
     async def reply(self, user_id: int, *fragments: str, timeout: float = 15) -> Sent:
         """Wait until a message to the user contains every fragment."""
@@ -139,11 +165,26 @@ class FakeBotApi:
         method = request.match_info["method"].lower()
         data = dict(await request.post())
         self.calls.append(method)
+        if self.down:
+            return web.json_response(
+                {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
+            )
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        if method == "sendmessage" and self.send_delay:
+            await asyncio.sleep(self.send_delay)
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError("the bot went away")  # never delivered
         handler = getattr(self, f"_m_{method}", None)
         result = await handler(data) if handler else True
         return web.json_response({"ok": True, "result": result})
 
     async def _file(self, request: web.Request) -> web.Response:
+        self.calls.append("file")
+        if self.file_delay:
+            await asyncio.sleep(self.file_delay)
         file_id = request.match_info["path"].rsplit("/", 1)[-1]
         if file_id not in self.files:
             raise web.HTTPNotFound()
@@ -153,15 +194,17 @@ class FakeBotApi:
         return {"id": BOT_ID, "is_bot": True, "first_name": "Бот", "username": "shnor_test_bot"}
 
     async def _m_getupdates(self, data) -> list:
-        timeout = float(data.get("timeout") or 0)
-        updates = []
-        try:
-            updates.append(await asyncio.wait_for(self.updates.get(), min(timeout, 0.5) or 0.01))
-        except TimeoutError:
-            return []
-        while not self.updates.empty():
-            updates.append(self.updates.get_nowait())
-        return updates
+        self.polls += 1
+        offset = int(data.get("offset") or 0)
+        if offset:
+            self.confirmed_up_to = max(self.confirmed_up_to, offset)
+            self.unconfirmed = [u for u in self.unconfirmed if u.get("update_id", 0) >= offset]
+        if not self.unconfirmed:
+            self._new_update.clear()
+            timeout = float(data.get("timeout") or 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_update.wait(), min(timeout, 0.5) or 0.01)
+        return list(self.unconfirmed[: int(data.get("limit") or 100)])
 
     def _record(self, method: str, data: dict, text: str) -> dict:
         markup = json.loads(data["reply_markup"]) if data.get("reply_markup") else None

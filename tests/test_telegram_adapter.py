@@ -1,4 +1,5 @@
-"""The Telegram adapter (bot/telegram.py) driven through the real aiogram Dispatcher."""
+"""The Telegram channel (bot/telegram/) driven through the intake: JSON updates -> inbox ->
+processor -> parse -> core -> outbox -> a recording Bot API session."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from bot.telegram import (
     TelegramFileFetcher,
     TelegramMessenger,
     create_bot,
-    create_dispatcher,
     parse_command,
     set_commands,
     split_text,
@@ -71,8 +71,10 @@ def core() -> FakeCore:
 
 
 @pytest.fixture
-def h(core: FakeCore) -> TgHarness:
-    return TgHarness.for_core(core)
+async def h(core: FakeCore):
+    harness = TgHarness.for_core(core)
+    yield harness
+    await harness.close()
 
 
 YES_NO = [[Button("Да", "ans:yes"), Button("Нет", "ans:no")], [Button("Назад", "nav:back")]]
@@ -335,7 +337,7 @@ async def test_flood_control_retried(
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr("bot.telegram.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("bot.processor.asyncio.sleep", fake_sleep)
     h.session.fail_next(SendMessage, "Too Many Requests: retry after 3", 429, retry_after=3)
     user = h.user()
     await user.send("/resume")
@@ -356,6 +358,7 @@ async def test_updates_of_one_chat_are_serialized(h: TgHarness) -> None:
     h2 = TgHarness.for_core(SlowCore())
     user = h2.user()
     await asyncio.gather(user.send("a"), user.send("b"))
+    await h2.close()
     assert order == ["start a", "end a", "start b", "end b"]
 
 
@@ -450,11 +453,6 @@ async def test_set_commands_in_russian() -> None:
     assert commands["start"] == "Начать / ввести код приглашения"
     assert list(commands) == ["start", "resume", "review", "help", "export", "deadlines"]
     assert not session.calls_of(DeleteWebhook)
-
-
-def test_dispatcher_listens_to_messages_and_callbacks(core: FakeCore) -> None:
-    dp = create_dispatcher(core)
-    assert set(dp.resolve_used_update_types()) == {"message", "callback_query"}
 
 
 async def test_press_on_inaccessible_old_message(h: TgHarness, core: FakeCore) -> None:

@@ -5,8 +5,8 @@ bot message carries which inline keyboard (so a removed keyboard cannot be "pres
 editing to the same markup fails with "message is not modified" as on real Telegram), and serves
 downloads from an in-memory ``files`` dict.
 
-``TgHarness``/``TgUser`` build real ``aiogram.types.Update`` objects and feed them through
-``Dispatcher.feed_update``::
+``TgHarness``/``TgUser`` build real ``aiogram.types.Update`` objects and feed them, as JSON,
+through the production intake (inbox, processor, outbox) and Telegram channel::
 
     h = TgHarness.for_core(core)
     user = h.user(1001, "Анна")
@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import shutil
+import tempfile
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from aiogram import Bot, Dispatcher
+from aiogram import Bot
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -71,6 +73,7 @@ TEST_TOKEN = "42:TEST"
 BOT_USER = User(id=42, is_bot=True, first_name="Тестовый бот", username="test_bot")
 
 _TEXT_METHODS = (SendMessage, EditMessageText)
+_UPDATE_IDS = itertools.count(1)
 
 
 def _now() -> datetime:
@@ -327,25 +330,68 @@ def _chat_id_of(call: TelegramMethod[Any]) -> int | None:
 
 
 class TgHarness:
-    """Feeds updates into a dispatcher and lets tests act as Telegram users."""
+    """Feeds updates through the production path (channel -> inbox -> processor -> core ->
+    outbox -> Bot API) and lets tests act as Telegram users.
 
-    def __init__(self, dispatcher: Dispatcher, bot: Bot) -> None:
+    A core with ``sessions`` (the real Conversation) keeps the inbox in its own database; any
+    other core (a test double) gets a throw-away SQLite file with the schema.
+    """
+
+    def __init__(self, bot: Bot, core: Any, sessions: Any = None) -> None:
+        from bot.telegram import TelegramChannel
+
         if not isinstance(bot.session, RecordingSession):
             raise TypeError("TgHarness needs a Bot whose session is a RecordingSession")
-        self.dispatcher = dispatcher
         self.bot = bot
         self.session: RecordingSession = bot.session
-        self._update_ids = itertools.count(1)
+        self.channel = TelegramChannel(bot)
+        self.core = core
+        self.sessions = sessions
+        self.processor: Any = None
+        self._engine: Any = None
+        self._tmp: Path | None = None
+        self._setup = asyncio.Lock()
+        self._update_ids = _UPDATE_IDS  # unique across harnesses: a restart shares the inbox
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
 
     @classmethod
-    def for_core(cls, core: ConversationCore) -> TgHarness:
-        """The production adapter (bot/telegram.py) around ``core``, with a recording bot."""
-        from bot.telegram import create_bot, create_dispatcher
+    def for_core(cls, core: ConversationCore, sessions: Any = None) -> TgHarness:
+        """The production Telegram channel and processor around ``core``, recording bot."""
+        from bot.telegram import create_bot
 
         bot = create_bot(TEST_TOKEN, session=RecordingSession())
-        return cls(create_dispatcher(core), bot)
+        return cls(bot, core, sessions or getattr(core, "sessions", None))
+
+    async def get_processor(self) -> Any:
+        from bot.processor import Processor
+
+        async with self._setup:
+            if self.processor is None:
+                if self.sessions is None:
+                    self.sessions = await self._intake_only_database()
+                self.processor = Processor(
+                    self.sessions, {"tg": self.channel}, self.core, retry_delay=0
+                )
+        return self.processor
+
+    async def _intake_only_database(self) -> Any:
+        from storage.database import create_engine, create_sessionmaker
+        from storage.models import InboxEvent
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="tg-harness-"))
+        self._engine = create_engine(f"sqlite+aiosqlite:///{self._tmp / 'intake.sqlite3'}")
+        async with self._engine.begin() as connection:
+            await connection.run_sync(InboxEvent.metadata.create_all)
+        return create_sessionmaker(self._engine)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def user(
         self,
@@ -369,8 +415,14 @@ class TgHarness:
     def new_file_id(self, prefix: str = "doc") -> str:
         return f"{prefix}-{next(self._file_ids)}"
 
-    async def feed(self, update: Update) -> Any:
-        return await self.dispatcher.feed_update(self.bot, update)
+    async def feed(self, update: Update) -> None:
+        await self.feed_raw([update.model_dump(mode="json", by_alias=True, exclude_none=True)])
+
+    async def feed_raw(self, updates: list[dict[str, Any]]) -> None:
+        """One polling batch as JSON: stored in the inbox, then processed to the end."""
+        processor = await self.get_processor()
+        await processor.accept(list(self.channel.raw_events(updates)))
+        await processor.drain()
 
     def next_update_id(self) -> int:
         return next(self._update_ids)
@@ -426,11 +478,7 @@ class TgUser:
 
     async def send(self, text: str) -> list[TelegramMethod[Any]]:
         """Send a text message; ``/command args`` is sent with a bot_command entity."""
-        entities = None
-        if text.startswith("/") and len(text) > 1 and not text[1].isspace():
-            length = len(text.split(maxsplit=1)[0])
-            entities = [MessageEntity(type="bot_command", offset=0, length=length)]
-        return await self.send_message(text=text, entities=entities)
+        return await self._act(self.text_update(text))
 
     async def send_document(
         self,
@@ -492,18 +540,45 @@ class TgUser:
 
     async def send_message(self, **fields: Any) -> list[TelegramMethod[Any]]:
         """Send a Message with arbitrary content fields (``location=Location(...)`` etc.)."""
+        return await self._act(self.message_update(**fields))
+
+    def message_update(self, *, edited: bool = False, **fields: Any) -> Update:
+        """The Update of a message from this user, not sent yet (see :meth:`act_batch`)."""
         message = Message(
             message_id=self.session.next_message_id(),
             date=_now(),
             chat=self.chat,
             from_user=self.tg_user,
+            edit_date=int(_now().timestamp()) if edited else None,
             **fields,
         )
-        return await self._act(Update(update_id=self.harness.next_update_id(), message=message))
+        if edited:
+            return Update(update_id=self.harness.next_update_id(), edited_message=message)
+        return Update(update_id=self.harness.next_update_id(), message=message)
+
+    def text_update(self, text: str) -> Update:
+        entities = None
+        if text.startswith("/") and len(text) > 1 and not text[1].isspace():
+            length = len(text.split(maxsplit=1)[0])
+            entities = [MessageEntity(type="bot_command", offset=0, length=length)]
+        return self.message_update(text=text, entities=entities)
+
+    async def act_batch(self, updates: list[Update]) -> list[TelegramMethod[Any]]:
+        """Deliver several updates in one polling batch (a tap and a typed line at once)."""
+        self._cursor = len(self.session.calls)
+        await self.harness.feed_raw(
+            [u.model_dump(mode="json", by_alias=True, exclude_none=True) for u in updates]
+        )
+        return self.calls()
 
     async def click(
         self, button: str, *, message_id: int | None = None, stale: bool = False
     ) -> list[TelegramMethod[Any]]:
+        return await self._act(self.click_update(button, message_id=message_id, stale=stale))
+
+    def click_update(
+        self, button: str, *, message_id: int | None = None, stale: bool = False
+    ) -> Update:
         """Press an inline button, found by exact text or payload.
 
         By default the button is looked up in the latest bot message to this user that has (or
@@ -545,9 +620,7 @@ class TgUser:
             message=shown,
             data=found.payload,
         )
-        return await self._act(
-            Update(update_id=self.harness.next_update_id(), callback_query=callback)
-        )
+        return Update(update_id=self.harness.next_update_id(), callback_query=callback)
 
     async def _act(self, update: Update) -> list[TelegramMethod[Any]]:
         self._cursor = len(self.session.calls)

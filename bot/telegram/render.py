@@ -1,22 +1,12 @@
-"""Thin Telegram adapter: aiogram updates -> :class:`Incoming`, :class:`Outgoing` -> Bot API calls.
+"""Telegram wire details: the Bot, commands, rendering and splitting within Telegram's limits,
+Message -> :class:`Incoming`, and the file fetcher and messenger over the Bot API.
 
-The conversation core (``handlers/``) never sees aiogram; everything Telegram-specific lives
-here. Decisions worth knowing:
-
-* Only private chats are served; updates from groups/channels are silently ignored.
-* Content the core cannot use (stickers, voice, video, GIFs, locations, contacts…) is answered
-  by the adapter itself with :data:`UNSUPPORTED_TEXT` and never reaches the core, so an empty
-  TEXT event cannot be mistaken for an (empty) answer to a question.
-* Events of one chat are processed strictly one after another (a per-chat lock): aiogram's
-  polling runs every update as a separate task, and a user tapping quickly must not race the
-  core or get replies out of order.
-* A pressed inline keyboard is removed before the core sees the press. If Telegram says the
-  markup is already gone ("message is not modified"), the press is a duplicate of one already
-  handled (double tap, or a tap queued before the removal reached the client) and is dropped.
-* All outgoing messages of one core reply are rendered (and validated) before the first one is
-  sent, so a bad button payload produces the apology instead of half a reply.
 * Telegram counts message length in UTF-16 code units; long texts are split on line
   boundaries with that measure.
+* All parts of one Outgoing are rendered (and validated) before the first one is sent, so a
+  bad button payload is refused before anything goes out.
+* Content the core cannot use (stickers, voice, locations…) maps to ``None``: the channel
+  answers it with :data:`UNSUPPORTED_TEXT` itself.
 """
 
 from __future__ import annotations
@@ -26,28 +16,25 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import (
     BotCommand,
-    CallbackQuery,
     FSInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
 )
 
-from handlers.core import ConversationCore
 from handlers.types import (
     Button,
     EventKind,
@@ -71,7 +58,6 @@ MAX_CAPTION_LENGTH = 1024  # UTF-16 code units
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_RETRY_AFTER_ATTEMPTS = 2
 
-ERROR_TEXT = "Произошла ошибка. Попробуйте ещё раз чуть позже или напишите /resume."
 UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."
 
 BOT_COMMANDS: list[tuple[str, str]] = [
@@ -114,12 +100,6 @@ async def set_commands(bot: Bot) -> None:
     await bot.set_my_commands(
         [BotCommand(command=command, description=text) for command, text in BOT_COMMANDS]
     )
-
-
-async def run_polling(bot: Bot, dispatcher: Dispatcher) -> None:
-    await bot.delete_webhook(drop_pending_updates=False)
-    await set_commands(bot)
-    await dispatcher.start_polling(bot, handle_signals=True)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -336,117 +316,6 @@ def message_to_incoming(message: Message) -> Incoming | None:
             ),
         )
     return None
-
-
-# --------------------------------------------------------------------------- dispatcher
-
-
-class _ChatLocks:
-    """One asyncio.Lock per chat, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
-class TelegramAdapter:
-    """Feeds events to the core and delivers its replies. Used by :func:`create_dispatcher`."""
-
-    def __init__(self, core: ConversationCore) -> None:
-        self.core = core
-        self._locks = _ChatLocks()
-
-    async def on_message(self, message: Message, bot: Bot) -> None:
-        if message.from_user is None:
-            return
-        event = message_to_incoming(message)
-        async with self._locks.hold(str(message.chat.id)):
-            if event is None:
-                await self._deliver(bot, message.chat.id, [_TextPart(UNSUPPORTED_TEXT)])
-                return
-            await self._process(bot, message.chat.id, event)
-
-    async def on_callback(self, callback: CallbackQuery, bot: Bot) -> None:
-        # Stop the client's spinner first, whatever happens next. Fails for queries older
-        # than ~15 minutes (e.g. after downtime) — that must not block the press itself.
-        try:
-            await bot.answer_callback_query(callback.id)
-        except TelegramBadRequest as e:
-            log.debug("answer_callback_query failed: %s", e)
-        msg = callback.message
-        if msg is None or callback.data is None or msg.chat.type != ChatType.PRIVATE:
-            return
-        chat_id = msg.chat.id
-        async with self._locks.hold(str(chat_id)):
-            try:
-                await _call(
-                    lambda: bot.edit_message_reply_markup(
-                        chat_id=chat_id, message_id=msg.message_id, reply_markup=None
-                    )
-                )
-            except TelegramBadRequest as e:
-                if _is_not_modified(e):
-                    log.info(
-                        "Duplicate press on chat=%s message=%s ignored", chat_id, msg.message_id
-                    )
-                    return
-                log.debug("Could not remove keyboard: %s", e)  # too old / deleted: go on
-            event = Incoming(
-                user=_user_ref(chat_id, callback.from_user),
-                kind=EventKind.BUTTON,
-                payload=callback.data,
-                message_id=str(msg.message_id),
-            )
-            await self._process(bot, chat_id, event)
-
-    async def _process(self, bot: Bot, chat_id: int, event: Incoming) -> None:
-        try:
-            replies = await self.core.handle(event)
-            parts = [part for reply in replies for part in render(reply)]
-        except Exception:
-            log.exception("Core failed on %s event from chat %s", event.kind, chat_id)
-            await self._apologize(bot, chat_id)
-            return
-        await self._deliver(bot, chat_id, parts)
-
-    async def _deliver(self, bot: Bot, chat_id: int, parts: list[_Part]) -> None:
-        try:
-            for part in parts:
-                await _send_part(bot, chat_id, part)
-        except TelegramForbiddenError:
-            log.warning("Chat %s blocked the bot; reply dropped", chat_id)
-        except Exception:
-            log.exception("Failed to deliver a reply to chat %s", chat_id)
-            await self._apologize(bot, chat_id)
-
-    async def _apologize(self, bot: Bot, chat_id: int) -> None:
-        try:
-            await bot.send_message(chat_id=chat_id, text=ERROR_TEXT)
-        except Exception:
-            log.exception("Could not even send the apology to chat %s", chat_id)
-
-
-def create_dispatcher(core: ConversationCore) -> Dispatcher:
-    adapter = TelegramAdapter(core)
-    router = Router(name="telegram-adapter")
-    router.message.register(adapter.on_message, F.chat.type == ChatType.PRIVATE)
-    router.callback_query.register(adapter.on_callback)
-    dispatcher = Dispatcher()
-    dispatcher.include_router(router)
-    return dispatcher
 
 
 # --------------------------------------------------------------------------- services
