@@ -99,7 +99,7 @@ async def test_whole_form_with_documents_review_and_submit(harness, services, re
     user = await started(harness, region)
     answered = await walk_to_review(services, user, yes=True)
     assert answered == 17
-    user.expect("Заполнено: 17 из 17", "📎 1")
+    user.expect("Заполнено: 17 из 17", "Да 📎 pd_events.pdf")
     await user.click("📨 Отправить анкету")
     user.expect("Отправить анкету", "только координатор")
     await user.click("Да, отправить")
