@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from bot.app import Services, create_services
 from bot.channel import Channel, ChannelSetupError
 from bot.config import Settings
@@ -58,12 +60,23 @@ def _telegram(settings: Settings) -> Channel:
 
 
 def _telegram_secrets(settings: Settings) -> list[str]:
-    found = [
-        s.get_secret_value()
-        for s in (settings.telegram.bot_token, settings.webhook.telegram_secret)
-        if s
-    ]
-    return found
+    return _secrets(settings.telegram.bot_token, settings.webhook.telegram_secret)
+
+
+def _vk(settings: Settings) -> Channel:
+    from bot.vk import create_channel
+
+    return create_channel(settings)
+
+
+def _max(settings: Settings) -> Channel:
+    from bot.max.channel import MaxChannel
+
+    return MaxChannel.from_settings(settings.max)
+
+
+def _secrets(*values: SecretStr | None) -> list[str]:
+    return [value.get_secret_value() for value in values if value]
 
 
 CHANNELS: dict[str, ChannelSpec] = {
@@ -72,6 +85,18 @@ CHANNELS: dict[str, ChannelSpec] = {
         create=_telegram,
         lock_name=lambda s: identity("tg", s.telegram.bot_token.get_secret_value()),  # type: ignore[union-attr]
         secrets=_telegram_secrets,
+    ),
+    str(Platform.VK): ChannelSpec(
+        configured=lambda s: s.vk.configured,
+        create=_vk,
+        lock_name=lambda s: identity("vk", s.vk.token.get_secret_value()),  # type: ignore[union-attr]
+        secrets=lambda s: _secrets(s.vk.token, s.vk.callback_secret),
+    ),
+    str(Platform.MAX): ChannelSpec(
+        configured=lambda s: s.max.token is not None,
+        create=_max,
+        lock_name=lambda s: identity("max", s.max.token.get_secret_value()),  # type: ignore[union-attr]
+        secrets=lambda s: _secrets(s.max.token, s.max.webhook_secret),
     ),
 }
 
