@@ -18,8 +18,8 @@ from bot.runner import run_bot
 from storage.models import Account, Answer, InboxEvent, OutboxMessage
 from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
-from tests.fake_max_api import FakeMaxApi, bot_started, user_message, user_obj
 from tests.fake_max_api import TOKEN as MAX_TOKEN
+from tests.fake_max_api import FakeMaxApi, bot_started, user_message, user_obj
 from tests.fake_vk_api import GROUP_ID, FakeVkApi
 from tests.fake_vk_api import TOKEN as VK_TOKEN
 
