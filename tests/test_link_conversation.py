@@ -284,3 +284,18 @@ async def test_every_code_issued_and_bind_is_audited(services, region, vk):
     async with services.sessions() as session:
         count = await session.scalar(select(func.count()).select_from(LinkCode))
     assert count == 1
+
+
+async def test_each_event_records_the_accounts_last_activity(services, region, vk, monkeypatch):
+    _tg, anna = await tg_director(services, region)
+    code = await link_code(anna)
+    vk_anna = vk.user(5019)
+    later = services.conversation.clock() + timedelta(minutes=5)
+    monkeypatch.setattr(services.conversation, "clock", lambda: later)
+    await vk_anna.send(f"/link {code}")
+    await vk_anna.send("/help")
+    async with services.sessions() as session:
+        rows = await session.execute(select(Account.platform, Account.last_active_at))
+        seen = {platform: at for platform, at in rows}
+    assert seen["tg"] is not None and seen["vk"] is not None
+    assert seen["vk"] > seen["tg"]
