@@ -14,20 +14,28 @@ the person's latest place on any platform, so a walk continues where it was left
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import callbacks as cb
 from handlers import render, texts
 from handlers.types import Button, Incoming, Outgoing, OutText, Platform
+from handlers.walk_state import Turn
 from storage import repo
 from storage.models import Account, LinkCode, Person
 
-if TYPE_CHECKING:
-    from handlers.conversation import Conversation
-    from handlers.walk_state import Turn
+
+class Conversation(Protocol):
+    """What the flow uses of handlers.conversation.Conversation (no import: no cycle)."""
+
+    clock: Callable[[], datetime]
+
+    async def _register(self, session: AsyncSession, event: Incoming) -> list[Outgoing]: ...
+
+    async def _scope_text(self, session: AsyncSession, person: Person) -> str: ...
 
 ACTION = "lk"  # lk|<platform> or lk|last: where reminders go
 LAST = "last"
