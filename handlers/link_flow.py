@@ -37,6 +37,7 @@ class Conversation(Protocol):
 
     async def _scope_text(self, session: AsyncSession, person: Person) -> str: ...
 
+
 ACTION = "lk"  # lk|<platform> or lk|last: where reminders go
 LAST = "last"
 CODE_TTL = timedelta(minutes=15)
