@@ -299,3 +299,16 @@ async def test_each_event_records_the_accounts_last_activity(services, region, v
         seen = {platform: at for platform, at in rows}
     assert seen["tg"] is not None and seen["vk"] is not None
     assert seen["vk"] > seen["tg"]
+
+
+async def test_a_code_from_vk_binds_telegram_by_its_deep_link(services, region, vk):
+    vk_boris = vk.user(5020)
+    await vk_boris.send(f"/start {region.codes['S2']}")
+    await vk_boris.send("/link")
+    code = CODE.search(vk_boris.expect("Код для привязки")).group(1)
+    harness = harness_for(services)
+    tg_boris = harness.user(1020, "Борис")
+    await tg_boris.send(f"/start {code}")  # t.me/<bot>?start=<code>
+    tg_boris.expect("привязан к вам", "МБОУ СОШ № 2")
+    people = {(p, u): person for p, u, person in await accounts(services)}
+    assert people[("tg", "1020")] == people[("vk", "5020")]
