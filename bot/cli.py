@@ -207,29 +207,49 @@ def invites(
     bot_username: Annotated[
         str | None, typer.Option(help="Имя бота для ссылок t.me/<бот>?start=КОД.")
     ] = None,
+    vk_group: Annotated[
+        str | None,
+        typer.Option(help="Короткое имя сообщества для ссылок vk.me/<имя>?ref=КОД."),
+    ] = None,
+    max_bot: Annotated[
+        str | None, typer.Option(help="Имя бота MAX для ссылок max.ru/<бот>?start=КОД.")
+    ] = None,
 ) -> None:
     """Коды приглашения и ссылки: по одному на школу и на муниципалитет."""
+    from bot import invite_links
+
     settings = settings_or_exit()
+    try:  # a typo in a name is reported before anything is written
+        invite_links.columns(bot_username, vk_group, max_bot)
+    except invite_links.BadName as exc:
+        raise fail(str(exc), 2) from None
 
     async def go():
         from storage.admin import issue_invites
 
-        username = bot_username or await _bot_username(settings)
+        columns = invite_links.columns(
+            bot_username or await _bot_username(settings),
+            vk_group or invite_links.vk_group_from(settings),
+            max_bot or await invite_links.max_bot_name(settings),
+        )
         async with _session(settings) as session:
             rows = await issue_invites(session, reissue=reissue)
             await session.commit()
-        return rows, username
+        return rows, columns
 
-    rows, username = asyncio.run(go())
+    rows, columns = asyncio.run(go())
     if not rows:
         raise fail(f"Нет ни одной школы. Сначала: {COMMAND} import-schools ФАЙЛ.xlsx")
     from exports.invites import write_invites
 
-    write_invites(out, rows, username)
+    write_invites(out, rows, columns)
     new = sum(r.new for r in rows)
     typer.echo(f"Записано кодов: {len(rows)} (новых {new}) → {out}")
-    if not username:
-        typer.echo("Ссылки не построены: задайте BOT_TOKEN или --bot-username.")
+    if not columns:
+        typer.echo(
+            "Ссылки не построены: задайте BOT_TOKEN, VK_GROUP_ID или MAX_TOKEN "
+            "(или --bot-username, --vk-group, --max-bot)."
+        )
 
 
 async def _bot_username(settings: Settings) -> str | None:

@@ -1,8 +1,8 @@
-"""The invites workbook: a code and a deep link per school and per municipality."""
+"""The invites workbook: a code and a deep link per platform, per school and municipality."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -12,21 +12,31 @@ from exports.safe import text_cell
 from storage.admin import InviteRow
 
 ROLE_NAMES = {"director": "Директор школы", "municipal": "Муниципальный координатор"}
-HEADERS = ("Муниципалитет", "Наименование ОО", "Роль", "Код", "Ссылка", "Команда", "Использован")
-WIDTHS = (34, 60, 26, 12, 46, 20, 12)
+HEADERS = ("Муниципалитет", "Наименование ОО", "Роль", "Код")
+TAIL = ("Команда", "Использован")
+WIDTHS = (34, 60, 26, 12)
+LINK_WIDTH = 46
+TAIL_WIDTHS = (20, 12)
+
+LinkBuilder = Callable[[str], str]
 
 
 def deep_link(username: str | None, code: str) -> str:
     return f"https://t.me/{username}?start={code}" if username else ""
 
 
-def write_invites(path: Path, rows: Sequence[InviteRow], bot_username: str | None) -> None:
+def write_invites(
+    path: Path, rows: Sequence[InviteRow], links: Sequence[tuple[str, LinkBuilder]] = ()
+) -> None:
+    """``links``: a (column header, code → link) pair per configured platform."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Приглашения")
     sheet.freeze_panes = "A2"
-    for index, width in enumerate(WIDTHS, start=1):
+    headers = (*HEADERS, *(header for header, _ in links), *TAIL)
+    widths = (*WIDTHS, *(LINK_WIDTH for _ in links), *TAIL_WIDTHS)
+    for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.append(HEADERS)
+    sheet.append(headers)
     for row in rows:
         sheet.append(
             [
@@ -34,11 +44,11 @@ def write_invites(path: Path, rows: Sequence[InviteRow], bot_username: str | Non
                 text_cell(sheet, row.school or "—"),
                 ROLE_NAMES.get(row.role, row.role),
                 row.code,
-                deep_link(bot_username, row.code),
+                *(build(row.code) for _, build in links),
                 f"/start {row.code}",
                 "да" if row.used else "нет",
             ]
         )
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(HEADERS))}{len(rows) + 1}"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(rows) + 1}"
     path.parent.mkdir(parents=True, exist_ok=True)
     workbook.save(path)

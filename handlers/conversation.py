@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from forms.engine import Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
-from handlers import deadlines_chat, export_chat, render, texts
+from handlers import deadlines_chat, export_chat, link_flow, render, texts
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.registry import FormRegistry
@@ -113,16 +113,19 @@ class Conversation(DocumentsFlow, ReviewFlow):
         if account is None:
             account = await self._bootstrap_admin(session, event)
         if account is None:
-            if event.kind == EventKind.COMMAND and event.command == "start" and event.args.strip():
-                return await self._register(session, event)
+            if event.kind == EventKind.COMMAND and (
+                link_flow.wants_link(event) or (event.command == "start" and event.args.strip())
+            ):
+                return await link_flow.unregistered(self, session, event)
             if event.kind == EventKind.COMMAND and event.command == "start":
                 return [OutText(texts.WELCOME_UNKNOWN)]
             return [OutText(texts.NOT_REGISTERED)]
         if account.chat_id != event.user.chat_id:
             account.chat_id = event.user.chat_id
         account.unreachable_since = None
+        link_flow.touch(account, self.clock())
         person = await session.get(Person, account.person_id)
-        state = await repo.get_state(session, account.id)
+        state = await repo.person_state(session, account)
         turn = Turn(session, event, account, person, state)
         await self._dispatch(turn)
         return turn.out
@@ -217,6 +220,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
     async def _command(self, turn: Turn, command: str, args: str) -> None:
         if command == "start":
             scope = await self._scope_text(turn.session, turn.person)
+            if await link_flow.is_link_code(turn.session, args):
+                await link_flow.command(self, turn, args)
+                return
             if args.strip():
                 turn.say(
                     texts.ALREADY_REGISTERED.format(scope=scope),
@@ -243,6 +249,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
             await deadlines_chat.command(self, turn, args)
         elif command == "export":
             await self.exports.command(turn, args)
+        elif command == "link":
+            await link_flow.command(self, turn, args)
         elif not _COMMAND_WORD.fullmatch(command):
             await self._slash_text(turn, turn.event.text)
         else:
@@ -423,6 +431,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
             return
         if payload.action == deadlines_chat.ACTION:
             await deadlines_chat.button(self, turn, payload)
+            return
+        if payload.action == link_flow.ACTION:
+            await link_flow.button(self, turn, payload)
             return
         if payload.action == cb.Action.START:
             await self._resume(turn)

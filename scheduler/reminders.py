@@ -41,7 +41,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -193,6 +193,33 @@ class Recipient:
     zone: str
     created_at: datetime
     unreachable: bool
+    last_active_at: datetime | None = None
+    notify_platform: str | None = None  # the person's choice; None: the platform used last
+
+
+def preferred(accounts: Sequence[Recipient]) -> Recipient:
+    """The one account of a person that gets reminders and notices: a reachable one on the
+    platform the person chose, else the reachable one used last (all blocked: the last one,
+    so the delivery is recorded as unreachable and the coordinator is told)."""
+    reachable = [a for a in accounts if not a.unreachable] or list(accounts)
+    chosen = [a for a in reachable if a.platform == a.notify_platform]
+    return max(
+        chosen or reachable,
+        key=lambda a: (as_utc(a.last_active_at or a.created_at), a.account_id),
+    )
+
+
+def one_per_person(recipients: Iterable[Recipient]) -> list[Recipient]:
+    """Reduce every person's accounts to the preferred one; it counts as registered since
+    the person's first account."""
+    by_person: dict[int, list[Recipient]] = defaultdict(list)
+    for recipient in recipients:
+        by_person[recipient.person_id].append(recipient)
+    chosen = []
+    for accounts in by_person.values():
+        first = min(as_utc(a.created_at) for a in accounts)
+        chosen.append(replace(preferred(accounts), created_at=first))
+    return chosen
 
 
 def _recipient_query(platforms: Sequence[str]):
@@ -210,6 +237,8 @@ def _recipient_query(platforms: Sequence[str]):
             func.coalesce(Municipality.timezone, Region.timezone),
             Account.created_at,
             Account.unreachable_since,
+            Account.last_active_at,
+            Person.notify_platform,
         )
         .join(Person, Person.id == Account.person_id)
         .outerjoin(School, School.id == Person.school_id)
@@ -328,6 +357,7 @@ class Job:
     platform: str
     chat_id: str
     message: OutText
+    person_id: int | None = None  # to fall back to the person's other accounts
 
 
 def spread(jobs: list[Job]) -> list[Job]:
@@ -495,7 +525,9 @@ class Reminders:
         now: datetime,
     ) -> dict:
         source = "item" if occ.kind == "item" else "campaign"
-        key = f"{kind}:{occ.source_id}:{occ.due_on.isoformat()}:{offset}:{recipient.account_id}"
+        # per person, not per account: a person who moves to another platform between two
+        # planning passes is not reminded twice
+        key = f"{kind}:{occ.source_id}:{occ.due_on.isoformat()}:{offset}:p{recipient.person_id}"
         return {
             "key": key,
             "kind": kind,
@@ -667,6 +699,15 @@ class Reminders:
             return (result.rowcount or 0) == len(job.ids)
 
         result = await self.sender.send(job.platform, job.chat_id, job.message, before=before)
+        tried = {(job.platform, job.chat_id)}
+        while result.outcome == Outcome.BLOCKED and job.person_id is not None:
+            other = await self._fallback(job, tried)
+            if other is None:
+                break
+            tried.add((other.platform, other.chat_id))
+            result = await self.sender.send(
+                other.platform, other.chat_id, job.message, before=before
+            )
         if result.outcome == Outcome.SKIPPED:
             log.warning("deliveries %s were taken back before sending", job.ids)
             return
@@ -677,6 +718,32 @@ class Reminders:
         }[result.outcome]
         await self._finish(job.ids, status, error)
         stats.add(status, len(job.ids))
+
+    async def _fallback(self, job: Job, tried: set[tuple[str, str]]) -> Recipient | None:
+        """The person's next reachable account after a send was refused as blocked; the
+        deliveries are moved to it."""
+        async with self._write_lock, self.sessions() as session:
+            query = _recipient_query(self.sender.platforms).where(
+                Account.person_id == job.person_id
+            )
+            accounts = [
+                r
+                for r in (
+                    _recipient(row, self.default_zone) for row in await session.execute(query)
+                )
+                if (r.platform, r.chat_id) not in tried and not r.unreachable
+            ]
+            if not accounts:
+                return None
+            other = preferred(accounts)
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(job.ids), Delivery.status == DeliveryStatus.CLAIMED)
+                .values(account_id=other.account_id, platform=other.platform)
+            )
+            await session.commit()
+        log.info("deliveries %s go to the person's %s account instead", job.ids, other.platform)
+        return other
 
     async def _finish(self, ids: Iterable[int], status: str, error: str | None = None) -> None:
         ids = list(ids)
@@ -704,6 +771,7 @@ class Reminders:
             )
             renderer = await _Renderer.load(session, self, rows)
             jobs, cancelled, unreachable = await renderer.jobs()
+            await session.commit()  # deliveries moved to another account of their person
         await self._finish(cancelled, DeliveryStatus.CANCELLED)
         await self._finish(unreachable, DeliveryStatus.UNREACHABLE, "the recipient blocked the bot")
         stats.add(DeliveryStatus.CANCELLED, len(cancelled))
@@ -712,10 +780,10 @@ class Reminders:
 
 
 def _recipient(row, default_zone: str) -> Recipient:
-    (aid, pid, platform, chat, role, sid, mid, rid, zone, created, unreachable) = row
+    (aid, pid, platform, chat, role, sid, mid, rid, zone, created, unreachable, last, notify) = row
     return Recipient(
         aid, pid, platform, chat, role, sid, mid, rid, zone or default_zone, created,
-        unreachable is not None,
+        unreachable is not None, last, notify,
     )  # fmt: skip
 
 
@@ -741,8 +809,11 @@ class _Planner:
         occurrences: Sequence[Occurrence],
     ) -> _Planner:
         self = cls()
-        for row in await session.execute(_recipient_query(platforms)):
-            recipient = _recipient(row, reminders.default_zone)
+        everyone = [
+            _recipient(row, reminders.default_zone)
+            for row in await session.execute(_recipient_query(platforms))
+        ]
+        for recipient in one_per_person(everyone):
             self.recipients_by_zone[recipient.zone].append(recipient)
         self.geo = await Geography.load(session)
         item_ids = {o.source_id for o in occurrences if o.kind == "item"}
@@ -915,6 +986,7 @@ class _Renderer:
         self.roadmaps: dict[int, Roadmap] = {}
         self.done: set[tuple[int, str, date]] = set()
         self.unreachable_people: list[Recipient] = []
+        self.by_person: dict[int, list[Recipient]] = defaultdict(list)
 
     @classmethod
     async def load(
@@ -923,10 +995,12 @@ class _Renderer:
         self = cls(session, reminders)
         self.rows = rows
         account_ids = {r.account_id for r in rows}
+        people = select(Account.person_id).where(Account.id.in_(account_ids))
         query = _recipient_query(reminders.sender.platforms)
-        for row in await session.execute(query.where(Account.id.in_(account_ids))):
+        for row in await session.execute(query.where(Account.person_id.in_(people))):
             recipient = _recipient(row, reminders.default_zone)
             self.recipients[recipient.account_id] = recipient
+            self.by_person[recipient.person_id].append(recipient)
         item_ids = {r.item_id for r in rows if r.item_id is not None}
         if item_ids:
             for item in await session.scalars(
@@ -953,8 +1027,12 @@ class _Renderer:
                 cancelled.append(row.id)  # the account is gone or changed role
                 continue
             if recipient.unreachable:
-                unreachable.append(row.id)
-                continue
+                # blocked since it was planned: the person's other account, if any
+                recipient = preferred(self.by_person[recipient.person_id])
+                if recipient.unreachable:
+                    unreachable.append(row.id)
+                    continue
+                row.account_id, row.platform = recipient.account_id, recipient.platform
             if row.kind == DeliveryKind.CAMPAIGN:
                 groups[(row.kind, row.account_id, row.id)].append(row)
             else:
@@ -979,6 +1057,7 @@ class _Renderer:
                     recipient.platform,
                     recipient.chat_id,
                     message,
+                    recipient.person_id,
                 )
             )
         return spread(jobs), cancelled, unreachable

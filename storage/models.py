@@ -116,6 +116,8 @@ class Person(Base):
     municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipalities.id"))
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # where reminders and notices go ("tg", "vk", "max"); NULL: the platform used last
+    notify_platform: Mapped[str | None] = mapped_column(String(16))
 
     accounts: Mapped[list[Account]] = relationship(back_populates="person")
     school: Mapped[School | None] = relationship()
@@ -136,8 +138,36 @@ class Account(Base):
     display_name: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     unreachable_since: Mapped[datetime | None]
+    last_active_at: Mapped[datetime | None]  # the last event from this account
 
     person: Mapped[Person] = relationship(back_populates="accounts")
+
+
+class LinkCode(Base):
+    """A one-time code that binds another platform's account to the same person (/link)."""
+
+    __tablename__ = "link_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))  # who asked for it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class LinkFailure(Base):
+    """A wrong code sent by a platform user: the rate limit against guessing codes."""
+
+    __tablename__ = "link_failures"
+    __table_args__ = (Index("ix_link_failures_user", "platform", "platform_user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Invite(Base):

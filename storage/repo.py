@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -22,6 +22,8 @@ from storage.models import (
     CampaignTarget,
     ConversationState,
     Invite,
+    LinkCode,
+    LinkFailure,
     Municipality,
     Person,
     Region,
@@ -92,6 +94,78 @@ async def create_account(
 
 async def find_invite(session: AsyncSession, code: str) -> Invite | None:
     return await session.scalar(select(Invite).where(Invite.code == normalize_code(code)))
+
+
+# --- link codes (one person, several platforms) ---------------------------------------------
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def code_taken(session: AsyncSession, code: str) -> bool:
+    """Invite and link codes share one namespace: /start КОД accepts both."""
+    if await session.scalar(select(Invite.id).where(Invite.code == code)) is not None:
+        return True
+    return await session.scalar(select(LinkCode.id).where(LinkCode.code == code)) is not None
+
+
+async def issue_link_code(
+    session: AsyncSession, account: Account, now: datetime, expires_at: datetime
+) -> LinkCode:
+    """A fresh code for the account's person; the account's earlier unused codes expire."""
+    for old in await session.scalars(
+        select(LinkCode).where(
+            LinkCode.account_id == account.id,
+            LinkCode.used_at.is_(None),
+            LinkCode.expires_at > now,
+        )
+    ):
+        old.expires_at = now
+    code = new_code()
+    while await code_taken(session, code):
+        code = new_code()
+    link = LinkCode(
+        code=code,
+        person_id=account.person_id,
+        account_id=account.id,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(link)
+    await session.flush()
+    return link
+
+
+async def find_link_code(session: AsyncSession, code: str) -> LinkCode | None:
+    return await session.scalar(select(LinkCode).where(LinkCode.code == normalize_code(code)))
+
+
+async def link_failures_since(
+    session: AsyncSession, platform: str, user_id: str, since: datetime
+) -> int:
+    return await session.scalar(
+        select(func.count())
+        .select_from(LinkFailure)
+        .where(
+            LinkFailure.platform == platform,
+            LinkFailure.platform_user_id == user_id,
+            LinkFailure.at >= since,
+        )
+    )
+
+
+def record_link_failure(session: AsyncSession, platform: str, user_id: str, at: datetime) -> None:
+    session.add(LinkFailure(platform=platform, platform_user_id=user_id, at=at))
+
+
+async def accounts_of(session: AsyncSession, person_id: int) -> list[Account]:
+    return list(
+        await session.scalars(
+            select(Account).where(Account.person_id == person_id).order_by(Account.id)
+        )
+    )
 
 
 def respondent_key_for(person: Person, respondent: str) -> str | None:
@@ -354,6 +428,33 @@ async def get_state(session: AsyncSession, account_id: int) -> ConversationState
     if state is None:
         state = ConversationState(account_id=account_id, mode="idle", row=0, data={})
         session.add(state)
+    return state
+
+
+async def person_state(session: AsyncSession, account: Account) -> ConversationState:
+    """The account's state, brought up to the person's latest one on any platform.
+
+    Each account keeps its own row; when another account of the same person moved on more
+    recently (the person switched messengers), its place is copied here, so the walk
+    continues where the person last was.
+    """
+    state = await get_state(session, account.id)
+    newest = await session.scalar(
+        select(ConversationState)
+        .join(Account, Account.id == ConversationState.account_id)
+        .where(Account.person_id == account.person_id, Account.id != account.id)
+        .order_by(ConversationState.updated_at.desc())
+        .limit(1)
+    )
+    if newest is None:
+        return state
+    if state.updated_at is None or as_utc(newest.updated_at) > as_utc(state.updated_at):
+        state.mode = newest.mode
+        state.response_id = newest.response_id
+        state.question_id = newest.question_id
+        state.row = newest.row
+        state.data = dict(newest.data or {})
+        state.updated_at = utcnow()
     return state
 
 

@@ -105,7 +105,7 @@ def test_invites_keep_codes_unless_reissued(settings, tmp_path):
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(out).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:5] == ("Муниципалитет", "Наименование ОО", "Роль", "Код", "Ссылка")
+    assert rows[0][:5] == ("Муниципалитет", "Наименование ОО", "Роль", "Код", "Ссылка Telegram")
     assert len(rows) == 1 + 2 + 3  # two municipalities and three schools
     school_row = next(r for r in rows if r[1] == "МАОУ СОШ № 1")
     assert school_row[4] == f"https://t.me/shnor_bot?start={school_row[3]}"
