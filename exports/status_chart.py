@@ -122,4 +122,3 @@ def _draw(figure: Figure, axes, bars: list[StatusRow], title: str) -> None:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
     figure.legend(loc="outside lower center", ncols=len(SEGMENTS), fontsize=12, frameon=False)
-
