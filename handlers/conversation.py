@@ -297,16 +297,18 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     def _campaign_line(self, campaign: Campaign) -> str:
         template = texts.CAMPAIGN_LATE if campaign.deadline < self.today() else texts.CAMPAIGN_OPEN
-        return template.format(title=campaign.title, deadline=texts.human_date(campaign.deadline))
+        return template.format(
+            number=campaign.id,
+            title=campaign.title,
+            opens=texts.human_date(campaign.opens_on),
+            deadline=texts.human_date(campaign.deadline),
+        )
 
     async def _choose_campaign(self, turn: Turn, campaigns: list[Campaign]) -> None:
         turn.state.mode = Mode.CHOOSE
         turn.say(
             texts.CHOOSE_CAMPAIGN,
-            [
-                [Button(render.shorten(c.title, 60), cb.encode(cb.Action.CAMPAIGN, c.id))]
-                for c in campaigns
-            ],
+            [[Button(_campaign_label(c), cb.encode(cb.Action.CAMPAIGN, c.id))] for c in campaigns],
         )
 
     async def _resume(self, turn: Turn) -> None:
@@ -427,6 +429,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
             campaign = await turn.session.get(Campaign, campaign_id) if campaign_id else None
             if campaign is None:
                 turn.say(texts.NOT_YOUR_RESPONSE)
+                return
+            if campaign.closed_at is not None:
+                turn.say(self._closed_text(campaign))
                 return
             await self._open_campaign(turn, campaign)
             return
@@ -729,6 +734,15 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 files=walk.files.get(slot, []),
             )
         )
+
+
+def _campaign_label(campaign: Campaign) -> str:
+    label = texts.CAMPAIGN_BUTTON.format(
+        number=campaign.id,
+        period=texts.short_period(campaign.opens_on, campaign.deadline),
+        title=campaign.title,
+    )
+    return render.shorten(label, 80)
 
 
 async def _account_for(session: AsyncSession, person: Person, event: Incoming) -> Account:
