@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from forms.engine import Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
-from handlers import deadlines_chat, export_chat, render, texts
+from handlers import deadlines_chat, export_chat, prefill_flow, render, texts
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.registry import FormRegistry
@@ -329,7 +329,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
             return
         await self._open_campaign(turn, campaigns[0])
 
-    async def _open_campaign(self, turn: Turn, campaign: Campaign) -> None:
+    async def _open_campaign(
+        self, turn: Turn, campaign: Campaign, start_from: str | None = None
+    ) -> None:
         engine = self.forms.engine(campaign.form_id, campaign.form_version)
         key = repo.respondent_key_for(turn.person, engine.form.respondent)
         allowed = {c.id for c in await self._campaigns(turn)}
@@ -337,7 +339,17 @@ class Conversation(DocumentsFlow, ReviewFlow):
             turn.say(texts.NOT_YOUR_RESPONSE)
             return
         first_time = await repo.find_response(turn.session, campaign.id, key) is None
+        chosen = start_from in (prefill_flow.PREVIOUS, prefill_flow.FRESH)
+        if (
+            first_time
+            and not chosen
+            and await prefill_flow.offer(turn, campaign, key, self.config.timezone)
+        ):
+            return
         response = await repo.get_or_create_response(turn.session, campaign, key)
+        prefilled = None
+        if first_time and start_from == prefill_flow.PREVIOUS:
+            prefilled = await prefill_flow.apply(turn, campaign, response, key, engine)
         walk = await self._load_walk(turn.session, response)
         turn.state.response_id = response.id
         turn.state.data = {}
@@ -345,6 +357,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
             turn.state.mode = Mode.IDLE
             turn.say(self._submitted_text(walk))
             await self._show_review(turn, walk)
+            return
+        if prefilled:
+            await self._show_review(turn, walk, prefix=prefilled)
             return
         slot = walk.engine.first_incomplete(walk.answers, walk.flags)
         if slot is None:
@@ -433,7 +448,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             if campaign.closed_at is not None:
                 turn.say(self._closed_text(campaign))
                 return
-            await self._open_campaign(turn, campaign)
+            await self._open_campaign(turn, campaign, payload.str_arg(1))
             return
         walk = await self._walk_for_payload(turn, payload)
         if walk is None:
