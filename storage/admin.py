@@ -325,6 +325,8 @@ async def extend_campaign(
             f"Срок раньше даты открытия анкетирования ({campaign.opens_on:%d.%m.%Y}). "
             "Укажите более позднюю дату."
         )
+    if deadline == campaign.deadline:
+        raise CampaignError(f"Срок уже {deadline:%d.%m.%Y}: менять нечего.")
     old = campaign.deadline
     campaign.deadline = deadline
     await _cancel_reminders(session, campaign.id, deadline)

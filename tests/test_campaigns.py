@@ -229,6 +229,8 @@ def test_extend_refuses_a_past_date_a_closed_campaign_and_a_bad_date(settings, s
     assert past.exit_code == 1 and "прошла" in past.output
     bad = runner.invoke(app, ["campaign", "extend", "1", "--deadline", "завтра"])
     assert bad.exit_code == 2 and "ГГГГ-ММ-ДД" in bad.output
+    same = runner.invoke(app, ["campaign", "extend", "1", "--deadline", FAR])
+    assert same.exit_code == 1 and "уже 15.12.2030" in same.output
     unknown = runner.invoke(app, ["campaign", "extend", "5", "--deadline", "2031-01-20"])
     assert unknown.exit_code == 1 and "№5 не найдено" in unknown.output
     assert runner.invoke(app, ["campaign", "close", "1"]).exit_code == 0
