@@ -284,6 +284,10 @@ def campaign_open(
     only: Annotated[
         str | None, typer.Option(help="Только школы: shnor, shnsu, shnor_shnsu или risk_zone.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Открыть, даже если у части школ эта анкета уже открыта."),
+    ] = False,
 ) -> None:
     """Открыть анкету для школ (или муниципалитетов) со сроком сдачи."""
     settings = settings_or_exit()
@@ -310,7 +314,7 @@ def campaign_open(
             async with services.sessions() as session:
                 try:
                     campaign, count = await open_campaign(
-                        session, chosen, due, start, title, municipality, only
+                        session, chosen, due, start, title, municipality, only, force
                     )
                 except CampaignError as exc:
                     raise fail(str(exc)) from None
@@ -323,6 +327,78 @@ def campaign_open(
     typer.echo(
         f"Открыта анкета №{campaign.id} «{campaign.title}» (v{campaign.form_version}) "
         f"для {count} участников, срок до {campaign.deadline:%d.%m.%Y}."
+    )
+
+
+def _change_campaign(change):
+    """Run ``change(session, today)`` in one transaction; a CampaignError is the message."""
+    settings = settings_or_exit()
+
+    async def go():
+        from bot.app import create_services
+        from storage.admin import CampaignError
+
+        services = await create_services(settings)
+        try:
+            async with services.sessions() as session:
+                try:
+                    result = await change(session, services.conversation.today())
+                except CampaignError as exc:
+                    raise fail(str(exc)) from None
+                await session.commit()
+                return result
+        finally:
+            await services.close()
+
+    return asyncio.run(go())
+
+
+@campaign_app.command("close")
+def campaign_close(
+    number: Annotated[int, typer.Argument(help="Номер анкетирования (campaign list).")],
+) -> None:
+    """Закрыть анкетирование: ответы и напоминания прекращаются, данные остаются."""
+    from storage.admin import close_campaign
+
+    campaign = _change_campaign(lambda session, _today: close_campaign(session, number))
+    typer.echo(
+        f"Анкетирование №{campaign.id} «{campaign.title}» закрыто: ответы больше не "
+        "принимаются, напоминания не отправляются. Выгрузка по-прежнему доступна."
+    )
+
+
+@campaign_app.command("extend")
+def campaign_extend(
+    number: Annotated[int, typer.Argument(help="Номер анкетирования (campaign list).")],
+    deadline: Annotated[str, typer.Option(help="Новый срок сдачи, ГГГГ-ММ-ДД.")],
+) -> None:
+    """Перенести срок сдачи анкетирования."""
+    from storage.admin import extend_campaign
+
+    due = parse_day(deadline, "--deadline")
+    campaign, old = _change_campaign(
+        lambda session, today: extend_campaign(session, number, due, today)
+    )
+    typer.echo(
+        f"Срок анкетирования №{campaign.id} «{campaign.title}» перенесён: "
+        f"{old:%d.%m.%Y} → {campaign.deadline:%d.%m.%Y}. Напоминания придут к новому сроку."
+    )
+
+
+@campaign_app.command("reopen")
+def campaign_reopen(
+    number: Annotated[int, typer.Argument(help="Номер анкетирования (campaign list).")],
+    school: Annotated[str, typer.Option("--school", help="Код школы («Код ОО»).")],
+) -> None:
+    """Вернуть отправленную анкету школы на доработку: директор снова сможет её изменить."""
+    from storage.admin import reopen_response
+
+    campaign, found, _response = _change_campaign(
+        lambda session, _today: reopen_response(session, number, school)
+    )
+    typer.echo(
+        f"Анкета школы «{found.name}» в анкетировании №{campaign.id} «{campaign.title}» "
+        "возвращена на доработку: директор может исправить ответы и отправить её снова."
     )
 
 

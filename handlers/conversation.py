@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from forms.engine import Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
-from handlers import deadlines_chat, export_chat, link_flow, render, texts
+from handlers import deadlines_chat, export_chat, link_flow, prefill_flow, render, texts
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.registry import FormRegistry
@@ -310,16 +310,18 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     def _campaign_line(self, campaign: Campaign) -> str:
         template = texts.CAMPAIGN_LATE if campaign.deadline < self.today() else texts.CAMPAIGN_OPEN
-        return template.format(title=campaign.title, deadline=texts.human_date(campaign.deadline))
+        return template.format(
+            number=campaign.id,
+            title=campaign.title,
+            opens=texts.human_date(campaign.opens_on),
+            deadline=texts.human_date(campaign.deadline),
+        )
 
     async def _choose_campaign(self, turn: Turn, campaigns: list[Campaign]) -> None:
         turn.state.mode = Mode.CHOOSE
         turn.say(
             texts.CHOOSE_CAMPAIGN,
-            [
-                [Button(render.shorten(c.title, 60), cb.encode(cb.Action.CAMPAIGN, c.id))]
-                for c in campaigns
-            ],
+            [[Button(_campaign_label(c), cb.encode(cb.Action.CAMPAIGN, c.id))] for c in campaigns],
         )
 
     async def _resume(self, turn: Turn) -> None:
@@ -340,7 +342,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
             return
         await self._open_campaign(turn, campaigns[0])
 
-    async def _open_campaign(self, turn: Turn, campaign: Campaign) -> None:
+    async def _open_campaign(
+        self, turn: Turn, campaign: Campaign, start_from: str | None = None
+    ) -> None:
         engine = self.forms.engine(campaign.form_id, campaign.form_version)
         key = repo.respondent_key_for(turn.person, engine.form.respondent)
         allowed = {c.id for c in await self._campaigns(turn)}
@@ -348,7 +352,17 @@ class Conversation(DocumentsFlow, ReviewFlow):
             turn.say(texts.NOT_YOUR_RESPONSE)
             return
         first_time = await repo.find_response(turn.session, campaign.id, key) is None
+        chosen = start_from in (prefill_flow.PREVIOUS, prefill_flow.FRESH)
+        if (
+            first_time
+            and not chosen
+            and await prefill_flow.offer(turn, campaign, key, self.config.timezone)
+        ):
+            return
         response = await repo.get_or_create_response(turn.session, campaign, key)
+        prefilled = None
+        if first_time and start_from == prefill_flow.PREVIOUS:
+            prefilled = await prefill_flow.apply(turn, campaign, response, key, engine)
         walk = await self._load_walk(turn.session, response)
         turn.state.response_id = response.id
         turn.state.data = {}
@@ -356,6 +370,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
             turn.state.mode = Mode.IDLE
             turn.say(self._submitted_text(walk))
             await self._show_review(turn, walk)
+            return
+        if prefilled:
+            await self._show_review(turn, walk, prefix=prefilled)
             return
         slot = walk.engine.first_incomplete(walk.answers, walk.flags)
         if slot is None:
@@ -444,7 +461,10 @@ class Conversation(DocumentsFlow, ReviewFlow):
             if campaign is None:
                 turn.say(texts.NOT_YOUR_RESPONSE)
                 return
-            await self._open_campaign(turn, campaign)
+            if campaign.closed_at is not None:
+                turn.say(self._closed_text(campaign))
+                return
+            await self._open_campaign(turn, campaign, payload.str_arg(1))
             return
         walk = await self._walk_for_payload(turn, payload)
         if walk is None:
@@ -745,6 +765,15 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 files=walk.files.get(slot, []),
             )
         )
+
+
+def _campaign_label(campaign: Campaign) -> str:
+    label = texts.CAMPAIGN_BUTTON.format(
+        number=campaign.id,
+        period=texts.short_period(campaign.opens_on, campaign.deadline),
+        title=campaign.title,
+    )
+    return render.shorten(label, 80)
 
 
 async def _account_for(session: AsyncSession, person: Person, event: Incoming) -> Account:

@@ -11,7 +11,7 @@ from handlers import render, texts
 from handlers.types import Button
 from handlers.walk_state import Mode, Turn, Walk, WalkKind
 from storage import repo
-from storage.models import ResponseStatus, utcnow
+from storage.models import Campaign, ResponseStatus, utcnow
 
 # words typed while the review is on screen (it has no yes/no question of its own)
 _REVIEW_WORDS = {
@@ -150,6 +150,12 @@ class ReviewFlow:
         turn.say(texts.SUBMITTED.format(title=walk.campaign.title))
 
     def _submitted_text(self, walk: Walk) -> str:
+        if walk.campaign.closed_at is not None:
+            return self._closed_text(walk.campaign)
         when = walk.response.submitted_at
         shown = when.astimezone(self.config.timezone).strftime("%d.%m.%Y в %H:%M") if when else ""
         return texts.ALREADY_SUBMITTED.format(title=walk.campaign.title, when=shown)
+
+    def _closed_text(self, campaign: Campaign) -> str:
+        when = campaign.closed_at.astimezone(self.config.timezone).strftime("%d.%m.%Y")
+        return texts.CAMPAIGN_CLOSED.format(number=campaign.id, title=campaign.title, when=when)

@@ -27,6 +27,12 @@ def human_date(value: date) -> str:
     return f"{value.day} {MONTHS_GENITIVE[value.month - 1]} {value.year} г."
 
 
+def short_period(start: date, end: date) -> str:
+    """«01.12–15.12.2026», or with both years when they differ."""
+    first = f"{start:%d.%m}" if start.year == end.year else f"{start:%d.%m.%Y}"
+    return f"{first}–{end:%d.%m.%Y}"
+
+
 def mb(size: int) -> str:
     return f"{size / (1024 * 1024):.0f} МБ" if size >= 1024 * 1024 else f"{size // 1024} КБ"
 
@@ -59,8 +65,27 @@ GREETING = "Здравствуйте! {scope}."
 
 NO_CAMPAIGNS = "Сейчас нет открытых анкет для заполнения. Мы сообщим, когда начнётся мониторинг."
 NO_FORMS_FOR_ROLE = "Для вашей роли нет анкет для заполнения. Команды: /help"
-CAMPAIGN_OPEN = "Открыта анкета «{title}». Срок — до {deadline}"
-CAMPAIGN_LATE = "Срок сдачи анкеты «{title}» прошёл ({deadline}), но заполнить её ещё можно."
+CAMPAIGN_OPEN = "Анкета №{number} «{title}»: открыта с {opens}, срок — до {deadline}"
+CAMPAIGN_LATE = (
+    "Анкета №{number} «{title}»: срок сдачи прошёл ({deadline}), но заполнить её ещё можно."
+)
+# VK cuts labels at 40 characters: the number and the dates first, the title last
+CAMPAIGN_BUTTON = "№{number} · {period} · {title}"
+PREFILL_OFFER = (
+    "В анкете №{number} «{title}» вы отправили ответы {when}. Начать новую анкету с них? "
+    "Вы просмотрите все ответы: подтвердите или исправьте. Документы к неизменённым "
+    "ответам присылать заново не нужно."
+)
+BTN_PREFILL = "📋 Взять прошлые ответы"
+BTN_FRESH = "Начать с чистого листа"
+PREFILLED = (
+    "Перенесено из анкеты №{number}: ответов {answers}, документов {documents}. "
+    "Подтвердите или исправьте: нажмите номер ответа, чтобы изменить его, или отправьте анкету."
+)
+CAMPAIGN_CLOSED = (
+    "Анкетирование №{number} «{title}» закрыто {when}: ответы больше не принимаются. "
+    "Если нужно что-то исправить, напишите координатору."
+)
 CHOOSE_CAMPAIGN = "Открыто несколько анкет. Выберите, какую заполнять:"
 
 POSITION = "Раздел {section} · вопрос {index} из {total}"

@@ -73,4 +73,5 @@ class Walk:
 
     @property
     def locked(self) -> bool:
-        return self.response.status in LOCKED
+        """No answers or submit: sent for review, or the campaign is closed."""
+        return self.response.status in LOCKED or self.campaign.closed_at is not None

@@ -1,4 +1,4 @@
-"""Admin operations behind the CLI: importing schools, issuing invites, opening campaigns."""
+"""Admin operations behind the CLI: importing schools, issuing invites, managing campaigns."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import Form
@@ -14,8 +14,12 @@ from storage import repo
 from storage.models import (
     Campaign,
     CampaignTarget,
+    Delivery,
+    DeliveryStatus,
     Invite,
     Municipality,
+    Response,
+    ResponseStatus,
     Role,
     School,
     respondent_key,
@@ -127,6 +131,10 @@ class CampaignError(ValueError):
     pass
 
 
+LIST_HINT = "Список: python3 scripts/dev.py campaign list"
+NAMES_SHOWN = 5
+
+
 async def open_campaign(
     session: AsyncSession,
     form: Form,
@@ -135,9 +143,14 @@ async def open_campaign(
     title: str | None = None,
     municipality_names: list[str] | None = None,
     only: str | None = None,
+    force: bool = False,
 ) -> tuple[Campaign, int]:
     """Open a form for every matching school (or municipality); returns the campaign and
-    how many respondents it targets."""
+    how many respondents it targets.
+
+    Respondents that already have an open campaign of the same form are refused unless
+    ``force``: every director would otherwise get two identical choices.
+    """
     if deadline < opens_on:
         raise CampaignError("Срок сдачи раньше даты открытия. Проверьте --deadline и --opens.")
     query = select(Municipality)
@@ -157,6 +170,7 @@ async def open_campaign(
         opens_on=opens_on,
         deadline=deadline,
     )
+    names: dict[str, str] = {}  # respondent key → school or municipality name
     ids = [m.id for m in chosen]
     if form.respondent == "school":
         query = select(School).where(School.municipality_id.in_(ids))
@@ -168,29 +182,38 @@ async def open_campaign(
             query = query.where(School.is_shnor.is_(True) | School.is_shnsu.is_(True))
         elif only == "risk_zone":
             query = query.where(School.is_risk_zone.is_(True))
-        for school in await session.scalars(query):
+        for school in await session.scalars(query.order_by(School.name)):
+            key = respondent_key(school.id, None)
+            names[key] = school.name
             campaign.targets.append(
                 CampaignTarget(
-                    respondent_key=respondent_key(school.id, None),
+                    respondent_key=key,
                     school_id=school.id,
                     municipality_id=school.municipality_id,
                 )
             )
     else:
         for municipality in chosen:
+            key = respondent_key(None, municipality.id)
+            names[key] = municipality.name
             campaign.targets.append(
-                CampaignTarget(
-                    respondent_key=respondent_key(None, municipality.id),
-                    municipality_id=municipality.id,
-                )
+                CampaignTarget(respondent_key=key, municipality_id=municipality.id)
             )
     if not campaign.targets:
         raise CampaignError(
             "Анкету некому открыть: нет подходящих школ. Сначала загрузите список: "
             "python3 scripts/dev.py import-schools ФАЙЛ.xlsx --region «Название региона»"
         )
+    duplicates = await _open_with_form(session, form.id, list(names))
+    if duplicates and not force:
+        raise CampaignError(_duplicates_text(form, duplicates, names))
     session.add(campaign)
     await session.flush()
+    extra = (
+        {"force": True, "duplicates": {str(c.id): len(keys) for c, keys in duplicates}}
+        if duplicates
+        else {}
+    )
     await repo.audit(
         session,
         "open_campaign",
@@ -200,5 +223,157 @@ async def open_campaign(
         form=form.id,
         version=form.version,
         targets=len(campaign.targets),
+        **extra,
     )
     return campaign, len(campaign.targets)
+
+
+async def _open_with_form(
+    session: AsyncSession, form_id: str, keys: list[str]
+) -> list[tuple[Campaign, list[str]]]:
+    """Open campaigns of this form that already target some of ``keys``, with those keys."""
+    wanted = set(keys)
+    rows = await session.execute(
+        select(Campaign, CampaignTarget.respondent_key)
+        .join(CampaignTarget, CampaignTarget.campaign_id == Campaign.id)
+        .where(Campaign.form_id == form_id, Campaign.closed_at.is_(None))
+        .order_by(Campaign.id)
+    )
+    found: dict[int, tuple[Campaign, list[str]]] = {}
+    for campaign, key in rows:
+        if key in wanted:
+            found.setdefault(campaign.id, (campaign, []))[1].append(key)
+    return list(found.values())
+
+
+def _duplicates_text(
+    form: Form, duplicates: list[tuple[Campaign, list[str]]], names: dict[str, str]
+) -> str:
+    whom = "школ" if form.respondent == "school" else "муниципалитетов"
+    lines = [f"Анкета «{form.title}» уже открыта для части участников:"]
+    for campaign, keys in duplicates:
+        shown = sorted(names[k] for k in keys)
+        listed = ", ".join(shown[:NAMES_SHOWN])
+        if len(shown) > NAMES_SHOWN:
+            listed += f" и ещё {len(shown) - NAMES_SHOWN}"
+        lines.append(
+            f"  №{campaign.id} «{campaign.title}» (срок до {campaign.deadline:%d.%m.%Y}) — "
+            f"{whom}: {len(keys)} ({listed})."
+        )
+    first = duplicates[0][0].id
+    lines.append(
+        "Новое анкетирование не открыто. Закройте прежнее (python3 scripts/dev.py campaign "
+        f"close {first}) или, если второй сбор действительно нужен, повторите с --force."
+    )
+    return "\n".join(lines)
+
+
+# --- managing an open campaign ----------------------------------------------------------------
+
+
+async def find_campaign(session: AsyncSession, campaign_id: int, *, open_only: bool) -> Campaign:
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignError(f"Анкетирование №{campaign_id} не найдено. {LIST_HINT}")
+    if open_only and campaign.closed_at is not None:
+        raise CampaignError(
+            f"Анкетирование №{campaign_id} «{campaign.title}» закрыто: менять его нельзя. "
+            "Если сбор нужно продолжить, откройте новое: python3 scripts/dev.py campaign open …"
+        )
+    return campaign
+
+
+async def _cancel_reminders(session: AsyncSession, campaign_id: int, keep: date | None) -> int:
+    """Cancel the campaign's planned reminders (all, or those not about ``keep``)."""
+    query = update(Delivery).where(
+        Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.PENDING
+    )
+    if keep is not None:
+        query = query.where(Delivery.due_on != keep)
+    result = await session.execute(
+        query.values(status=DeliveryStatus.CANCELLED).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+async def close_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
+    """No more answers, submits or reminders; the answers stay for the export."""
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is not None and campaign.closed_at is not None:
+        raise CampaignError(f"Анкетирование №{campaign_id} «{campaign.title}» уже закрыто.")
+    campaign = await find_campaign(session, campaign_id, open_only=True)
+    campaign.closed_at = utcnow()
+    cancelled = await _cancel_reminders(session, campaign.id, None)
+    await repo.audit(
+        session, "close_campaign", "campaign", campaign.id, None, reminders_cancelled=cancelled
+    )
+    return campaign
+
+
+async def extend_campaign(
+    session: AsyncSession, campaign_id: int, deadline: date, today: date
+) -> tuple[Campaign, date]:
+    """A new deadline (not in the past); returns the campaign and its old deadline."""
+    campaign = await find_campaign(session, campaign_id, open_only=True)
+    if deadline < today:
+        raise CampaignError(
+            f"Дата {deadline:%d.%m.%Y} уже прошла. Укажите новый срок не раньше сегодняшнего "
+            f"дня ({today:%d.%m.%Y}) в формате ГГГГ-ММ-ДД."
+        )
+    if deadline < campaign.opens_on:
+        raise CampaignError(
+            f"Срок раньше даты открытия анкетирования ({campaign.opens_on:%d.%m.%Y}). "
+            "Укажите более позднюю дату."
+        )
+    if deadline == campaign.deadline:
+        raise CampaignError(f"Срок уже {deadline:%d.%m.%Y}: менять нечего.")
+    old = campaign.deadline
+    campaign.deadline = deadline
+    await _cancel_reminders(session, campaign.id, deadline)
+    await repo.audit(
+        session,
+        "extend_campaign",
+        "campaign",
+        campaign.id,
+        None,
+        old=old.isoformat(),
+        new=deadline.isoformat(),
+    )
+    return campaign, old
+
+
+async def reopen_response(
+    session: AsyncSession, campaign_id: int, school_code: str
+) -> tuple[Campaign, School, Response]:
+    """Return one school's submitted response for editing (status «returned»)."""
+    campaign = await find_campaign(session, campaign_id, open_only=True)
+    code = school_code.strip()
+    school = await session.scalar(select(School).where(School.code == code))
+    if school is None:
+        raise CampaignError(
+            f"Школа с кодом «{code}» не найдена. Код — столбец «Код ОО» в списке школ."
+        )
+    key = respondent_key(school.id, None)
+    targeted = await session.scalar(
+        select(CampaignTarget.id).where(
+            CampaignTarget.campaign_id == campaign.id, CampaignTarget.respondent_key == key
+        )
+    )
+    if targeted is None:
+        raise CampaignError(
+            f"Школа «{school.name}» не участвует в анкетировании №{campaign.id}. {LIST_HINT}"
+        )
+    response = await repo.find_response(session, campaign.id, key)
+    if response is None or response.status == ResponseStatus.DRAFT:
+        raise CampaignError(
+            f"Анкета школы «{school.name}» ещё не отправлена: школа может менять ответы сама."
+        )
+    if response.status != ResponseStatus.SUBMITTED:
+        raise CampaignError(f"Анкета школы «{school.name}» уже открыта для исправлений.")
+    old = response.status
+    response.status = ResponseStatus.RETURNED
+    response.updated_at = utcnow()
+    await repo.audit(
+        session, "reopen_response", "response", response.id, None, campaign=campaign.id, old=old
+    )
+    return campaign, school, response

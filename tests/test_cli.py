@@ -145,6 +145,7 @@ def test_campaign_open_targets_schools(settings, tmp_path):
             "shnsu",
             "--municipality",
             "Гурьевский округ",
+            "--force",  # those schools already have it open (tests/test_campaigns.py)
         ],
     )
     assert "для 1 участников" in only.output
