@@ -224,7 +224,7 @@ class FakeMaxApi:
         app.router.add_get("/subscriptions", self._subscriptions)
         app.router.add_post("/subscriptions", self._subscribe)
         app.router.add_delete("/subscriptions", self._unsubscribe)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)  # long polls end at once
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()

@@ -88,7 +88,7 @@ class FakeVkApi:
         app.router.add_get("/lp", self._long_poll)
         app.router.add_post("/upload", self._upload)
         app.router.add_get("/files/{name}", self._file)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)  # long polls end at once
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
