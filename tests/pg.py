@@ -40,3 +40,21 @@ async def temporary_database() -> AsyncIterator[str]:
             await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await connection.close()
+
+
+def settings_on_both_databases():
+    """A module's ``settings`` fixture: each test runs on SQLite, and again on a throw-away
+    PostgreSQL database when TEST_POSTGRES_URL is set. Use as
+    ``settings = settings_on_both_databases()``."""
+    from bot.config import load_settings
+
+    @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
+    async def settings(settings, request, monkeypatch):
+        if request.param == "sqlite":
+            yield settings
+            return
+        async with temporary_database() as url:
+            monkeypatch.setenv("DATABASE_URL", url)
+            yield load_settings(env_file=None)
+
+    return settings

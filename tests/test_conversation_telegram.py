@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import create_services
-from bot.config import load_settings
 from handlers import callbacks as cb
 from scheduler.downloads import retry_pending_downloads
 from storage.models import (
@@ -21,7 +20,7 @@ from storage.models import (
     Response,
     ResponseStatus,
 )
-from tests.pg import requires_postgres, temporary_database
+from tests.pg import settings_on_both_databases
 from tests.walk import (
     NOTE,
     PDF,
@@ -36,16 +35,8 @@ from tests.walk import (
     walk_to_review,
 )
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
-async def settings(settings, request, monkeypatch):
-    """Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set."""
-    if request.param == "sqlite":
-        yield settings
-        return
-    async with temporary_database() as url:
-        monkeypatch.setenv("DATABASE_URL", url)
-        yield load_settings(env_file=None)
+# Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set.
+settings = settings_on_both_databases()
 
 
 async def count(services, model) -> int:

@@ -11,7 +11,6 @@ import pytest
 from aiogram.methods import SendMessage
 from sqlalchemy import func, select
 
-from bot.config import load_settings
 from bot.processor import ERROR_TEXT, Processor
 from bot.telegram import EDITED_TEXT, TelegramFileFetcher
 from handlers.types import Incoming, Outgoing, OutText
@@ -25,19 +24,12 @@ from storage.models import (
     OutboxStatus,
     utcnow,
 )
-from tests.pg import requires_postgres, temporary_database
+from tests.pg import requires_postgres, settings_on_both_databases, temporary_database
 from tests.tg_harness import TgHarness
 from tests.walk import NOTE, position
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
-async def settings(settings, request, monkeypatch):
-    if request.param == "sqlite":
-        yield settings
-        return
-    async with temporary_database() as url:
-        monkeypatch.setenv("DATABASE_URL", url)
-        yield load_settings(env_file=None)
+# Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set.
+settings = settings_on_both_databases()
 
 
 def harness_for(services) -> TgHarness:

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import load_settings
 from storage.models import (
     Account,
     Answer,
@@ -19,22 +18,15 @@ from storage.models import (
 )
 from tests.max_harness import MaxHarness
 from tests.max_harness import walk_to_review as max_walk_to_review
-from tests.pg import requires_postgres, temporary_database
+from tests.pg import settings_on_both_databases
 from tests.vk_harness import VkHarness
 from tests.walk import harness_for, position, registered, response_of
 
 CODE = re.compile(r"/link ([A-Z0-9]{8})")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
-async def settings(settings, request, monkeypatch):
-    """Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set."""
-    if request.param == "sqlite":
-        yield settings
-        return
-    async with temporary_database() as url:
-        monkeypatch.setenv("DATABASE_URL", url)
-        yield load_settings(env_file=None)
+# Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set.
+settings = settings_on_both_databases()
 
 
 @pytest.fixture

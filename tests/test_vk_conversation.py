@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import load_settings
 from handlers import callbacks as cb
 from handlers.types import OutText
 from storage.models import (
@@ -19,20 +18,12 @@ from storage.models import (
     Response,
     ResponseStatus,
 )
-from tests.pg import requires_postgres, temporary_database
+from tests.pg import settings_on_both_databases
 from tests.vk_harness import VkHarness, walk_to_review
 from tests.walk import NOTE, PDF, PNG, attachments, position, response_of
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=requires_postgres)])
-async def settings(settings, request, monkeypatch):
-    """Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set."""
-    if request.param == "sqlite":
-        yield settings
-        return
-    async with temporary_database() as url:
-        monkeypatch.setenv("DATABASE_URL", url)
-        yield load_settings(env_file=None)
+# Every story runs on SQLite, and on PostgreSQL too when TEST_POSTGRES_URL is set.
+settings = settings_on_both_databases()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from bot.config import MaxSettings
 from bot.max.api import POLL_SLACK_S, MaxApi, MaxApiError, TokenBucket
 from bot.max.events import raw_events, stopped_user, understand
 from bot.max.render import FilePart, TextPart, edited_body, render
-from bot.telegram import BOT_COMMANDS
+from bot.text_parts import BOT_COMMANDS
 from handlers.types import Outgoing, OutText, Platform, RecipientBlocked, RetryLater
 
 log = logging.getLogger(__name__)

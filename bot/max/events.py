@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.channel import Parsed, RawEvent
-from bot.telegram import parse_command
+from bot.text_parts import parse_command
 from handlers.types import EventKind, Incoming, IncomingDocument, Platform, UserRef
 
 UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.telegram import split_text, utf16_len
+from bot.text_parts import split_text, utf16_len
 from handlers.types import Button, OutFile, Outgoing, OutText
 
 MAX_TEXT_LENGTH = 4000

@@ -35,6 +35,7 @@ from aiogram.types import (
     Message,
 )
 
+from bot.text_parts import BOT_COMMANDS, parse_command, split_text, utf16_len
 from handlers.types import (
     Button,
     EventKind,
@@ -59,16 +60,6 @@ MAX_CALLBACK_DATA_BYTES = 64
 MAX_RETRY_AFTER_ATTEMPTS = 2
 
 UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."
-
-BOT_COMMANDS: list[tuple[str, str]] = [
-    ("start", "Начать / ввести код приглашения"),
-    ("resume", "Продолжить анкету"),
-    ("review", "Проверить ответы"),
-    ("help", "Помощь"),
-    ("export", "Выгрузка в Excel (для координаторов)"),
-    ("deadlines", "Мои сроки"),
-]
-
 
 # --------------------------------------------------------------------------- bot & commands
 
@@ -103,53 +94,6 @@ async def set_commands(bot: Bot) -> None:
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _cut(line: str, limit: int) -> tuple[str, str]:
-    """Split ``line`` so that the head fits ``limit``; prefer the last space."""
-    size = 0
-    end = 0
-    for i, ch in enumerate(line):
-        size += 2 if ord(ch) > 0xFFFF else 1
-        if size > limit:
-            break
-        end = i + 1
-    head = line[:end]
-    space = head.rfind(" ")
-    if space > end // 2:
-        return line[: space + 1], line[space + 1 :]
-    return head, line[end:]
-
-
-def split_text(text: str, limit: int = MAX_TEXT_LENGTH) -> list[str]:
-    """Split a long text into Telegram-sized chunks on line boundaries.
-
-    Lines longer than ``limit`` are cut (at a space if possible). Chunks are stripped of
-    surrounding newlines, and whitespace-only chunks are dropped (Telegram rejects them).
-    """
-    if utf16_len(text) <= limit:
-        return [text]
-    chunks: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        if utf16_len(current) + utf16_len(line) <= limit:
-            current += line
-            continue
-        if current:
-            chunks.append(current)
-            current = ""
-        while utf16_len(line) > limit:
-            head, line = _cut(line, limit)
-            chunks.append(head)
-        current = line
-    if current:
-        chunks.append(current)
-    return [chunk.strip("\r\n") for chunk in chunks if chunk.strip()]
 
 
 def build_keyboard(rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:
@@ -256,18 +200,6 @@ def _user_ref(message_chat_id: int, from_user: Any) -> UserRef:
         chat_id=str(message_chat_id),
         display_name=from_user.full_name or None,
     )
-
-
-def parse_command(text: str) -> tuple[str, str] | None:
-    """``"/start@MyBot  ABC "`` -> ``("start", "ABC")``; ``None`` if it is not a command."""
-    body = text[1:] if text.startswith("/") else ""
-    if not body or body[0].isspace():
-        return None
-    parts = body.split(maxsplit=1)
-    command = parts[0].split("@", 1)[0].lower()
-    if not command:
-        return None
-    return command, parts[1].strip() if len(parts) > 1 else ""
 
 
 def message_to_incoming(message: Message) -> Incoming | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vkbottle import Callback, Keyboard
 
-from bot.telegram import split_text
+from bot.text_parts import split_text
 from handlers.types import Button, OutFile, Outgoing, OutText
 
 MAX_TEXT_LENGTH = 4096
