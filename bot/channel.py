@@ -45,6 +45,7 @@ class Parsed:
 
     incoming: Incoming | None = None
     reply: str | None = None
+    unreachable: bool = False  # the user stopped or blocked the bot (MAX bot_stopped, VK deny)
 
 
 Sink = Callable[[list[RawEvent]], Awaitable[None]]

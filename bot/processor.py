@@ -290,6 +290,8 @@ class Processor:
                     )
                 await inbox.finish(session, event.id, InboxStatus.DONE)
                 await session.commit()
+            if parsed.unreachable and event.chat_id is not None:
+                await self._mark_unreachable(event.platform, event.chat_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,8 +1,7 @@
 """Drive the real core through the real ``MaxChannel`` against :mod:`tests.fake_max_api`.
 
-Until the durable intake lands, a tiny loop stands in for it: ``GET /updates`` batch →
-``sink`` (a list, deduplicated by event key like the inbox) → ``parse`` →
-``Conversation.handle`` → ``channel.send``::
+The production path: ``GET /updates`` batch → the inbox (then the marker is confirmed) →
+the processor: ``parse`` → the core → the outbox → ``channel.send``::
 
     async with MaxHarness.open(services.conversation) as h:
         user = h.user(1001, "Анна")
@@ -19,11 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.channel import RawEvent
 from bot.max import MaxApi, MaxChannel, TokenBucket
+from bot.processor import Processor
 from forms.schema import QuestionKind
 from handlers.core import ConversationCore
-from handlers.types import OutText, RecipientBlocked
 from tests import fake_max_api as fake
 from tests.walk import NOTE, PDF, integer_answer, position
 
@@ -44,9 +42,7 @@ class MaxHarness:
     server: fake.FakeMaxApi
     channel: MaxChannel
     core: ConversationCore
-    seen: set[str] = field(default_factory=set)
-    blocked: list[str] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)
+    processor: Processor | None = None
     _callbacks: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -68,37 +64,13 @@ class MaxHarness:
         return f"cb{next(self._callbacks):08d}"
 
     async def pump(self) -> None:
-        """Take every waiting update, as polling would, and process each new one."""
-        while True:
-            batch: list[RawEvent] = []
-
-            async def sink(events: list[RawEvent], batch: list[RawEvent] = batch) -> None:
-                batch.extend(events)
-
-            if not await self.channel.poll_once(sink, timeout=0):
-                return
-            for event in batch:
-                if event.key in self.seen:
-                    continue
-                self.seen.add(event.key)
-                await self.process(event)
-
-    async def process(self, event: RawEvent) -> None:
-        parsed = await self.channel.parse(event)
-        stopped = self.channel.stopped_user(event)
-        if stopped is not None:
-            self.stopped.append(stopped)
-        replies = []
-        if parsed.reply:
-            replies.append(OutText(parsed.reply))
-        if parsed.incoming is not None:
-            replies.extend(await self.core.handle(parsed.incoming))
-        assert event.chat_id is not None or not replies
-        try:
-            for reply in replies:
-                await self.channel.send(event.chat_id or "", reply)
-        except RecipientBlocked:
-            self.blocked.append(event.chat_id or "")
+        """Take every waiting update, as polling would: the batch goes into the inbox (the
+        marker is confirmed after that), then the processor handles it as in production."""
+        if self.processor is None:
+            sessions = self.core.sessions  # type: ignore[attr-defined]
+            self.processor = Processor(sessions, {"max": self.channel}, self.core, retry_delay=0)
+        while await self.channel.poll_once(self.processor.accept, timeout=0):
+            await self.processor.drain()
 
 
 @dataclass

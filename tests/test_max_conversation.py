@@ -267,19 +267,30 @@ async def test_the_same_update_twice_is_one_event(harness, services, region):
 # --- unreachable users and groups -------------------------------------------------------------
 
 
-async def test_blocked_user_is_reported_and_nothing_else_is_sent(harness, region):
+async def unreachable(services, user_id: str) -> bool:
+    async with services.sessions() as session:
+        account = await session.scalar(
+            select(Account).where(Account.platform == "max", Account.platform_user_id == user_id)
+        )
+        return account is not None and account.unreachable_since is not None
+
+
+async def test_blocked_user_is_reported_and_nothing_else_is_sent(harness, services, region):
     user = await started(harness, region)
     harness.server.blocked.add(user.user_id)
     sent_before = len(harness.server.messages)
     await user.send("20")
-    assert harness.blocked == ["1001"]
+    assert await unreachable(services, "1001")
     assert len(harness.server.messages) == sent_before
 
 
-async def test_bot_stopped_means_nothing_for_the_core_but_names_the_chat(harness, region):
+async def test_bot_stopped_marks_the_account_unreachable_and_says_nothing(
+    harness, services, region
+):
     user = await registered(harness, region)
+    assert not await unreachable(services, "1001")
     await user.stop()
-    assert harness.stopped == ["1001"]
+    assert await unreachable(services, "1001")
     assert user.texts() == []
 
 

@@ -291,6 +291,20 @@ async def test_a_director_who_closed_messages_is_marked_unreachable(services, re
     assert [m.text for m in harness.api.to_peer(1001)][-1] == "Напоминание: срок через 3 дня"
 
 
+async def test_a_director_who_denies_messages_is_marked_unreachable(services, region, harness):
+    """VK's message_deny (the user forbade the community's messages) goes through the inbox
+    and marks the account unreachable; coordinators see it."""
+    from storage.models import Account
+
+    user = await registered(harness, region)
+    sent = len(harness.api.to_peer(1001))
+    await user._act("message_deny", {"user_id": 1001})
+    async with services.sessions() as session:
+        account = await session.scalar(select(Account).where(Account.platform == "vk"))
+        assert account.unreachable_since is not None
+    assert len(harness.api.to_peer(1001)) == sent
+
+
 async def test_a_pressed_keyboard_is_taken_off_its_message(services, region, harness):
     user = await registered(harness, region)
     [welcome] = [m for m in user.replies() if m.buttons()]

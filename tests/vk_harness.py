@@ -1,10 +1,9 @@
 """Drive the real VK channel against :mod:`tests.fake_vk_api` like a VK user would.
 
-Until the durable intake is wired in, a tiny loop stands in for it: one long-poll batch →
-``sink`` → ``parse`` → ``Conversation.handle`` → ``channel.send`` (``dedup`` is the event key
-and the reply's index, as the outbox will do). Nothing swallows exceptions: the channel uses
-vkbottle's ``API`` and uploader only, not its dispatcher (whose default error handler logs and
-swallows), so a failing assert or a crash in the channel fails the test::
+One long-poll batch goes through the production path: ``sink`` stores it in the inbox, the
+processor runs ``parse`` → the core → the outbox → ``channel.send``. Nothing swallows
+exceptions: the channel uses vkbottle's ``API`` and uploader only, not its dispatcher (whose
+default error handler logs and swallows), so a failing assert or a crash fails the test::
 
     h = await VkHarness.start(services.conversation)
     user = h.user(1001)
@@ -20,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.channel import RawEvent
+from bot.processor import Processor
 from bot.vk import VkChannel
 from forms.schema import QuestionKind
 from handlers.conversation import Conversation
-from handlers.types import OutText
 from tests.fake_vk_api import FakeVkApi, SentMessage
 from tests.walk import NOTE, PDF, integer_answer, position
 
@@ -37,6 +36,7 @@ class VkHarness:
     channel: VkChannel
     core: Conversation | None
     handled: list[RawEvent] = field(default_factory=list)
+    processor: Processor | None = None
 
     @classmethod
     async def start(cls, core: Conversation | None, **channel_kwargs: Any) -> VkHarness:
@@ -59,18 +59,16 @@ class VkHarness:
         return await self.channel.poll_once(self.sink)
 
     async def sink(self, batch: list[RawEvent]) -> None:
-        for event in batch:
-            parsed = await self.channel.parse(event)
-            self.handled.append(event)
-            replies = []
-            if parsed.reply:
-                replies = [OutText(parsed.reply)]
-            elif parsed.incoming is not None:
-                assert self.core is not None
-                replies = await self.core.handle(parsed.incoming)
-            for index, reply in enumerate(replies):
-                assert event.chat_id is not None
-                await self.channel.send(event.chat_id, reply, dedup=f"vk:{event.key}:{index}")
+        """The durable intake, as in production: stored in the inbox, then processed."""
+        self.handled.extend(batch)
+        if self.core is None:
+            return
+        if self.processor is None:
+            self.processor = Processor(
+                self.core.sessions, {"vk": self.channel}, self.core, retry_delay=0
+            )
+        await self.processor.accept(batch)
+        await self.processor.drain()
 
 
 def make_channel(api: FakeVkApi, **kwargs: Any) -> VkChannel:

@@ -176,7 +176,9 @@ def understand(update: dict[str, Any]) -> Parsed:
                 message_id=str(body["mid"]) if body.get("mid") else None,
             )
         )
-    return Parsed()  # bot_stopped, dialog_*: see ``stopped_user``
+    if stopped_user(update) is not None:
+        return Parsed(unreachable=True)
+    return Parsed()
 
 
 def stopped_user(update: dict[str, Any]) -> str | None:

@@ -317,6 +317,8 @@ class VkChannel:
             if obj.get("out") or int(obj.get("from_id") or 0) <= 0:
                 return Parsed()
             return Parsed(reply=EDIT_IGNORED_TEXT)
+        if kind == "message_deny":  # the user forbade messages from the community
+            return Parsed(unreachable=True)
         return Parsed()
 
     async def _named(self, incoming: Incoming) -> Incoming:
