@@ -30,6 +30,11 @@ Who gets what:
   with the schools (municipalities) that have not reported them, and who blocked the bot;
 * after a due date, the coordinator one level up gets the overdue list: schools → the
   municipal coordinator, municipalities → the regional one.
+
+This module runs the tick, claims and sends; the parts live beside it: ``planning``
+(deadlines, who is due, the rows), ``rendering`` (rows into messages), ``reminder_texts``,
+``recipients`` (accounts and geography), ``timing`` (send windows) and ``delivery_status``
+(who blocked the bot, the admin report).
 """
 
 from __future__ import annotations
@@ -39,293 +44,42 @@ import logging
 import os
 import socket
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from bot.config import ReminderSettings
-from handlers import callbacks as cb
 from handlers.registry import FormRegistry
-from handlers.texts import human_date
-from handlers.types import Button, OutText
-from roadmaps.audience import SchoolFacts
+from scheduler import planning
+from scheduler.delivery_status import DeliveryReport, delivery_report, unreachable_below
+from scheduler.recipients import Recipient, preferred, recipient_from_row, recipient_query
+from scheduler.reminder_texts import days_left
+from scheduler.rendering import Job, Renderer
 from scheduler.sender import Outcome, Sender
-from storage import repo
-from storage import roadmaps_db as rdb
-from storage.models import (
-    Account,
-    Campaign,
-    CampaignTarget,
-    Delivery,
-    DeliveryKind,
-    DeliveryStatus,
-    Municipality,
-    Person,
-    Region,
-    Response,
-    ResponseStatus,
-    Roadmap,
-    RoadmapItem,
-    Role,
-    School,
-    respondent_key,
-)
+from scheduler.timing import Window, as_utc, send_window
+from storage.models import Account, Delivery, DeliveryStatus
+
+# what other modules and tests import from here
+__all__ = [
+    "INTERRUPTED",
+    "DeliveryReport",
+    "Reminders",
+    "TickStats",
+    "as_utc",
+    "days_left",
+    "delivery_report",
+    "reminders_tick",
+    "send_window",
+    "unreachable_below",
+]
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted while sending: not resent, the message may have arrived"
-MAX_LISTED = 15  # names listed in a digest line before "и ещё N"
-INSERT_CHUNK = 500
 CLAIM_LOCK_KEY = 0x5E4D_0001  # pg_advisory_xact_lock key serializing claims
-
-# --- texts ---------------------------------------------------------------------------------
-
-ITEMS_TITLE = "⏰ Сроки по дорожной карте «{roadmap}»:"
-ITEM_LINE = "• {when}: п. {number}. {action}"
-EVIDENCE_LINE = "  Подтверждение: {evidence}"
-ITEMS_HINT = "Когда пункт выполнен, отметьте его и приложите документ: /deadlines"
-DIGEST_TITLE = "📋 Сроки по дорожной карте «{roadmap}» ({scope}):"
-DIGEST_OWN = "  Ваша отметка о выполнении: ещё нет."
-DIGEST_SCHOOLS = "  Отметили школы: {done} из {total}. Не отметили: {names}"
-DIGEST_MUNICIPALITIES = "  Отметили муниципалитеты: {done} из {total}. Не отметили: {names}"
-DIGEST_INFO = "  Исполнители: {executors}"
-OVERDUE_TITLE = "⚠️ Просрочено по дорожной карте «{roadmap}» ({scope}):"
-OVERDUE_LINE = "• п. {number}. {action} — срок был {due}"
-OVERDUE_SCHOOLS = "  Не отметили выполнение ({count}): {names}"
-UNREACHABLE_LINE = "🔕 Не получают напоминания (заблокировали бота): {names}"
-CAMPAIGN_TEXT = (
-    "⏰ Анкета «{title}»: {left} (срок — {deadline}), заполнено {done} из {total}. "
-    "Пожалуйста, завершите и отправьте её."
-)
-CAMPAIGN_TEXT_NO_PROGRESS = (
-    "⏰ Анкета «{title}»: {left} (срок — {deadline}). Пожалуйста, заполните и отправьте её."
-)
-CAMPAIGN_OVERDUE_TITLE = "⚠️ Срок анкеты «{title}» прошёл ({deadline}). Не отправили ({count}):"
-BTN_CONTINUE = "▶ Продолжить заполнение"
-BTN_START = "▶ Начать заполнение"
-
-
-def plural(n: int, one: str, few: str, many: str) -> str:
-    n = abs(n)
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
-
-
-def days_left(days: int) -> str:
-    """«осталось 3 дня», «остался 1 день», «сегодня последний день»."""
-    if days <= 0:
-        return "сегодня последний день"
-    verb = "остался" if plural(days, "1", "", "") == "1" else "осталось"
-    return f"{verb} {days} {plural(days, 'день', 'дня', 'дней')}"
-
-
-def when_text(due_on: date, today: date) -> str:
-    days = (due_on - today).days
-    if days == 0:
-        return f"сегодня, {human_date(due_on)}"
-    if days == 1:
-        return f"завтра, {human_date(due_on)}"
-    if days > 1:
-        return f"до {human_date(due_on)} (через {days} {plural(days, 'день', 'дня', 'дней')})"
-    return f"срок был {human_date(due_on)}"
-
-
-def listed(names: Sequence[str], limit: int = MAX_LISTED) -> str:
-    shown = ", ".join(names[:limit])
-    if len(names) > limit:
-        shown += f" и ещё {len(names) - limit}"
-    return shown
-
-
-def shorten(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-# --- time ----------------------------------------------------------------------------------
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything stored here is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class Window:
-    due_at: datetime  # UTC
-    send_until: datetime  # UTC
-
-
-def send_window(day: date, zone: str, settings: ReminderSettings) -> Window:
-    """When a delivery for ``day`` (local) goes out, and until when it may still go."""
-    tz = ZoneInfo(zone)
-    local = datetime.combine(day, settings.send_time, tzinfo=tz)
-    quiet_day = day if settings.quiet_start > settings.send_time else day + timedelta(days=1)
-    quiet = datetime.combine(quiet_day, settings.quiet_start, tzinfo=tz)
-    if settings.quiet_start == settings.quiet_end:
-        quiet = local + timedelta(days=1)
-    until = min(local + settings.grace, quiet)
-    return Window(local.astimezone(UTC), until.astimezone(UTC))
-
-
-# --- who -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recipient:
-    account_id: int
-    person_id: int
-    platform: str
-    chat_id: str
-    role: str
-    school_id: int | None
-    municipality_id: int | None
-    region_id: int | None
-    zone: str
-    created_at: datetime
-    unreachable: bool
-    last_active_at: datetime | None = None
-    notify_platform: str | None = None  # the person's choice; None: the platform used last
-
-
-def preferred(accounts: Sequence[Recipient]) -> Recipient:
-    """The one account of a person that gets reminders and notices: a reachable one on the
-    platform the person chose, else the reachable one used last (all blocked: the last one,
-    so the delivery is recorded as unreachable and the coordinator is told)."""
-    reachable = [a for a in accounts if not a.unreachable] or list(accounts)
-    chosen = [a for a in reachable if a.platform == a.notify_platform]
-    return max(
-        chosen or reachable,
-        key=lambda a: (as_utc(a.last_active_at or a.created_at), a.account_id),
-    )
-
-
-def one_per_person(recipients: Iterable[Recipient]) -> list[Recipient]:
-    """Reduce every person's accounts to the preferred one; it counts as registered since
-    the person's first account."""
-    by_person: dict[int, list[Recipient]] = defaultdict(list)
-    for recipient in recipients:
-        by_person[recipient.person_id].append(recipient)
-    chosen = []
-    for accounts in by_person.values():
-        first = min(as_utc(a.created_at) for a in accounts)
-        chosen.append(replace(preferred(accounts), created_at=first))
-    return chosen
-
-
-def _recipient_query(platforms: Sequence[str]):
-    municipality_id = func.coalesce(School.municipality_id, Person.municipality_id)
-    return (
-        select(
-            Account.id,
-            Account.person_id,
-            Account.platform,
-            Account.chat_id,
-            Person.role,
-            Person.school_id,
-            municipality_id,
-            func.coalesce(Municipality.region_id, Person.region_id),
-            func.coalesce(Municipality.timezone, Region.timezone),
-            Account.created_at,
-            Account.unreachable_since,
-            Account.last_active_at,
-            Person.notify_platform,
-        )
-        .join(Person, Person.id == Account.person_id)
-        .outerjoin(School, School.id == Person.school_id)
-        .outerjoin(Municipality, Municipality.id == municipality_id)
-        .outerjoin(Region, Region.id == func.coalesce(Municipality.region_id, Person.region_id))
-        .where(
-            Account.platform.in_(list(platforms)),
-            Person.role.in_([Role.DIRECTOR, Role.MUNICIPAL, Role.REGIONAL]),
-        )
-    )
-
-
-@dataclass
-class Geography:
-    """Schools and municipalities with their parents, loaded once per planning pass."""
-
-    school_municipality: dict[int, int] = field(default_factory=dict)
-    school_name: dict[int, str] = field(default_factory=dict)
-    school_facts: dict[int, SchoolFacts] = field(default_factory=dict)
-    municipality_region: dict[int, int] = field(default_factory=dict)
-    municipality_name: dict[int, str] = field(default_factory=dict)
-
-    @classmethod
-    async def load(cls, session: AsyncSession) -> Geography:
-        geo = cls()
-        for sid, mid, name, code, shnor, shnsu, risk in await session.execute(
-            select(
-                School.id,
-                School.municipality_id,
-                School.name,
-                School.code,
-                School.is_shnor,
-                School.is_shnsu,
-                School.is_risk_zone,
-            )
-        ):
-            geo.school_municipality[sid] = mid
-            geo.school_name[sid] = name
-            geo.school_facts[sid] = SchoolFacts(code, name, shnor, shnsu, risk)
-        query = select(Municipality.id, Municipality.region_id, Municipality.name)
-        for mid, rid, name in await session.execute(query):
-            geo.municipality_region[mid] = rid
-            geo.municipality_name[mid] = name
-        return geo
-
-    def school_region(self, school_id: int) -> int | None:
-        return self.municipality_region.get(self.school_municipality.get(school_id, -1))
-
-    def schools_of(self, roadmap: Roadmap, item: RoadmapItem) -> list[int]:
-        """Schools of the roadmap's scope that the item applies to (its ``applies_to``)."""
-        audience = rdb.audience_of(item, roadmap)
-        return [
-            sid
-            for sid, mid in self.school_municipality.items()
-            if rdb.covers(roadmap, self.municipality_region.get(mid), mid)
-            and audience.matches(self.school_facts[sid])
-        ]
-
-    def municipalities_reached(self, roadmap: Roadmap, item: RoadmapItem) -> list[int]:
-        """Municipalities of the scope whose own part of the item applies to them: all of
-        them for an item for every school, else those with a school the item is for."""
-        if rdb.audience_of(item, roadmap).kind == "all":
-            return self.municipalities_of(roadmap)
-        with_schools = {self.school_municipality[sid] for sid in self.schools_of(roadmap, item)}
-        return [mid for mid in self.municipalities_of(roadmap) if mid in with_schools]
-
-    def reaches(self, item: RoadmapItem, roadmap: Roadmap, school_id: int) -> bool:
-        facts = self.school_facts.get(school_id)
-        return facts is not None and rdb.audience_of(item, roadmap).matches(facts)
-
-    def municipalities_of(self, roadmap: Roadmap) -> list[int]:
-        return [
-            mid for mid, rid in self.municipality_region.items() if rdb.covers(roadmap, rid, mid)
-        ]
-
-
-# --- sources -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Occurrence:
-    """One deadline: an item's due date or a campaign's deadline."""
-
-    kind: str  # "item" | "campaign"
-    source_id: int
-    due_on: date
-    created_at: datetime
 
 
 @dataclass
@@ -347,29 +101,6 @@ class TickStats:
             DeliveryStatus.CANCELLED: "cancelled",
         }[DeliveryStatus(status)]
         setattr(self, name, getattr(self, name) + count)
-
-
-@dataclass
-class Job:
-    """One message to one account, covering one or more deliveries."""
-
-    ids: list[int]
-    platform: str
-    chat_id: str
-    message: OutText
-    person_id: int | None = None  # to fall back to the person's other accounts
-
-
-def spread(jobs: list[Job]) -> list[Job]:
-    """Order jobs so that messages to one chat are far apart (each chat waits a second
-    between messages; a worker must not sit on the second one while others are ready)."""
-    seen: dict[tuple[str, str], int] = defaultdict(int)
-    ranked = []
-    for index, job in enumerate(jobs):
-        chat = (job.platform, job.chat_id)
-        ranked.append((seen[chat], index, job))
-        seen[chat] += 1
-    return [job for *_, job in sorted(ranked, key=lambda r: (r[0], r[1]))]
 
 
 def default_claimer() -> str:
@@ -429,11 +160,11 @@ class Reminders:
         earliest = now - s.grace - timedelta(days=s.missed_lookback_days)
         platforms = self.sender.platforms
         async with self.sessions() as session:
-            zones = await self._zones(session, platforms)
+            zones = await planning.zones(session, platforms, self.default_zone)
             if not zones:
                 return 0, 0
-            occurrences = await self._occurrences(session, earliest, now)
-            units: list[tuple[tuple, Occurrence, int, str, Window]] = []
+            occurrences = await planning.occurrences(session, s, earliest, now)
+            units: list[tuple[tuple, planning.Occurrence, int, str, Window]] = []
             for occ in occurrences:
                 for offset in self._offsets():
                     day = occ.due_on - timedelta(days=offset)
@@ -449,7 +180,9 @@ class Reminders:
                         units.append((unit, occ, offset, zone, window))
             if not units:
                 return 0, 0
-            planner = await _Planner.load(session, self, platforms, [u[1] for u in units])
+            planner = await planning.Planner.load(
+                session, platforms, self.default_zone, [u[1] for u in units]
+            )
             rows = []
             for _unit, occ, offset, zone, window in units:
                 status = (
@@ -458,8 +191,10 @@ class Reminders:
                 for kind, recipient in planner.recipients(occ, offset, zone):
                     if window.due_at < as_utc(recipient.created_at):
                         continue
-                    rows.append(self._row(kind, occ, offset, recipient, window, status, now))
-            added = await self._insert(session, rows)
+                    rows.append(
+                        planning.delivery_row(kind, occ, offset, recipient, window, status, now)
+                    )
+            added = await planning.insert_new(session, self.dialect, rows)
             await session.commit()
         for unit, *_rest, window in units:
             self._planned[unit] = window.due_at
@@ -473,96 +208,6 @@ class Reminders:
     def _prune(self, earliest: datetime) -> None:
         for unit in [u for u, at in self._planned.items() if at < earliest]:
             del self._planned[unit]
-
-    async def _zones(self, session: AsyncSession, platforms: Sequence[str]) -> list[str]:
-        query = _recipient_query(platforms).with_only_columns(
-            func.coalesce(Municipality.timezone, Region.timezone)
-        )
-        found = {z or self.default_zone for z in await session.scalars(query.distinct())}
-        return sorted(found)
-
-    async def _occurrences(
-        self, session: AsyncSession, earliest: datetime, now: datetime
-    ) -> list[Occurrence]:
-        widest = max(self.settings.offsets, default=0) + 2
-        lo = earliest.date() - timedelta(days=self.settings.overdue_after_days + 2)
-        hi = now.date() + timedelta(days=widest)
-        out: list[Occurrence] = []
-        query = (
-            select(RoadmapItem, Roadmap.imported_at)
-            .join(Roadmap, Roadmap.id == RoadmapItem.roadmap_id)
-            .where(
-                Roadmap.active.is_(True),
-                RoadmapItem.active.is_(True),
-                RoadmapItem.due_date.is_not(None),
-                RoadmapItem.due_date >= lo,
-            )
-        )
-        for item, imported_at in await session.execute(query):
-            for raw in item.due_dates or []:
-                due_on = date.fromisoformat(raw)
-                if lo <= due_on <= hi:
-                    out.append(Occurrence("item", item.id, due_on, as_utc(imported_at)))
-        campaigns = await session.scalars(
-            select(Campaign).where(
-                Campaign.closed_at.is_(None), Campaign.deadline >= lo, Campaign.deadline <= hi
-            )
-        )
-        for campaign in campaigns:
-            out.append(
-                Occurrence("campaign", campaign.id, campaign.deadline, as_utc(campaign.created_at))
-            )
-        return out
-
-    def _row(
-        self,
-        kind: str,
-        occ: Occurrence,
-        offset: int,
-        recipient: Recipient,
-        window: Window,
-        status: str,
-        now: datetime,
-    ) -> dict:
-        source = "item" if occ.kind == "item" else "campaign"
-        # per person, not per account: a person who moves to another platform between two
-        # planning passes is not reminded twice
-        key = f"{kind}:{occ.source_id}:{occ.due_on.isoformat()}:{offset}:p{recipient.person_id}"
-        return {
-            "key": key,
-            "kind": kind,
-            "item_id": occ.source_id if source == "item" else None,
-            "campaign_id": occ.source_id if source == "campaign" else None,
-            "account_id": recipient.account_id,
-            "platform": recipient.platform,
-            "offset_days": offset,
-            "due_on": occ.due_on,
-            "due_at": window.due_at,
-            "send_until": window.send_until,
-            "status": status,
-            "attempts": 0,
-            "created_at": now,
-            "error": (
-                "the bot was not running in the send window"
-                if status == DeliveryStatus.MISSED
-                else None
-            ),
-        }
-
-    async def _insert(self, session: AsyncSession, rows: list[dict]) -> list[str]:
-        """Insert rows whose key is new; returns the statuses of the rows added."""
-        module = postgresql if self.dialect == "postgresql" else sqlite
-        added: list[str] = []
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start : start + INSERT_CHUNK]
-            statement = (
-                module.insert(Delivery)
-                .values(chunk)
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(Delivery.status)
-            )
-            added.extend(await session.scalars(statement))
-        return added
 
     # --- recovery and expiry -------------------------------------------------------------
 
@@ -723,13 +368,12 @@ class Reminders:
         """The person's next reachable account after a send was refused as blocked; the
         deliveries are moved to it."""
         async with self._write_lock, self.sessions() as session:
-            query = _recipient_query(self.sender.platforms).where(
-                Account.person_id == job.person_id
-            )
+            query = recipient_query(self.sender.platforms).where(Account.person_id == job.person_id)
             accounts = [
                 r
                 for r in (
-                    _recipient(row, self.default_zone) for row in await session.execute(query)
+                    recipient_from_row(row, self.default_zone)
+                    for row in await session.execute(query)
                 )
                 if (r.platform, r.chat_id) not in tried and not r.unreachable
             ]
@@ -769,7 +413,14 @@ class Reminders:
                     select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id)
                 )
             )
-            renderer = await _Renderer.load(session, self, rows)
+            renderer = await Renderer.load(
+                session,
+                rows,
+                platforms=self.sender.platforms,
+                default_zone=self.default_zone,
+                now=self.now,
+                forms=self.forms,
+            )
             jobs, cancelled, unreachable = await renderer.jobs()
             await session.commit()  # deliveries moved to another account of their person
         await self._finish(cancelled, DeliveryStatus.CANCELLED)
@@ -777,654 +428,6 @@ class Reminders:
         stats.add(DeliveryStatus.CANCELLED, len(cancelled))
         stats.add(DeliveryStatus.UNREACHABLE, len(unreachable))
         return jobs
-
-
-def _recipient(row, default_zone: str) -> Recipient:
-    (aid, pid, platform, chat, role, sid, mid, rid, zone, created, unreachable, last, notify) = row
-    return Recipient(
-        aid, pid, platform, chat, role, sid, mid, rid, zone or default_zone, created,
-        unreachable is not None, last, notify,
-    )  # fmt: skip
-
-
-class _Planner:
-    """Who should get a delivery for an occurrence, as of now."""
-
-    def __init__(self) -> None:
-        self.recipients_by_zone: dict[str, list[Recipient]] = defaultdict(list)
-        self.geo = Geography()
-        self.items: dict[int, RoadmapItem] = {}
-        self.roadmaps: dict[int, Roadmap] = {}
-        self.done: set[tuple[int, str, date]] = set()
-        self.campaigns: dict[int, Campaign] = {}
-        self.targets: dict[int, list[CampaignTarget]] = defaultdict(list)
-        self.submitted: set[tuple[int, str]] = set()
-
-    @classmethod
-    async def load(
-        cls,
-        session: AsyncSession,
-        reminders: Reminders,
-        platforms: Sequence[str],
-        occurrences: Sequence[Occurrence],
-    ) -> _Planner:
-        self = cls()
-        everyone = [
-            _recipient(row, reminders.default_zone)
-            for row in await session.execute(_recipient_query(platforms))
-        ]
-        for recipient in one_per_person(everyone):
-            self.recipients_by_zone[recipient.zone].append(recipient)
-        self.geo = await Geography.load(session)
-        item_ids = {o.source_id for o in occurrences if o.kind == "item"}
-        campaign_ids = {o.source_id for o in occurrences if o.kind == "campaign"}
-        if item_ids:
-            for item in await session.scalars(
-                select(RoadmapItem).where(RoadmapItem.id.in_(item_ids))
-            ):
-                self.items[item.id] = item
-            roadmap_ids = {i.roadmap_id for i in self.items.values()}
-            for roadmap in await session.scalars(
-                select(Roadmap).where(Roadmap.id.in_(roadmap_ids))
-            ):
-                self.roadmaps[roadmap.id] = roadmap
-            self.done = await rdb.done_set(session, item_ids)
-        if campaign_ids:
-            for campaign in await session.scalars(
-                select(Campaign).where(Campaign.id.in_(campaign_ids))
-            ):
-                self.campaigns[campaign.id] = campaign
-            for target in await session.scalars(
-                select(CampaignTarget).where(CampaignTarget.campaign_id.in_(campaign_ids))
-            ):
-                self.targets[target.campaign_id].append(target)
-            self.submitted = set(
-                await session.execute(
-                    select(Response.campaign_id, Response.respondent_key).where(
-                        Response.campaign_id.in_(campaign_ids),
-                        Response.status == ResponseStatus.SUBMITTED,
-                    )
-                )
-            )
-        return self
-
-    def recipients(
-        self, occ: Occurrence, offset: int, zone: str
-    ) -> Iterable[tuple[str, Recipient]]:
-        people = self.recipients_by_zone.get(zone, [])
-        if occ.kind == "item":
-            yield from self._item_recipients(occ, offset, people)
-        else:
-            yield from self._campaign_recipients(occ, offset, people)
-
-    def _item_recipients(
-        self, occ: Occurrence, offset: int, people: list[Recipient]
-    ) -> Iterable[tuple[str, Recipient]]:
-        item = self.items.get(occ.source_id)
-        roadmap = self.roadmaps.get(item.roadmap_id) if item else None
-        if item is None or roadmap is None:
-            return
-        roles = set(item.executor_roles or [])
-        geo = self.geo
-
-        def open_school(sid: int) -> bool:
-            return (item.id, respondent_key(sid, None), occ.due_on) not in self.done
-
-        def open_municipality(mid: int) -> bool:
-            return (item.id, respondent_key(None, mid), occ.due_on) not in self.done
-
-        schools = geo.schools_of(roadmap, item) if rdb.DIRECTOR in roles else []
-        open_schools_by_m: dict[int, int] = defaultdict(int)
-        for sid in schools:
-            if open_school(sid):
-                open_schools_by_m[geo.school_municipality[sid]] += 1
-        municipalities = geo.municipalities_reached(roadmap, item) if rdb.MUNICIPAL in roles else []
-        reached_m = set(municipalities)
-        open_m_by_region: dict[int, int] = defaultdict(int)
-        for mid in municipalities:
-            if open_municipality(mid):
-                open_m_by_region[geo.municipality_region[mid]] += 1
-        overdue = offset < 0
-        for r in people:
-            if r.role == Role.DIRECTOR:
-                if overdue or r.school_id is None or rdb.DIRECTOR not in roles:
-                    continue
-                if (
-                    rdb.covers(roadmap, r.region_id, r.municipality_id)
-                    and geo.reaches(item, roadmap, r.school_id)
-                    and open_school(r.school_id)
-                ):
-                    yield DeliveryKind.ITEM, r
-            elif r.role == Role.MUNICIPAL:
-                if r.municipality_id is None or not rdb.covers(
-                    roadmap, r.region_id, r.municipality_id
-                ):
-                    continue
-                late_schools = open_schools_by_m.get(r.municipality_id, 0) > 0
-                if overdue:
-                    if late_schools:
-                        yield DeliveryKind.OVERDUE, r
-                elif late_schools or (
-                    r.municipality_id in reached_m and open_municipality(r.municipality_id)
-                ):
-                    yield DeliveryKind.ITEM, r
-            elif r.role == Role.REGIONAL:
-                if roadmap.region_id is not None and roadmap.region_id != r.region_id:
-                    continue
-                own_open = (
-                    rdb.REGIONAL in roles
-                    and r.region_id is not None
-                    and (item.id, rdb.region_key(r.region_id), occ.due_on) not in self.done
-                )
-                late_m = (
-                    open_m_by_region.get(r.region_id, 0) > 0
-                    if r.region_id is not None
-                    else any(open_m_by_region.values())
-                )
-                if overdue:
-                    if late_m:
-                        yield DeliveryKind.OVERDUE, r
-                elif own_open or late_m or (rdb.DIRECTOR in roles and open_schools_by_m):
-                    yield DeliveryKind.ITEM, r
-                elif rdb.INSTITUTION in roles and not roles & {rdb.MUNICIPAL, rdb.DIRECTOR}:
-                    yield DeliveryKind.ITEM, r  # institutions have no accounts: tell the region
-
-    def _campaign_recipients(
-        self, occ: Occurrence, offset: int, people: list[Recipient]
-    ) -> Iterable[tuple[str, Recipient]]:
-        campaign = self.campaigns.get(occ.source_id)
-        if campaign is None:
-            return
-        day = occ.due_on - timedelta(days=offset)
-        if offset >= 0 and campaign.opens_on > day:
-            return
-        open_keys = {
-            t.respondent_key
-            for t in self.targets.get(campaign.id, [])
-            if (campaign.id, t.respondent_key) not in self.submitted
-        }
-        if offset >= 0:
-            for r in people:
-                key = None
-                if r.role == Role.DIRECTOR and r.school_id is not None:
-                    key = respondent_key(r.school_id, None)
-                elif r.role == Role.MUNICIPAL and r.municipality_id is not None:
-                    key = respondent_key(None, r.municipality_id)
-                if key in open_keys:
-                    yield DeliveryKind.CAMPAIGN, r
-            return
-        late_by_m: set[int] = set()
-        late_m_by_region: set[int | None] = set()
-        for t in self.targets.get(campaign.id, []):
-            if t.respondent_key not in open_keys:
-                continue
-            if t.school_id is not None:
-                late_by_m.add(t.municipality_id or self.geo.school_municipality.get(t.school_id))
-            elif t.municipality_id is not None:
-                late_m_by_region.add(self.geo.municipality_region.get(t.municipality_id))
-        for r in people:
-            municipal = r.role == Role.MUNICIPAL and r.municipality_id in late_by_m
-            regional = (
-                r.role == Role.REGIONAL
-                and bool(late_m_by_region)
-                and (r.region_id is None or r.region_id in late_m_by_region)
-            )
-            if municipal or regional:
-                yield DeliveryKind.CAMPAIGN_OVERDUE, r
-
-
-class _Renderer:
-    """Turns claimed deliveries into messages, with the state as of now."""
-
-    def __init__(self, session: AsyncSession, reminders: Reminders) -> None:
-        self.session = session
-        self.reminders = reminders
-        self.rows: list[Delivery] = []
-        self.recipients: dict[int, Recipient] = {}
-        self.geo = Geography()
-        self.items: dict[int, RoadmapItem] = {}
-        self.roadmaps: dict[int, Roadmap] = {}
-        self.done: set[tuple[int, str, date]] = set()
-        self.unreachable_people: list[Recipient] = []
-        self.by_person: dict[int, list[Recipient]] = defaultdict(list)
-
-    @classmethod
-    async def load(
-        cls, session: AsyncSession, reminders: Reminders, rows: list[Delivery]
-    ) -> _Renderer:
-        self = cls(session, reminders)
-        self.rows = rows
-        account_ids = {r.account_id for r in rows}
-        people = select(Account.person_id).where(Account.id.in_(account_ids))
-        query = _recipient_query(reminders.sender.platforms)
-        for row in await session.execute(query.where(Account.person_id.in_(people))):
-            recipient = _recipient(row, reminders.default_zone)
-            self.recipients[recipient.account_id] = recipient
-            self.by_person[recipient.person_id].append(recipient)
-        item_ids = {r.item_id for r in rows if r.item_id is not None}
-        if item_ids:
-            for item in await session.scalars(
-                select(RoadmapItem).where(RoadmapItem.id.in_(item_ids))
-            ):
-                self.items[item.id] = item
-            for roadmap in await session.scalars(
-                select(Roadmap).where(Roadmap.id.in_({i.roadmap_id for i in self.items.values()}))
-            ):
-                self.roadmaps[roadmap.id] = roadmap
-            self.done = await rdb.done_set(session, item_ids)
-        if any(r.role != Role.DIRECTOR for r in self.recipients.values()):
-            self.geo = await Geography.load(session)  # digests name schools and districts
-        return self
-
-    async def jobs(self) -> tuple[list[Job], list[int], list[int]]:
-        jobs: list[Job] = []
-        cancelled: list[int] = []
-        unreachable: list[int] = []
-        groups: dict[tuple, list[Delivery]] = defaultdict(list)
-        for row in self.rows:
-            recipient = self.recipients.get(row.account_id)
-            if recipient is None:
-                cancelled.append(row.id)  # the account is gone or changed role
-                continue
-            if recipient.unreachable:
-                # blocked since it was planned: the person's other account, if any
-                recipient = preferred(self.by_person[recipient.person_id])
-                if recipient.unreachable:
-                    unreachable.append(row.id)
-                    continue
-                row.account_id, row.platform = recipient.account_id, recipient.platform
-            if row.kind == DeliveryKind.CAMPAIGN:
-                groups[(row.kind, row.account_id, row.id)].append(row)
-            else:
-                groups[(row.kind, row.account_id)].append(row)
-        for (kind, account_id, *_), rows in groups.items():
-            recipient = self.recipients[account_id]
-            if kind == DeliveryKind.ITEM:
-                message, used = await self._items(recipient, rows)
-            elif kind == DeliveryKind.OVERDUE:
-                message, used = await self._overdue(recipient, rows)
-            elif kind == DeliveryKind.CAMPAIGN:
-                message, used = await self._campaign(recipient, rows[0])
-            else:
-                message, used = await self._campaign_overdue(recipient, rows)
-            if message is None:
-                cancelled.extend(r.id for r in rows)
-                continue
-            cancelled.extend(r.id for r in rows if r.id not in used)
-            jobs.append(
-                Job(
-                    [r.id for r in rows if r.id in used],
-                    recipient.platform,
-                    recipient.chat_id,
-                    message,
-                    recipient.person_id,
-                )
-            )
-        return spread(jobs), cancelled, unreachable
-
-    def _today(self, recipient: Recipient) -> date:
-        return self.reminders.now().astimezone(ZoneInfo(recipient.zone)).date()
-
-    def _is_done(self, item_id: int, key: str, due_on: date) -> bool:
-        return (item_id, key, due_on) in self.done
-
-    def _scope_name(self, recipient: Recipient) -> str:
-        if recipient.role == Role.MUNICIPAL and recipient.municipality_id is not None:
-            return self.geo.municipality_name.get(recipient.municipality_id, "муниципалитет")
-        return "регион"
-
-    def _open_schools(self, item: RoadmapItem, roadmap: Roadmap, due_on: date, r: Recipient):
-        if r.role == Role.REGIONAL:
-            schools = [
-                sid
-                for sid in self.geo.schools_of(roadmap, item)
-                if r.region_id is None or self.geo.school_region(sid) == r.region_id
-            ]
-        else:
-            schools = [
-                sid
-                for sid in self.geo.schools_of(roadmap, item)
-                if self.geo.school_municipality.get(sid) == r.municipality_id
-            ]
-        late = [sid for sid in schools if not self._is_done(item.id, f"school:{sid}", due_on)]
-        return schools, late
-
-    def _open_municipalities(self, item: RoadmapItem, roadmap: Roadmap, due_on: date, r):
-        municipalities = [
-            mid
-            for mid in self.geo.municipalities_reached(roadmap, item)
-            if r.region_id is None or self.geo.municipality_region.get(mid) == r.region_id
-        ]
-        late = [
-            mid
-            for mid in municipalities
-            if not self._is_done(item.id, respondent_key(None, mid), due_on)
-        ]
-        return municipalities, late
-
-    def _late_line(
-        self, template: str, everyone: list[int], late: list[int], names: dict[int, str]
-    ) -> str:
-        """«done of total» and who is late, for schools or municipalities alike."""
-        return template.format(
-            done=len(everyone) - len(late),
-            total=len(everyone),
-            names=listed(self._names(late, names)),
-        )
-
-    def _names(self, ids: list[int], names: dict[int, str]) -> list[str]:
-        return sorted(names.get(i, str(i)) for i in ids)
-
-    def _active_items(self, rows: list[Delivery]):
-        """(delivery, item, roadmap) for deliveries whose item is still active, by due date."""
-        for row in sorted(rows, key=lambda d: (d.due_on, d.item_id)):
-            item = self.items.get(row.item_id)
-            roadmap = self.roadmaps.get(item.roadmap_id) if item else None
-            if item is not None and roadmap is not None and item.active:
-                yield row, item, roadmap
-
-    async def _items(self, r: Recipient, rows: list[Delivery]) -> tuple[OutText | None, set]:
-        today = self._today(r)
-        by_roadmap: dict[int, list[str]] = defaultdict(list)
-        used: set[int] = set()
-        for row, item, roadmap in self._active_items(rows):
-            roles = set(item.executor_roles or [])
-            lines = [
-                ITEM_LINE.format(
-                    when=when_text(row.due_on, today).capitalize(),
-                    number=item.number.rstrip("."),
-                    action=shorten(item.action),
-                )
-            ]
-            if r.role == Role.DIRECTOR:
-                if self._is_done(item.id, respondent_key(r.school_id, None), row.due_on):
-                    continue
-                if item.evidence:
-                    lines.append(EVIDENCE_LINE.format(evidence=shorten(item.evidence, 120)))
-            else:
-                extra = self._digest_lines(item, roadmap, row.due_on, r, roles)
-                if extra is None:
-                    continue
-                lines.extend(extra)
-            by_roadmap[roadmap.id].extend(lines)
-            used.add(row.id)
-        if not used:
-            return None, used
-        parts = []
-        for roadmap_id, lines in by_roadmap.items():
-            title = shorten(self.roadmaps[roadmap_id].title, 90)
-            if r.role == Role.DIRECTOR:
-                parts.append("\n".join([ITEMS_TITLE.format(roadmap=title), *lines]))
-            else:
-                head = DIGEST_TITLE.format(roadmap=title, scope=self._scope_name(r))
-                parts.append("\n".join([head, *lines]))
-        if r.role == Role.DIRECTOR:
-            parts.append(ITEMS_HINT)
-        else:
-            blocked = await self._unreachable_below(r)
-            if blocked:
-                parts.append(UNREACHABLE_LINE.format(names=listed(blocked)))
-        return OutText("\n\n".join(parts)), used
-
-    def _digest_lines(
-        self, item: RoadmapItem, roadmap: Roadmap, due_on: date, r: Recipient, roles: set[str]
-    ) -> list[str] | None:
-        lines: list[str] = []
-        pending = False
-        own = None
-        if r.role == Role.MUNICIPAL and rdb.MUNICIPAL in roles:
-            own = respondent_key(None, r.municipality_id)
-        elif r.role == Role.REGIONAL and rdb.REGIONAL in roles and r.region_id is not None:
-            own = rdb.region_key(r.region_id)
-        if own is not None and not self._is_done(item.id, own, due_on):
-            lines.append(DIGEST_OWN)
-            pending = True
-        if rdb.DIRECTOR in roles:
-            schools, late = self._open_schools(item, roadmap, due_on, r)
-            if late:
-                pending = True
-                lines.append(self._late_line(DIGEST_SCHOOLS, schools, late, self.geo.school_name))
-        if r.role == Role.REGIONAL and rdb.MUNICIPAL in roles:
-            municipalities, late = self._open_municipalities(item, roadmap, due_on, r)
-            if late:
-                pending = True
-                lines.append(
-                    self._late_line(
-                        DIGEST_MUNICIPALITIES, municipalities, late, self.geo.municipality_name
-                    )
-                )
-        institutions_only = rdb.INSTITUTION in roles and not roles & {rdb.MUNICIPAL, rdb.DIRECTOR}
-        if not pending and r.role == Role.REGIONAL and institutions_only:
-            lines.append(DIGEST_INFO.format(executors=shorten(item.executors or "—", 120)))
-            pending = True
-        return lines if pending else None
-
-    async def _overdue(self, r: Recipient, rows: list[Delivery]) -> tuple[OutText | None, set]:
-        by_roadmap: dict[int, list[str]] = defaultdict(list)
-        used: set[int] = set()
-        for row, item, roadmap in self._active_items(rows):
-            roles = set(item.executor_roles or [])
-            if r.role == Role.MUNICIPAL and rdb.DIRECTOR in roles:
-                _, late = self._open_schools(item, roadmap, row.due_on, r)
-                names = self._names(late, self.geo.school_name)
-            elif r.role == Role.REGIONAL and rdb.MUNICIPAL in roles:
-                _, late = self._open_municipalities(item, roadmap, row.due_on, r)
-                names = self._names(late, self.geo.municipality_name)
-            else:
-                continue
-            if not names:
-                continue
-            by_roadmap[roadmap.id].extend(
-                [
-                    OVERDUE_LINE.format(
-                        number=item.number.rstrip("."),
-                        action=shorten(item.action),
-                        due=human_date(row.due_on),
-                    ),
-                    OVERDUE_SCHOOLS.format(count=len(names), names=listed(names)),
-                ]
-            )
-            used.add(row.id)
-        if not used:
-            return None, used
-        parts = [
-            "\n".join(
-                [
-                    OVERDUE_TITLE.format(
-                        roadmap=shorten(self.roadmaps[rid].title, 90),
-                        scope=self._scope_name(r),
-                    ),
-                    *lines,
-                ]
-            )
-            for rid, lines in by_roadmap.items()
-        ]
-        blocked = await self._unreachable_below(r)
-        if blocked:
-            parts.append(UNREACHABLE_LINE.format(names=listed(blocked)))
-        return OutText("\n\n".join(parts)), used
-
-    async def _campaign(self, r: Recipient, row: Delivery) -> tuple[OutText | None, set]:
-        session = self.session
-        campaign = await session.get(Campaign, row.campaign_id)
-        if campaign is None or campaign.closed_at is not None:
-            return None, set()
-        if r.role == Role.DIRECTOR:
-            key = respondent_key(r.school_id, None)
-        else:
-            key = respondent_key(None, r.municipality_id)
-        target = await session.scalar(
-            select(CampaignTarget.id).where(
-                CampaignTarget.campaign_id == campaign.id, CampaignTarget.respondent_key == key
-            )
-        )
-        if target is None:
-            return None, set()
-        response = await session.scalar(
-            select(Response).where(
-                Response.campaign_id == campaign.id, Response.respondent_key == key
-            )
-        )
-        if response is not None and response.status == ResponseStatus.SUBMITTED:
-            return None, set()
-        today = self._today(r)
-        left = days_left((campaign.deadline - today).days)
-        progress = await self._progress(campaign, response, r)
-        if progress is None:
-            text = CAMPAIGN_TEXT_NO_PROGRESS.format(
-                title=campaign.title, left=left, deadline=human_date(campaign.deadline)
-            )
-        else:
-            done, total = progress
-            text = CAMPAIGN_TEXT.format(
-                title=campaign.title,
-                left=left,
-                deadline=human_date(campaign.deadline),
-                done=done,
-                total=total,
-            )
-        label = BTN_CONTINUE if response is not None else BTN_START
-        button = Button(label, cb.encode(cb.Action.CAMPAIGN, campaign.id))
-        return OutText(text, [[button]]), {row.id}
-
-    async def _progress(
-        self, campaign: Campaign, response: Response | None, r: Recipient
-    ) -> tuple[int, int] | None:
-        forms = self.reminders.forms
-        if forms is None:
-            return None
-        try:
-            engine = forms.engine(
-                campaign.form_id, response.form_version if response else campaign.form_version
-            )
-        except LookupError:
-            return None
-        flags: dict[str, bool] = {}
-        if r.school_id is not None:
-            school = await self.session.get(School, r.school_id)
-            flags = school.flags() if school else {}
-        answers = await repo.load_answers(self.session, response.id) if response else {}
-        return engine.progress(answers, flags)
-
-    async def _campaign_overdue(
-        self, r: Recipient, rows: list[Delivery]
-    ) -> tuple[OutText | None, set]:
-        parts = []
-        used: set[int] = set()
-        for row in rows:
-            campaign = await self.session.get(Campaign, row.campaign_id)
-            if campaign is None or campaign.closed_at is not None:
-                continue
-            submitted = set(
-                await self.session.scalars(
-                    select(Response.respondent_key).where(
-                        Response.campaign_id == campaign.id,
-                        Response.status == ResponseStatus.SUBMITTED,
-                    )
-                )
-            )
-            names = []
-            for t in await self.session.scalars(
-                select(CampaignTarget).where(CampaignTarget.campaign_id == campaign.id)
-            ):
-                if t.respondent_key in submitted:
-                    continue
-                if r.role == Role.MUNICIPAL and t.school_id is not None:
-                    if (t.municipality_id or self.geo.school_municipality.get(t.school_id)) == (
-                        r.municipality_id
-                    ):
-                        names.append(self.geo.school_name.get(t.school_id, str(t.school_id)))
-                elif r.role == Role.REGIONAL and t.school_id is None and t.municipality_id:
-                    region = self.geo.municipality_region.get(t.municipality_id)
-                    if r.region_id is None or region == r.region_id:
-                        names.append(self.geo.municipality_name.get(t.municipality_id, ""))
-            if not names:
-                continue
-            names.sort()
-            parts.append(
-                CAMPAIGN_OVERDUE_TITLE.format(
-                    title=campaign.title, deadline=human_date(campaign.deadline), count=len(names)
-                )
-                + "\n"
-                + listed(names, 50)
-            )
-            used.add(row.id)
-        if not used:
-            return None, used
-        blocked = await self._unreachable_below(r)
-        if blocked:
-            parts.append(UNREACHABLE_LINE.format(names=listed(blocked)))
-        return OutText("\n\n".join(parts)), used
-
-    async def _unreachable_below(self, r: Recipient) -> list[str]:
-        return await unreachable_below(self.session, r.role, r.municipality_id, r.region_id)
-
-
-async def unreachable_below(
-    session: AsyncSession, role: str, municipality_id: int | None, region_id: int | None
-) -> list[str]:
-    """People a coordinator oversees whose every account blocked the bot."""
-    if role == Role.MUNICIPAL and municipality_id is not None:
-        query = (
-            select(Person.id, School.name, Person.full_name)
-            .join(School, School.id == Person.school_id)
-            .where(School.municipality_id == municipality_id, Person.role == Role.DIRECTOR)
-        )
-    elif role == Role.REGIONAL:
-        query = (
-            select(Person.id, Municipality.name, Person.full_name)
-            .join(Municipality, Municipality.id == Person.municipality_id)
-            .where(Person.role == Role.MUNICIPAL)
-        )
-        if region_id is not None:
-            query = query.where(Municipality.region_id == region_id)
-    else:
-        return []
-    people = {pid: (place, name) for pid, place, name in await session.execute(query)}
-    if not people:
-        return []
-    reachable: dict[int, bool] = {}
-    for pid, since in await session.execute(
-        select(Account.person_id, Account.unreachable_since).where(
-            Account.person_id.in_(list(people))
-        )
-    ):
-        reachable[pid] = reachable.get(pid, False) or since is None
-    out = []
-    for pid, ok in reachable.items():
-        if not ok:
-            place, name = people[pid]
-            out.append(f"{place} ({name})" if name else place)
-    return sorted(out)
-
-
-# --- admin view ----------------------------------------------------------------------------
-
-
-@dataclass
-class DeliveryReport:
-    counts: dict[str, int]
-    problems: list[tuple[Delivery, str]]  # missed / failed / unreachable with the chat
-
-
-async def delivery_report(session: AsyncSession, limit: int = 20) -> DeliveryReport:
-    query = select(Delivery.status, func.count()).group_by(Delivery.status)
-    counts = {status: count for status, count in await session.execute(query)}
-    problems = []
-    query = (
-        select(Delivery, Account.chat_id)
-        .join(Account, Account.id == Delivery.account_id)
-        .where(
-            Delivery.status.in_(
-                [DeliveryStatus.MISSED, DeliveryStatus.FAILED, DeliveryStatus.UNREACHABLE]
-            )
-        )
-        .order_by(Delivery.due_at.desc(), Delivery.id.desc())
-        .limit(limit)
-    )
-    for delivery, chat in await session.execute(query):
-        problems.append((delivery, chat))
-    return DeliveryReport(counts, problems)
 
 
 async def reminders_tick(reminders: Reminders) -> None:
