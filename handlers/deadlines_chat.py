@@ -32,7 +32,8 @@ from storage.files import ACCEPTED_LIST, UnsupportedFileType, extension_of
 from storage.models import Municipality, Region, Roadmap, RoadmapItem, Role, School
 
 if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+    from handlers.core_context import CoreContext
+    from handlers.walk_state import Turn
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def when(due_on: date, today: date) -> str:
     return f"до {human_date(due_on)}"
 
 
-async def _context(conv: Conversation, turn: Turn) -> tuple[rdb.Place, date, list[Roadmap]]:
+async def _context(conv: CoreContext, turn: Turn) -> tuple[rdb.Place, date, list[Roadmap]]:
     place = await rdb.place_of(turn.session, turn.person)
     zone = await zone_of(turn.session, place, conv.config.timezone)
     today = conv.clock().astimezone(zone).date()
@@ -178,7 +179,7 @@ async def open_entries(
 # --- /deadlines ----------------------------------------------------------------------------
 
 
-async def command(conv: Conversation, turn: Turn, args: str) -> None:
+async def command(conv: CoreContext, turn: Turn, args: str) -> None:
     words = args.split(maxsplit=2)
     if words and words[0].lower() in ("done", "готово", "выполнено", "отметить"):
         number = words[1] if len(words) > 1 else ""
@@ -190,7 +191,7 @@ async def command(conv: Conversation, turn: Turn, args: str) -> None:
     await show(conv, turn)
 
 
-async def show(conv: Conversation, turn: Turn) -> None:
+async def show(conv: CoreContext, turn: Turn) -> None:
     session = turn.session
     place, today, roadmaps = await _context(conv, turn)
     if place.role == Role.ADMIN:
@@ -372,7 +373,7 @@ async def _admin(turn: Turn) -> None:
 # --- marking done --------------------------------------------------------------------------
 
 
-async def _mark_by_number(conv: Conversation, turn: Turn, number: str, reference: str) -> None:
+async def _mark_by_number(conv: CoreContext, turn: Turn, number: str, reference: str) -> None:
     place, _today, roadmaps = await _context(conv, turn)
     entries, _done, items = await open_entries(turn.session, place, roadmaps)
     if not number:
@@ -396,7 +397,7 @@ async def _mark_by_number(conv: Conversation, turn: Turn, number: str, reference
     await _begin(conv, turn, matching[0], reference)
 
 
-async def button(conv: Conversation, turn: Turn, payload: cb.Payload) -> None:
+async def button(conv: CoreContext, turn: Turn, payload: cb.Payload) -> None:
     """A «✅ п. N» button under the list."""
     item_id = payload.int_arg(1)
     raw_due = payload.str_arg(2) or ""
@@ -418,7 +419,7 @@ async def button(conv: Conversation, turn: Turn, payload: cb.Payload) -> None:
     await _begin(conv, turn, Entry(roadmap, item, due_on, bool(item.due_dates)), "")
 
 
-async def _begin(conv: Conversation, turn: Turn, entry: Entry, reference: str) -> None:
+async def _begin(conv: CoreContext, turn: Turn, entry: Entry, reference: str) -> None:
     place = await rdb.place_of(turn.session, turn.person)
     key = place.own_key
     assert key is not None
@@ -450,13 +451,13 @@ async def _begin(conv: Conversation, turn: Turn, entry: Entry, reference: str) -
     )
 
 
-def _when_done(conv: Conversation, moment) -> str:
+def _when_done(conv: CoreContext, moment) -> str:
     from scheduler.reminders import as_utc
 
     return as_utc(moment).astimezone(conv.config.timezone).strftime("%d.%m.%Y")
 
 
-def _pending(conv: Conversation, turn: Turn) -> tuple[int, date] | None:
+def _pending(conv: CoreContext, turn: Turn) -> tuple[int, date] | None:
     """The occurrence being marked, unless the request is older than PENDING_FOR."""
     data = (turn.state.data or {}).get("roadmap") or {}
     if "item" not in data:
@@ -478,7 +479,7 @@ def _leave(turn: Turn) -> None:
     turn.state.data = data.get("prev_data") or {}
 
 
-async def text(conv: Conversation, turn: Turn, message: str) -> None:
+async def text(conv: CoreContext, turn: Turn, message: str) -> None:
     """A text while waiting for the evidence: its reference, or «отмена»."""
     pending = _pending(conv, turn)
     if pending is None:  # asked long ago: this text is for the usual conversation
@@ -498,7 +499,7 @@ async def text(conv: Conversation, turn: Turn, message: str) -> None:
     await _complete(conv, turn, item_id, due_on, note=message[:2000])
 
 
-async def file(conv: Conversation, turn: Turn) -> None:
+async def file(conv: CoreContext, turn: Turn) -> None:
     """The evidence document for the item being marked."""
     pending = _pending(conv, turn)
     document = turn.event.document
@@ -553,7 +554,7 @@ async def file(conv: Conversation, turn: Turn) -> None:
 
 
 async def _complete(
-    conv: Conversation,
+    conv: CoreContext,
     turn: Turn,
     item_id: int,
     due_on: date,

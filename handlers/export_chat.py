@@ -38,7 +38,8 @@ from handlers.types import Button, Messenger, OutFile, Outgoing, OutText
 from storage.models import Municipality
 
 if TYPE_CHECKING:
-    from handlers.conversation import Conversation, Turn
+    from handlers.core_context import CoreContext
+    from handlers.walk_state import Turn
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _title(campaigns: list[CampaignInfo]) -> str:
 class ExportChat:
     """The /export command and its buttons; owns the background export tasks."""
 
-    def __init__(self, conversation: Conversation) -> None:
+    def __init__(self, conversation: CoreContext) -> None:
         self.conversation = conversation
         self.progress_every = PROGRESS_EVERY
         self._tasks: set[asyncio.Task] = set()
