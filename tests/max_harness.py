@@ -20,10 +20,9 @@ from typing import Any
 
 from bot.max import MaxApi, MaxChannel, TokenBucket
 from bot.processor import Processor
-from forms.schema import QuestionKind
 from handlers.core import ConversationCore
 from tests import fake_max_api as fake
-from tests.walk import NOTE, PDF, integer_answer, position
+from tests import walk
 
 
 async def _no_sleep(seconds: float) -> None:
@@ -194,30 +193,8 @@ class MaxUser:
         return [b["text"] for row in message.keyboard or [] for b in row]
 
 
-async def walk_to_review(services, user: MaxUser, *, yes: bool = True, limit: int = 80) -> int:
-    """Answer every question until the review screen (as tests.walk does for Telegram)."""
-    engine = services.forms.engine("shnor_school", 1)
-    answered = 0
-    for _ in range(limit):
-        mode, slot = await position(services, "max", str(user.user_id))
-        if mode == "review":
-            return answered
-        assert slot is not None, f"no current question in mode {mode}"
-        question = engine.question(slot.question_id)
-        if mode == "documents":
-            await user.send_file(PDF, f"{slot.question_id}.pdf")
-            await user.click("✅ Готово")
-        elif mode == "note":
-            await user.send(NOTE)
-        elif question.kind == QuestionKind.YES_NO:
-            await user.click("Да" if yes else "Нет")
-            answered += 1
-        elif question.kind == QuestionKind.INTEGER:
-            await user.send(integer_answer(slot.question_id))
-            answered += 1
-        elif question.kind == QuestionKind.TEXT:
-            await user.send("Текст ответа")
-            answered += 1
-        else:
-            raise AssertionError(f"unexpected kind {question.kind}")
-    raise AssertionError("the walk did not reach the review screen")
+async def walk_to_review(services, user, *, yes: bool = True, limit: int = 80) -> int:
+    """Answer every question until the review screen (tests.walk, on max)."""
+    return await walk.walk_to_review(
+        services, user, yes=yes, limit=limit, platform="max", attach=user.send_file
+    )

@@ -21,10 +21,9 @@ from typing import Any
 from bot.channel import RawEvent
 from bot.processor import Processor
 from bot.vk import VkChannel
-from forms.schema import QuestionKind
 from handlers.conversation import Conversation
+from tests import walk
 from tests.fake_vk_api import FakeVkApi, SentMessage
-from tests.walk import NOTE, PDF, integer_answer, position
 
 CALLBACK_SECRET = "cb-secret"
 CONFIRMATION_CODE = "a1b2c3d4"
@@ -217,30 +216,8 @@ class VkUser:
         return [label for m in self.replies() for label, _ in m.buttons()]
 
 
-async def walk_to_review(services, user: VkUser, *, yes: bool = True, limit: int = 80) -> int:
-    """Answer every question through VK until the review screen (see tests/walk.py)."""
-    engine = services.forms.engine("shnor_school", 1)
-    answered = 0
-    for _ in range(limit):
-        mode, slot = await position(services, "vk", str(user.user_id))
-        if mode == "review":
-            return answered
-        assert slot is not None, f"no current question in mode {mode}"
-        question = engine.question(slot.question_id)
-        if mode == "documents":
-            await user.send_document(PDF, f"{slot.question_id}.pdf")
-            await user.click("✅ Готово")
-        elif mode == "note":
-            await user.send(NOTE)
-        elif question.kind == QuestionKind.YES_NO:
-            await user.click("Да" if yes else "Нет")
-            answered += 1
-        elif question.kind == QuestionKind.INTEGER:
-            await user.send(integer_answer(slot.question_id))
-            answered += 1
-        elif question.kind == QuestionKind.TEXT:
-            await user.send("Текст ответа")
-            answered += 1
-        else:
-            raise AssertionError(f"unexpected kind {question.kind}")
-    raise AssertionError("the walk did not reach the review screen")
+async def walk_to_review(services, user, *, yes: bool = True, limit: int = 80) -> int:
+    """Answer every question until the review screen (tests.walk, on vk)."""
+    return await walk.walk_to_review(
+        services, user, yes=yes, limit=limit, platform="vk", attach=user.send_document
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiogram.types import CallbackQuery, Message, Update
@@ -42,22 +43,32 @@ def integer_answer(question_id: str) -> str:
     return "20" if question_id == "teachers_total" else "5"
 
 
-async def walk_to_review(services: Services, user, *, yes: bool = True, limit: int = 80) -> int:
-    """Answer every question through the Telegram harness until the review screen.
+async def walk_to_review(
+    services: Services,
+    user,
+    *,
+    yes: bool = True,
+    limit: int = 80,
+    platform: str = "tg",
+    attach: Callable[[bytes, str], Awaitable[object]] | None = None,
+) -> int:
+    """Answer every question until the review screen, on any platform's harness (``attach``
+    sends a file the way that platform's user does; Telegram's by default).
 
     Returns the number of questions answered. «Да» answers attach a PDF and press «Готово»;
     «Нет» answers write an explanatory note.
     """
     engine = services.forms.engine("shnor_school", 1)
+    send_file = attach or (lambda data, name: user.send_document(data, name, "application/pdf"))
     answered = 0
     for _ in range(limit):
-        mode, slot = await position(services, "tg", str(user.user_id))
+        mode, slot = await position(services, platform, str(user.user_id))
         if mode == "review":
             return answered
         assert slot is not None, f"no current question in mode {mode}"
         question = engine.question(slot.question_id)
         if mode == "documents":
-            await user.send_document(PDF, f"{slot.question_id}.pdf", "application/pdf")
+            await send_file(PDF, f"{slot.question_id}.pdf")
             await user.click("✅ Готово")
         elif mode == "note":
             await user.send(NOTE)
