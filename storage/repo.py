@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from forms.engine import AnswerState, Slot
 from storage.models import (
@@ -62,6 +63,27 @@ async def audit(
 
 
 # --- people and accounts -------------------------------------------------------------------
+
+
+async def load_sender(
+    session: AsyncSession, platform: str, user_id: str
+) -> tuple[Account, Person, ConversationState] | None:
+    """The sender's account, person and conversation state in one query (the hot path)."""
+    row = (
+        await session.execute(
+            select(Account, Person, ConversationState)
+            .join(Person, Person.id == Account.person_id)
+            .outerjoin(ConversationState, ConversationState.account_id == Account.id)
+            .where(Account.platform == platform, Account.platform_user_id == user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    account, person, state = row
+    if state is None:
+        state = ConversationState(account_id=account.id, mode="idle", row=0, data={})
+        session.add(state)
+    return account, person, state
 
 
 async def find_account(session: AsyncSession, platform: str, user_id: str) -> Account | None:
@@ -128,6 +150,20 @@ async def open_campaigns_for(
         .distinct()
     )
     return list(rows)
+
+
+async def load_response(session: AsyncSession, response_id: int) -> Response | None:
+    """A response with its campaign and school in one query; later ``session.get`` calls for
+    the campaign and the school are answered from the session without SQL."""
+    row = (
+        await session.execute(
+            select(Response, Campaign, School)
+            .join(Campaign, Campaign.id == Response.campaign_id)
+            .outerjoin(School, School.id == Response.school_id)
+            .where(Response.id == response_id)
+        )
+    ).first()
+    return row[0] if row is not None else None
 
 
 async def find_response(session: AsyncSession, campaign_id: int, key: str) -> Response | None:
@@ -199,7 +235,48 @@ async def load_answers(session: AsyncSession, response_id: int) -> dict[Slot, An
     return answers
 
 
+_LOADED_ANSWERS = "repo.loaded_answers"  # session.info: response id -> {(question, row): Answer}
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_loaded_answers(session: Session, _transaction: SessionTransaction) -> None:
+    # The remembered rows are valid for one transaction only (also a rolled-back savepoint).
+    session.info.pop(_LOADED_ANSWERS, None)
+
+
+async def load_walk_rows(
+    session: AsyncSession, response_id: int
+) -> tuple[dict[Slot, AnswerState], list[Attachment]]:
+    """A response's answers (with document counts) and counted attachments: two queries.
+
+    The answer rows are remembered in ``session.info`` for this transaction, so
+    :func:`save_answer`/:func:`save_note` find them without another query (and without an
+    autoflush in the middle of a turn).
+    """
+    attachments = await attachments_for(session, response_id)
+    counts: dict[tuple[str, int], int] = {}
+    for attachment in attachments:
+        key = (attachment.question_id, attachment.row)
+        counts[key] = counts.get(key, 0) + 1
+    rows = list(await session.scalars(select(Answer).where(Answer.response_id == response_id)))
+    session.info.setdefault(_LOADED_ANSWERS, {})[response_id] = {
+        (answer.question_id, answer.row): answer for answer in rows
+    }
+    answers = {
+        Slot(answer.question_id, answer.row): AnswerState(
+            value=decode_value(answer.value),
+            note=answer.note,
+            documents=counts.get((answer.question_id, answer.row), 0),
+        )
+        for answer in rows
+    }
+    return answers, attachments
+
+
 async def find_answer(session: AsyncSession, response_id: int, slot: Slot) -> Answer | None:
+    loaded = session.info.get(_LOADED_ANSWERS, {}).get(response_id)
+    if loaded is not None:
+        return loaded.get((slot.question_id, slot.row))
     return await session.scalar(
         select(Answer).where(
             Answer.response_id == response_id,
@@ -231,6 +308,9 @@ async def save_answer(
             form_version=response.form_version,
         )
         session.add(answer)
+        loaded = session.info.get(_LOADED_ANSWERS, {}).get(response.id)
+        if loaded is not None:
+            loaded[(slot.question_id, slot.row)] = answer
     answer.value = encoded
     if note is not None or not keep_note:
         answer.note = note
