@@ -2,10 +2,12 @@
 
 For each chat, one event at a time in arrival order; chats run concurrently. One event:
 
-1. count the attempt (committed), so an event that kills the process is given up on;
+1. take the chat's oldest pending event and count the attempt, in one statement (committed),
+   so an event that kills the process is given up on;
 2. ``channel.parse`` (may call the platform: it is harmless twice);
 3. in ONE transaction: the core's effects, the outbox rows and the inbox done-mark;
-4. after the commit, send the outbox rows in order, each marked sent.
+4. after the commit, send the outbox rows in order, each marked sent (the rows just recorded
+   are sent as they are; the outbox is read only for leftovers and apologies).
 
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
@@ -39,7 +41,7 @@ from handlers.types import (
     RetryLater,
 )
 from storage import inbox
-from storage.models import Account, InboxEvent, InboxStatus, OutboxStatus, utcnow
+from storage.models import Account, InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ class Processor:
         if free <= 0:
             return 0
         async with self.sessions() as session:
-            chats = await inbox.busy_chats(session, self.concurrency * 4)
+            chats, unsent = await inbox.busy_chats_and_unsent(session, self.concurrency * 4)
         spawned = 0
         now = asyncio.get_running_loop().time()
         for chat in chats:
@@ -203,7 +205,9 @@ class Processor:
                 continue
             self._held_elsewhere.pop(chat, None)
             self._active.add(chat)
-            task = asyncio.create_task(self._serve_chat(chat), name=f"chat {chat[0]}:{chat[1]}")
+            task = asyncio.create_task(
+                self._serve_chat(chat, chat in unsent), name=f"chat {chat[0]}:{chat[1]}"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._done)
             spawned += 1
@@ -230,7 +234,7 @@ class Processor:
                     await connection.scalar(select(func.pg_advisory_unlock(key)))
                     await connection.commit()
 
-    async def _serve_chat(self, chat: inbox.ChatKey) -> None:
+    async def _serve_chat(self, chat: inbox.ChatKey, unsent: bool = True) -> None:
         try:
             async with self._claim(chat) as claimed:
                 if not claimed:
@@ -238,14 +242,19 @@ class Processor:
                         asyncio.get_running_loop().time() + HELD_ELSEWHERE_RETRY_S
                     )
                     return
-                await self._flush(chat)
+                if unsent or self._engine is not None:  # another worker may have left some
+                    await self._flush(chat)
                 while not self._stopping:
                     async with self.sessions() as session:
-                        event = await inbox.next_event(session, chat)
+                        event = await inbox.claim_next(session, chat)
+                        await session.commit()
                     if event is None:
                         break
-                    await self._process(event)
-                    await self._flush(chat)
+                    replies = await self._process(event)
+                    if replies is None:
+                        await self._flush(chat)
+                    else:
+                        await self._send_rows(chat, replies)
         except Exception:
             log.exception("Чат %s:%s: сбой обработки, повторю позже", *chat)
             await asyncio.sleep(self.retry_delay)
@@ -254,19 +263,19 @@ class Processor:
 
     # --- one event -------------------------------------------------------------------------
 
-    async def _process(self, event: InboxEvent) -> None:
-        async with self.sessions() as session:
-            attempt = await inbox.start_attempt(session, event.id)
-            await session.commit()
+    async def _process(self, event: InboxEvent) -> list[OutboxMessage] | None:
+        """One event whose attempt is already counted (committed). Returns the outbox rows
+        it recorded, to be sent now; None when the chat's outbox must be read instead."""
+        attempt = event.attempts
         channel = self.channels.get(event.platform)
         if channel is None:
             log.error("Событие %s: платформа %s не запущена", event.id, event.platform)
             await self._give_up(event, "NoChannel", apologize=False)
-            return
+            return None
         if attempt > self.max_attempts:
             log.error("Событие %s: превышено число попыток, пропускаю", event.id)
             await self._give_up(event, event.error_type or "TooManyAttempts")
-            return
+            return None
         raw = RawEvent(Platform(event.platform), event.event_key, event.chat_id, event.payload)
         stage = "parse"
         try:
@@ -284,12 +293,14 @@ class Processor:
                 for reply in replies:
                     if check is not None:
                         check(reply)  # refuse what the platform would reject, before commit
+                rows: list[OutboxMessage] = []
                 if replies and chat_id is not None:
-                    inbox.add_replies(
+                    rows = inbox.add_replies(
                         session, event, event.platform, chat_id, [encode(r) for r in replies]
                     )
                 await inbox.finish(session, event.id, InboxStatus.DONE)
                 await session.commit()
+            return rows
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -306,8 +317,9 @@ class Processor:
                 # The library cannot read this update (pydantic's ValidationError is a
                 # ValueError): it never will, so it is failed at once, not retried.
                 await self._give_up(event, _error_type(exc))
-                return
+                return None
             await self._failed_attempt(event, attempt, exc)
+            return None
 
     async def _failed_attempt(self, event: InboxEvent, attempt: int, exc: Exception) -> None:
         if attempt >= self.max_attempts:
@@ -338,6 +350,13 @@ class Processor:
             return
         async with self.sessions() as session:
             replies = await inbox.pending_replies(session, chat)
+        await self._send_rows(chat, replies)
+
+    async def _send_rows(self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage]) -> None:
+        """Send recorded replies in order, marking each as it goes."""
+        channel = self.channels.get(chat[0])
+        if channel is None:
+            return
         for reply in replies:
             status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
             async with self.sessions() as session:

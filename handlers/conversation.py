@@ -348,7 +348,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             return
         first_time = await repo.find_response(turn.session, campaign.id, key) is None
         response = await repo.get_or_create_response(turn.session, campaign, key)
-        walk = await self._load_walk(turn.session, response)
+        walk = await self._load_walk(turn.session, response, campaign)
         turn.state.response_id = response.id
         turn.state.data = {}
         if walk.locked:
@@ -369,12 +369,20 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     # --- loading a walk with scope checks ------------------------------------------------
 
-    async def _load_walk(self, session: AsyncSession, response: Response) -> Walk:
-        campaign = await session.get(Campaign, response.campaign_id)
+    async def _load_walk(
+        self,
+        session: AsyncSession,
+        response: Response,
+        campaign: Campaign | None = None,
+        school: School | None = None,
+    ) -> Walk:
+        if campaign is None:
+            campaign = await session.get(Campaign, response.campaign_id)
         engine = self.forms.engine(campaign.form_id, response.form_version)
         flags: dict[str, bool] = {}
         if response.school_id is not None:
-            school = await session.get(School, response.school_id)
+            if school is None:
+                school = await session.get(School, response.school_id)
             flags = school.flags()
         walk = Walk(response, campaign, engine, {}, flags)
         await self._reload(session, walk)
@@ -402,18 +410,19 @@ class Conversation(DocumentsFlow, ReviewFlow):
     async def _current_walk(self, turn: Turn) -> Walk | None:
         if turn.state.response_id is None:
             return None
-        response = await repo.load_response(turn.session, turn.state.response_id)
-        if response is None or not self._owns(turn.person, response):
+        loaded = await repo.load_response(turn.session, turn.state.response_id)
+        if loaded is None or not self._owns(turn.person, loaded[0]):
             turn.state.response_id = None
             turn.state.mode = Mode.IDLE
             return None
-        return await self._load_walk(turn.session, response)
+        return await self._load_walk(turn.session, *loaded)
 
     async def _walk_for_payload(self, turn: Turn, payload: cb.Payload) -> Walk | None:
         """The response a button names, if it is the sender's and the one in progress."""
         response_id = payload.int_arg(0)
-        response = await repo.load_response(turn.session, response_id) if response_id else None
-        if response is None or not self._owns(turn.person, response):
+        loaded = await repo.load_response(turn.session, response_id) if response_id else None
+        response = loaded[0] if loaded is not None else None
+        if loaded is None or response is None or not self._owns(turn.person, response):
             log.warning(
                 "account %s pressed a button for response %s outside its scope",
                 turn.account.id,
@@ -421,7 +430,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             )
             turn.say(texts.NOT_YOUR_RESPONSE)
             return None
-        walk = await self._load_walk(turn.session, response)
+        walk = await self._load_walk(turn.session, *loaded)
         if turn.state.response_id != response.id:
             turn.state.response_id = response.id
             turn.state.mode = Mode.REVIEW

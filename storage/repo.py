@@ -152,9 +152,10 @@ async def open_campaigns_for(
     return list(rows)
 
 
-async def load_response(session: AsyncSession, response_id: int) -> Response | None:
-    """A response with its campaign and school in one query; later ``session.get`` calls for
-    the campaign and the school are answered from the session without SQL."""
+async def load_response(
+    session: AsyncSession, response_id: int
+) -> tuple[Response, Campaign, School | None] | None:
+    """A response with its campaign and its school (if any) in one query."""
     row = (
         await session.execute(
             select(Response, Campaign, School)
@@ -163,7 +164,10 @@ async def load_response(session: AsyncSession, response_id: int) -> Response | N
             .where(Response.id == response_id)
         )
     ).first()
-    return row[0] if row is not None else None
+    if row is None:
+        return None
+    response, campaign, school = row
+    return response, campaign, school
 
 
 async def find_response(session: AsyncSession, campaign_id: int, key: str) -> Response | None:
