@@ -140,13 +140,14 @@ class TimedProcessor(Processor):
         self.handler_times: list[float] = []
         self.flushed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def _process(self, event: InboxEvent) -> None:
+    async def _process(self, event: InboxEvent) -> Any:
         started = time.perf_counter()
-        await super()._process(event)
+        rows = await super()._process(event)
         self.handler_times.append(time.perf_counter() - started)
+        return rows
 
-    async def _flush(self, chat: Any) -> None:
-        await super()._flush(chat)
+    async def _send_rows(self, chat: Any, replies: Any, marks: Any) -> None:
+        await super()._send_rows(chat, replies, marks)
         self.flushed[str(chat[1])].set()
 
 

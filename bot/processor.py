@@ -6,8 +6,9 @@ For each chat, one event at a time in arrival order; chats run concurrently. One
    so an event that kills the process is given up on;
 2. ``channel.parse`` (may call the platform: it is harmless twice);
 3. in ONE transaction: the core's effects, the outbox rows and the inbox done-mark;
-4. after the commit, send the outbox rows in order, each marked sent (the rows just recorded
-   are sent as they are; the outbox is read only for leftovers and apologies).
+4. after the commit, send the outbox rows in order (the rows just recorded are sent as they
+   are; the outbox is read only for leftovers and apologies); the sent marks are committed
+   with step 1 of the chat's next event, or on their own when there is none.
 
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
@@ -53,6 +54,12 @@ MAX_RETRY_AFTER_S = 60.0
 HELD_ELSEWHERE_RETRY_S = 0.5
 
 Handle = Callable[[AsyncSession, Incoming], Awaitable[list[Outgoing]]]
+Mark = tuple[int, OutboxStatus, str | None]  # outbox id, outcome, platform message id
+
+
+async def _write_marks(session: AsyncSession, marks: Sequence[Mark]) -> None:
+    for reply_id, status, message_id in marks:
+        await inbox.mark_reply(session, reply_id, status, message_id)
 
 
 # --------------------------------------------------------------------------- outgoing codec
@@ -235,6 +242,9 @@ class Processor:
                     await connection.commit()
 
     async def _serve_chat(self, chat: inbox.ChatKey, unsent: bool = True) -> None:
+        # sent marks are committed together with the claim of the chat's next event: one
+        # write transaction instead of two (SQLite has one writer at a time)
+        marks: list[Mark] = []
         try:
             async with self._claim(chat) as claimed:
                 if not claimed:
@@ -243,23 +253,38 @@ class Processor:
                     )
                     return
                 if unsent or self._engine is not None:  # another worker may have left some
-                    await self._flush(chat)
+                    await self._flush(chat, marks)
                 while not self._stopping:
                     async with self.sessions() as session:
+                        await _write_marks(session, marks)
                         event = await inbox.claim_next(session, chat)
                         await session.commit()
+                    marks.clear()
                     if event is None:
                         break
                     replies = await self._process(event)
                     if replies is None:
-                        await self._flush(chat)
+                        await self._flush(chat, marks)
                     else:
-                        await self._send_rows(chat, replies)
+                        await self._send_rows(chat, replies, marks)
         except Exception:
             log.exception("Чат %s:%s: сбой обработки, повторю позже", *chat)
             await asyncio.sleep(self.retry_delay)
         finally:
-            self._active.discard(chat)
+            try:
+                await self._commit_marks(marks)
+            except Exception:
+                log.exception("Чат %s:%s: не удалось отметить отправленные ответы", *chat)
+            finally:
+                self._active.discard(chat)
+
+    async def _commit_marks(self, marks: list[Mark]) -> None:
+        if not marks:
+            return
+        async with self.sessions() as session:
+            await _write_marks(session, marks)
+            await session.commit()
+        marks.clear()
 
     # --- one event -------------------------------------------------------------------------
 
@@ -343,26 +368,28 @@ class Processor:
 
     # --- sending -----------------------------------------------------------------------------
 
-    async def _flush(self, chat: inbox.ChatKey) -> None:
-        """Send the chat's recorded replies in order; each is marked as it goes."""
+    async def _flush(self, chat: inbox.ChatKey, marks: list[Mark]) -> None:
+        """Send the chat's recorded replies in order (see :meth:`_send_rows`)."""
         channel = self.channels.get(chat[0])
         if channel is None:
             return
         async with self.sessions() as session:
             replies = await inbox.pending_replies(session, chat)
-        await self._send_rows(chat, replies)
+        await self._send_rows(chat, replies, marks)
 
-    async def _send_rows(self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage]) -> None:
-        """Send recorded replies in order, marking each as it goes."""
+    async def _send_rows(
+        self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage], marks: list[Mark]
+    ) -> None:
+        """Send recorded replies in order; each outcome goes to ``marks``, which the caller
+        commits right after (with its next claim)."""
         channel = self.channels.get(chat[0])
         if channel is None:
             return
         for reply in replies:
             status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
-            async with self.sessions() as session:
-                await inbox.mark_reply(session, reply.id, status, message_id)
-                await session.commit()
+            marks.append((reply.id, status, message_id))
             if status == OutboxStatus.BLOCKED:
+                await self._commit_marks(marks)
                 await self._mark_unreachable(reply.platform, reply.chat_id)
 
     async def _mark_unreachable(self, platform: str, chat_id: str) -> None:
