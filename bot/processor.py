@@ -2,10 +2,13 @@
 
 For each chat, one event at a time in arrival order; chats run concurrently. One event:
 
-1. count the attempt (committed), so an event that kills the process is given up on;
+1. take the chat's oldest pending event and count the attempt, in one statement (committed),
+   so an event that kills the process is given up on;
 2. ``channel.parse`` (may call the platform: it is harmless twice);
 3. in ONE transaction: the core's effects, the outbox rows and the inbox done-mark;
-4. after the commit, send the outbox rows in order, each marked sent.
+4. after the commit, send the outbox rows in order (the rows just recorded are sent as they
+   are; the outbox is read only for leftovers and apologies); the sent marks are committed
+   with step 1 of the chat's next event, or on their own when there is none.
 
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
@@ -39,7 +42,7 @@ from handlers.types import (
     RetryLater,
 )
 from storage import inbox
-from storage.models import Account, InboxEvent, InboxStatus, OutboxStatus, utcnow
+from storage.models import Account, InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,12 @@ MAX_RETRY_AFTER_S = 60.0
 HELD_ELSEWHERE_RETRY_S = 0.5
 
 Handle = Callable[[AsyncSession, Incoming], Awaitable[list[Outgoing]]]
+Mark = tuple[int, OutboxStatus, str | None]  # outbox id, outcome, platform message id
+
+
+async def _write_marks(session: AsyncSession, marks: Sequence[Mark]) -> None:
+    for reply_id, status, message_id in marks:
+        await inbox.mark_reply(session, reply_id, status, message_id)
 
 
 # --------------------------------------------------------------------------- outgoing codec
@@ -193,7 +202,7 @@ class Processor:
         if free <= 0:
             return 0
         async with self.sessions() as session:
-            chats = await inbox.busy_chats(session, self.concurrency * 4)
+            chats, unsent = await inbox.busy_chats_and_unsent(session, self.concurrency * 4)
         spawned = 0
         now = asyncio.get_running_loop().time()
         for chat in chats:
@@ -203,7 +212,9 @@ class Processor:
                 continue
             self._held_elsewhere.pop(chat, None)
             self._active.add(chat)
-            task = asyncio.create_task(self._serve_chat(chat), name=f"chat {chat[0]}:{chat[1]}")
+            task = asyncio.create_task(
+                self._serve_chat(chat, chat in unsent), name=f"chat {chat[0]}:{chat[1]}"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._done)
             spawned += 1
@@ -230,7 +241,10 @@ class Processor:
                     await connection.scalar(select(func.pg_advisory_unlock(key)))
                     await connection.commit()
 
-    async def _serve_chat(self, chat: inbox.ChatKey) -> None:
+    async def _serve_chat(self, chat: inbox.ChatKey, unsent: bool = True) -> None:
+        # sent marks are committed together with the claim of the chat's next event: one
+        # write transaction instead of two (SQLite has one writer at a time)
+        marks: list[Mark] = []
         try:
             async with self._claim(chat) as claimed:
                 if not claimed:
@@ -238,35 +252,55 @@ class Processor:
                         asyncio.get_running_loop().time() + HELD_ELSEWHERE_RETRY_S
                     )
                     return
-                await self._flush(chat)
+                if unsent or self._engine is not None:  # another worker may have left some
+                    await self._flush(chat, marks)
                 while not self._stopping:
                     async with self.sessions() as session:
-                        event = await inbox.next_event(session, chat)
+                        await _write_marks(session, marks)
+                        event = await inbox.claim_next(session, chat)
+                        await session.commit()
+                    marks.clear()
                     if event is None:
                         break
-                    await self._process(event)
-                    await self._flush(chat)
+                    replies = await self._process(event)
+                    if replies is None:
+                        await self._flush(chat, marks)
+                    else:
+                        await self._send_rows(chat, replies, marks)
         except Exception:
             log.exception("Чат %s:%s: сбой обработки, повторю позже", *chat)
             await asyncio.sleep(self.retry_delay)
         finally:
-            self._active.discard(chat)
+            try:
+                await self._commit_marks(marks)
+            except Exception:
+                log.exception("Чат %s:%s: не удалось отметить отправленные ответы", *chat)
+            finally:
+                self._active.discard(chat)
+
+    async def _commit_marks(self, marks: list[Mark]) -> None:
+        if not marks:
+            return
+        async with self.sessions() as session:
+            await _write_marks(session, marks)
+            await session.commit()
+        marks.clear()
 
     # --- one event -------------------------------------------------------------------------
 
-    async def _process(self, event: InboxEvent) -> None:
-        async with self.sessions() as session:
-            attempt = await inbox.start_attempt(session, event.id)
-            await session.commit()
+    async def _process(self, event: InboxEvent) -> list[OutboxMessage] | None:
+        """One event whose attempt is already counted (committed). Returns the outbox rows
+        it recorded, to be sent now; None when the chat's outbox must be read instead."""
+        attempt = event.attempts
         channel = self.channels.get(event.platform)
         if channel is None:
             log.error("Событие %s: платформа %s не запущена", event.id, event.platform)
             await self._give_up(event, "NoChannel", apologize=False)
-            return
+            return None
         if attempt > self.max_attempts:
             log.error("Событие %s: превышено число попыток, пропускаю", event.id)
             await self._give_up(event, event.error_type or "TooManyAttempts")
-            return
+            return None
         raw = RawEvent(Platform(event.platform), event.event_key, event.chat_id, event.payload)
         stage = "parse"
         try:
@@ -284,14 +318,16 @@ class Processor:
                 for reply in replies:
                     if check is not None:
                         check(reply)  # refuse what the platform would reject, before commit
+                rows: list[OutboxMessage] = []
                 if replies and chat_id is not None:
-                    inbox.add_replies(
+                    rows = inbox.add_replies(
                         session, event, event.platform, chat_id, [encode(r) for r in replies]
                     )
                 await inbox.finish(session, event.id, InboxStatus.DONE)
                 await session.commit()
             if parsed.unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)
+            return rows
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -308,8 +344,9 @@ class Processor:
                 # The library cannot read this update (pydantic's ValidationError is a
                 # ValueError): it never will, so it is failed at once, not retried.
                 await self._give_up(event, _error_type(exc))
-                return
+                return None
             await self._failed_attempt(event, attempt, exc)
+            return None
 
     async def _failed_attempt(self, event: InboxEvent, attempt: int, exc: Exception) -> None:
         if attempt >= self.max_attempts:
@@ -333,19 +370,28 @@ class Processor:
 
     # --- sending -----------------------------------------------------------------------------
 
-    async def _flush(self, chat: inbox.ChatKey) -> None:
-        """Send the chat's recorded replies in order; each is marked as it goes."""
+    async def _flush(self, chat: inbox.ChatKey, marks: list[Mark]) -> None:
+        """Send the chat's recorded replies in order (see :meth:`_send_rows`)."""
         channel = self.channels.get(chat[0])
         if channel is None:
             return
         async with self.sessions() as session:
             replies = await inbox.pending_replies(session, chat)
+        await self._send_rows(chat, replies, marks)
+
+    async def _send_rows(
+        self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage], marks: list[Mark]
+    ) -> None:
+        """Send recorded replies in order; each outcome goes to ``marks``, which the caller
+        commits right after (with its next claim)."""
+        channel = self.channels.get(chat[0])
+        if channel is None:
+            return
         for reply in replies:
             status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
-            async with self.sessions() as session:
-                await inbox.mark_reply(session, reply.id, status, message_id)
-                await session.commit()
+            marks.append((reply.id, status, message_id))
             if status == OutboxStatus.BLOCKED:
+                await self._commit_marks(marks)
                 await self._mark_unreachable(reply.platform, reply.chat_id)
 
     async def _mark_unreachable(self, platform: str, chat_id: str) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from forms.engine import Slot
+from forms.engine import AnswerState, Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, link_flow, prefill_flow, render, texts
@@ -109,23 +109,29 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     async def _handle(self, session: AsyncSession, event: Incoming) -> list[Outgoing]:
         platform = str(event.user.platform)
-        account = await repo.find_account(session, platform, event.user.user_id)
-        if account is None:
+        sender = await repo.load_sender(session, platform, event.user.user_id)
+        if sender is None:
             account = await self._bootstrap_admin(session, event)
-        if account is None:
-            if event.kind == EventKind.COMMAND and (
-                link_flow.wants_link(event) or (event.command == "start" and event.args.strip())
-            ):
-                return await link_flow.unregistered(self, session, event)
-            if event.kind == EventKind.COMMAND and event.command == "start":
-                return [OutText(texts.WELCOME_UNKNOWN)]
-            return [OutText(texts.NOT_REGISTERED)]
+            if account is None:
+                if event.kind == EventKind.COMMAND and (
+                    link_flow.wants_link(event) or (event.command == "start" and event.args.strip())
+                ):
+                    return await link_flow.unregistered(self, session, event)
+                if event.kind == EventKind.COMMAND and event.command == "start":
+                    return [OutText(texts.WELCOME_UNKNOWN)]
+                return [OutText(texts.NOT_REGISTERED)]
+            person = await session.get(Person, account.person_id)
+            state = await repo.person_state(session, account)
+            linked = True
+        else:
+            account, person, state, linked = sender
+            if linked:  # the person uses another messenger too: continue where they last were
+                state = await repo.person_state(session, account, state)
         if account.chat_id != event.user.chat_id:
             account.chat_id = event.user.chat_id
-        account.unreachable_since = None
-        link_flow.touch(account, self.clock())
-        person = await session.get(Person, account.person_id)
-        state = await repo.person_state(session, account)
+        if account.unreachable_since is not None:
+            account.unreachable_since = None
+        link_flow.touch(account, self.clock(), linked)
         turn = Turn(session, event, account, person, state)
         await self._dispatch(turn)
         return turn.out
@@ -363,7 +369,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
         prefilled = None
         if first_time and start_from == prefill_flow.PREVIOUS:
             prefilled = await prefill_flow.apply(turn, campaign, response, key, engine)
-        walk = await self._load_walk(turn.session, response)
+        walk = await self._load_walk(turn.session, response, campaign)
         turn.state.response_id = response.id
         turn.state.data = {}
         if walk.locked:
@@ -387,12 +393,20 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     # --- loading a walk with scope checks ------------------------------------------------
 
-    async def _load_walk(self, session: AsyncSession, response: Response) -> Walk:
-        campaign = await session.get(Campaign, response.campaign_id)
+    async def _load_walk(
+        self,
+        session: AsyncSession,
+        response: Response,
+        campaign: Campaign | None = None,
+        school: School | None = None,
+    ) -> Walk:
+        if campaign is None:
+            campaign = await session.get(Campaign, response.campaign_id)
         engine = self.forms.engine(campaign.form_id, response.form_version)
         flags: dict[str, bool] = {}
         if response.school_id is not None:
-            school = await session.get(School, response.school_id)
+            if school is None:
+                school = await session.get(School, response.school_id)
             flags = school.flags()
         walk = Walk(response, campaign, engine, {}, flags)
         await self._reload(session, walk)
@@ -400,11 +414,19 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     @staticmethod
     async def _reload(session: AsyncSession, walk: Walk) -> None:
-        walk.answers = await repo.load_answers(session, walk.response.id)
+        walk.answers, attachments = await repo.load_walk_rows(session, walk.response.id)
         walk.files = {}
-        for attachment in await repo.attachments_for(session, walk.response.id):
+        for attachment in attachments:
             slot = Slot(attachment.question_id, attachment.row)
             walk.files.setdefault(slot, []).append((attachment.id, attachment.original_name))
+
+    @staticmethod
+    def _remember(walk: Walk, slot: Slot, value: object) -> None:
+        """A new value saved by ``repo.save_answer`` (note and documents kept), in memory."""
+        previous = walk.answers.get(slot)
+        walk.answers[slot] = AnswerState(
+            value, previous.note if previous else None, previous.documents if previous else 0
+        )
 
     def _owns(self, person: Person, response: Response) -> bool:
         return response.respondent_key in self._respondent_keys(person)
@@ -412,18 +434,19 @@ class Conversation(DocumentsFlow, ReviewFlow):
     async def _current_walk(self, turn: Turn) -> Walk | None:
         if turn.state.response_id is None:
             return None
-        response = await turn.session.get(Response, turn.state.response_id)
-        if response is None or not self._owns(turn.person, response):
+        loaded = await repo.load_response(turn.session, turn.state.response_id)
+        if loaded is None or not self._owns(turn.person, loaded[0]):
             turn.state.response_id = None
             turn.state.mode = Mode.IDLE
             return None
-        return await self._load_walk(turn.session, response)
+        return await self._load_walk(turn.session, *loaded)
 
     async def _walk_for_payload(self, turn: Turn, payload: cb.Payload) -> Walk | None:
         """The response a button names, if it is the sender's and the one in progress."""
         response_id = payload.int_arg(0)
-        response = await turn.session.get(Response, response_id) if response_id else None
-        if response is None or not self._owns(turn.person, response):
+        loaded = await repo.load_response(turn.session, response_id) if response_id else None
+        response = loaded[0] if loaded is not None else None
+        if loaded is None or response is None or not self._owns(turn.person, response):
             log.warning(
                 "account %s pressed a button for response %s outside its scope",
                 turn.account.id,
@@ -431,7 +454,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             )
             turn.say(texts.NOT_YOUR_RESPONSE)
             return None
-        walk = await self._load_walk(turn.session, response)
+        walk = await self._load_walk(turn.session, *loaded)
         if turn.state.response_id != response.id:
             turn.state.response_id = response.id
             turn.state.mode = Mode.REVIEW
@@ -597,7 +620,14 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 note=None if value else (previous.note if previous else None),
                 keep_note=False,
             )
-            await self._reload(turn.session, walk)
+            # what was written, without reading it back
+            walk.answers[slot] = AnswerState(
+                value,
+                None if value else (previous.note if previous else None),
+                previous.documents if previous is not None and value else 0,
+            )
+            if not value:
+                walk.files.pop(slot, None)
             if value and question.document_when_yes:
                 turn.state.mode = Mode.DOCUMENTS
                 await self._render_current(turn, walk, prefix=texts.SAVED)
@@ -608,7 +638,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 return
         else:
             await repo.save_answer(turn.session, walk.response, slot, value, turn.person.id)
-            await self._reload(turn.session, walk)
+            self._remember(walk, slot, value)
             broken = [c for c in walk.engine.conflicts(walk.answers, walk.flags) if c.ref == slot]
             if broken and turn.state.data.get("walk") is None:
                 # The new value contradicts answers given earlier: show them all at once.
@@ -633,7 +663,12 @@ class Conversation(DocumentsFlow, ReviewFlow):
             )
             return
         await repo.save_note(turn.session, walk.response, slot, text.strip(), turn.person.id)
-        await self._reload(turn.session, walk)
+        previous = walk.answers.get(slot)
+        walk.answers[slot] = AnswerState(
+            previous.value if previous else None,
+            text.strip(),
+            previous.documents if previous else 0,
+        )
         await self._advance(turn, walk, slot, prefix=texts.NOTE_SAVED)
 
     # --- navigation ----------------------------------------------------------------------
@@ -703,7 +738,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             await self._render_question(turn, walk, slot, prefix=f"⚠️ {texts.CANNOT_SKIP}")
             return
         await repo.save_answer(turn.session, walk.response, slot, None, turn.person.id)
-        await self._reload(turn.session, walk)
+        self._remember(walk, slot, None)
         await self._advance(turn, walk, slot)
 
     # --- rendering the current step -------------------------------------------------------

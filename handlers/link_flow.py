@@ -49,9 +49,12 @@ def platform_name(platform: str) -> str:
     return texts.PLATFORM_NAMES.get(platform, platform)
 
 
-def touch(account: Account, now: datetime) -> None:
-    """Record the last activity: reminders go to the platform used last."""
-    account.last_active_at = now
+def touch(account: Account, now: datetime, linked: bool = True) -> None:
+    """Record the last activity: reminders go to the platform used last. It only matters
+    between a person's accounts, so a person on one platform is written once, not on every
+    answer (the hot path)."""
+    if linked or account.last_active_at is None:
+        account.last_active_at = now
 
 
 # --- registered: /link and /link КОД ---------------------------------------------------------

@@ -12,6 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL: the processor holds two connections per busy chat (four chats at once), the
+# intake one per accepted batch, the scheduler and exports a few more. Under load a caller
+# waits for a connection (queues) for up to PG_POOL_TIMEOUT_S instead of failing at once.
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 10
+PG_POOL_TIMEOUT_S = 120.0
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -22,7 +28,13 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_POOL_OVERFLOW,
+        pool_timeout=PG_POOL_TIMEOUT_S,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -79,6 +79,15 @@ def _chat_filter(model: type[InboxEvent] | type[OutboxMessage], chat: ChatKey) -
 
 async def busy_chats(session: AsyncSession, limit: int) -> list[ChatKey]:
     """Chats with pending events or unsent replies, the oldest first."""
+    chats, _unsent = await busy_chats_and_unsent(session, limit)
+    return chats
+
+
+async def busy_chats_and_unsent(
+    session: AsyncSession, limit: int
+) -> tuple[list[ChatKey], set[ChatKey]]:
+    """:func:`busy_chats`, and which of them have unsent replies (the others need no look
+    into the outbox before their next event)."""
     inbox = (
         select(InboxEvent.platform, InboxEvent.chat_id, func.min(InboxEvent.id).label("first"))
         .where(InboxEvent.status == InboxStatus.PENDING)
@@ -95,9 +104,27 @@ async def busy_chats(session: AsyncSession, limit: int) -> list[ChatKey]:
     chats: dict[ChatKey, None] = {}
     for platform, chat_id in (await session.execute(outbox)).all():
         chats[(platform, chat_id)] = None
+    unsent = set(chats)
     for platform, chat_id, _first in (await session.execute(inbox)).all():
         chats[(platform, chat_id)] = None
-    return list(chats)[:limit]
+    return list(chats)[:limit], unsent
+
+
+async def claim_next(session: AsyncSession, chat: ChatKey) -> InboxEvent | None:
+    """The chat's oldest pending event with its attempt counted, in one statement; the
+    caller commits (so an event that kills the process is given up on after a few tries)."""
+    oldest = (
+        select(func.min(InboxEvent.id))
+        .where(InboxEvent.status == InboxStatus.PENDING, *_chat_filter(InboxEvent, chat))
+        .scalar_subquery()
+    )
+    return await session.scalar(
+        update(InboxEvent)
+        .where(InboxEvent.id == oldest)
+        .values(attempts=InboxEvent.attempts + 1)
+        .returning(InboxEvent)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def next_event(session: AsyncSession, chat: ChatKey) -> InboxEvent | None:

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from forms.engine import AnswerState, Slot
 from storage.models import (
@@ -64,6 +65,35 @@ async def audit(
 
 
 # --- people and accounts -------------------------------------------------------------------
+
+
+async def load_sender(
+    session: AsyncSession, platform: str, user_id: str
+) -> tuple[Account, Person, ConversationState, bool] | None:
+    """The sender's account, person and conversation state in one query (the hot path), and
+    whether the person has accounts on other platforms (only then is their state consulted)."""
+    other = aliased(Account)
+    linked = (
+        select(other.id)
+        .where(other.person_id == Account.person_id, other.id != Account.id)
+        .exists()
+        .label("linked")
+    )
+    row = (
+        await session.execute(
+            select(Account, Person, ConversationState, linked)
+            .join(Person, Person.id == Account.person_id)
+            .outerjoin(ConversationState, ConversationState.account_id == Account.id)
+            .where(Account.platform == platform, Account.platform_user_id == user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    account, person, state, has_others = row
+    if state is None:
+        state = ConversationState(account_id=account.id, mode="idle", row=0, data={})
+        session.add(state)
+    return account, person, state, bool(has_others)
 
 
 async def find_account(session: AsyncSession, platform: str, user_id: str) -> Account | None:
@@ -204,6 +234,24 @@ async def open_campaigns_for(
     return list(rows)
 
 
+async def load_response(
+    session: AsyncSession, response_id: int
+) -> tuple[Response, Campaign, School | None] | None:
+    """A response with its campaign and its school (if any) in one query."""
+    row = (
+        await session.execute(
+            select(Response, Campaign, School)
+            .join(Campaign, Campaign.id == Response.campaign_id)
+            .outerjoin(School, School.id == Response.school_id)
+            .where(Response.id == response_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    response, campaign, school = row
+    return response, campaign, school
+
+
 async def find_response(session: AsyncSession, campaign_id: int, key: str) -> Response | None:
     return await session.scalar(
         select(Response).where(Response.campaign_id == campaign_id, Response.respondent_key == key)
@@ -273,7 +321,48 @@ async def load_answers(session: AsyncSession, response_id: int) -> dict[Slot, An
     return answers
 
 
+_LOADED_ANSWERS = "repo.loaded_answers"  # session.info: response id -> {(question, row): Answer}
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_loaded_answers(session: Session, _transaction: SessionTransaction) -> None:
+    # The remembered rows are valid for one transaction only (also a rolled-back savepoint).
+    session.info.pop(_LOADED_ANSWERS, None)
+
+
+async def load_walk_rows(
+    session: AsyncSession, response_id: int
+) -> tuple[dict[Slot, AnswerState], list[Attachment]]:
+    """A response's answers (with document counts) and counted attachments: two queries.
+
+    The answer rows are remembered in ``session.info`` for this transaction, so
+    :func:`save_answer`/:func:`save_note` find them without another query (and without an
+    autoflush in the middle of a turn).
+    """
+    attachments = await attachments_for(session, response_id)
+    counts: dict[tuple[str, int], int] = {}
+    for attachment in attachments:
+        key = (attachment.question_id, attachment.row)
+        counts[key] = counts.get(key, 0) + 1
+    rows = list(await session.scalars(select(Answer).where(Answer.response_id == response_id)))
+    session.info.setdefault(_LOADED_ANSWERS, {})[response_id] = {
+        (answer.question_id, answer.row): answer for answer in rows
+    }
+    answers = {
+        Slot(answer.question_id, answer.row): AnswerState(
+            value=decode_value(answer.value),
+            note=answer.note,
+            documents=counts.get((answer.question_id, answer.row), 0),
+        )
+        for answer in rows
+    }
+    return answers, attachments
+
+
 async def find_answer(session: AsyncSession, response_id: int, slot: Slot) -> Answer | None:
+    loaded = session.info.get(_LOADED_ANSWERS, {}).get(response_id)
+    if loaded is not None:
+        return loaded.get((slot.question_id, slot.row))
     return await session.scalar(
         select(Answer).where(
             Answer.response_id == response_id,
@@ -305,6 +394,9 @@ async def save_answer(
             form_version=response.form_version,
         )
         session.add(answer)
+        loaded = session.info.get(_LOADED_ANSWERS, {}).get(response.id)
+        if loaded is not None:
+            loaded[(slot.question_id, slot.row)] = answer
     answer.value = encoded
     if note is not None or not keep_note:
         answer.note = note
@@ -431,14 +523,17 @@ async def get_state(session: AsyncSession, account_id: int) -> ConversationState
     return state
 
 
-async def person_state(session: AsyncSession, account: Account) -> ConversationState:
+async def person_state(
+    session: AsyncSession, account: Account, state: ConversationState | None = None
+) -> ConversationState:
     """The account's state, brought up to the person's latest one on any platform.
 
     Each account keeps its own row; when another account of the same person moved on more
     recently (the person switched messengers), its place is copied here, so the walk
     continues where the person last was.
     """
-    state = await get_state(session, account.id)
+    if state is None:
+        state = await get_state(session, account.id)
     newest = await session.scalar(
         select(ConversationState)
         .join(Account, Account.id == ConversationState.account_id)
