@@ -81,3 +81,9 @@ async def region(services) -> Region:
 
 def today_plus(days: int) -> date:
     return date.today() + timedelta(days=days)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    from tests.pg import drop_template
+
+    drop_template()
