@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +20,15 @@ from sqlalchemy import func, select
 
 from bot.app import create_services
 from bot.config import Settings, load_settings
-from bot.runner import run_bot
 from bot.telegram import SECRET_HEADER
 from storage.models import Account, Attachment, InboxEvent
+from tests import runtime
 from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
 from tests.pg import requires_postgres, temporary_database
+from tests.runtime import running
 from tests.walk import PDF
 
-ROOT = Path(__file__).resolve().parent.parent
 USER = 5550001
 
 
@@ -85,17 +84,6 @@ async def make_env(tmp_path, monkeypatch, database_url: str | None = None) -> As
         await api.stop()
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[asyncio.Task]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_bot(settings, stop=stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
-
-
 async def count(settings: Settings, model) -> int:
     services = await create_services(settings, migrate=False)
     try:
@@ -106,17 +94,7 @@ async def count(settings: Settings, model) -> int:
 
 
 async def spawn(env: Env, *args: str, **extra: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=ROOT,
-        env={**env.env, **extra},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    return await runtime.spawn({**env.env, **extra}, *args)
 
 
 async def until(predicate, timeout: float = 20.0) -> None:

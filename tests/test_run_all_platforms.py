@@ -5,10 +5,8 @@ anything."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +16,16 @@ from sqlalchemy import func, select
 
 from bot.app import create_services
 from bot.config import Settings, load_settings
-from bot.runner import run_bot
 from storage.models import Account, Answer, InboxEvent, OutboxMessage, Response, School
+from tests import runtime
 from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
 from tests.fake_max_api import TOKEN as MAX_TOKEN
 from tests.fake_max_api import FakeMaxApi, bot_started, user_message, user_obj
 from tests.fake_vk_api import GROUP_ID, FakeVkApi
 from tests.fake_vk_api import TOKEN as VK_TOKEN
+from tests.runtime import running
 
-ROOT = Path(__file__).resolve().parent.parent
 TG_USER = 7100001
 VK_USER = 7200002
 MAX_USER = 7300003
@@ -69,17 +67,6 @@ async def fakes(settings, tmp_path, monkeypatch) -> AsyncIterator[Fakes]:
         await tg.stop()
         await vk.stop()
         await max_api.close()
-
-
-@contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[asyncio.Task]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_bot(settings, stop=stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
 
 
 async def until(check: Callable[[], bool], task: asyncio.Task, timeout: float = 20) -> None:
@@ -184,26 +171,17 @@ QUESTIONS = [
 ]
 
 
-async def spawn_bot() -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+async def spawn_bot(log: Path) -> asyncio.subprocess.Process:
+    # The bot's log goes to a file: an unread pipe could fill up and stall it.
+    with log.open("ab") as stderr:
+        return await runtime.spawn(os.environ, "run", stderr=stderr)
 
 
 async def wait_for(check: Callable[[], bool], process, timeout: float = 60) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         if process.returncode is not None:
-            error = await process.stderr.read()
-            raise AssertionError(f"the bot exited: {error.decode()[-2000:]}")
+            raise AssertionError(f"the bot exited with {process.returncode}; see its log")
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("not reached in time")
         await asyncio.sleep(0.05)
@@ -236,12 +214,13 @@ async def answers_by_school(settings: Settings) -> dict[str, dict[str, object]]:
         await services.close()
 
 
-async def test_sigkill_while_directors_answer_on_every_platform(fakes: Fakes) -> None:
+async def test_sigkill_while_directors_answer_on_every_platform(fakes: Fakes, tmp_path) -> None:
     """Killed while three directors (Telegram, VK, MAX) answer: after a restart every answer
     is stored exactly once, on its own question; nothing is lost and nothing done twice."""
     settings = load_settings(env_file=None)
+    log = tmp_path / "bot.log"
     max_user = user_obj(MAX_USER)
-    first = await spawn_bot()
+    first = await spawn_bot(log)
     try:
         await wait_for(lambda: bool(fakes.vk.lp_requests), first)
         fakes.tg.send_text(TG_USER, f"/start {fakes.codes['S1']}")
@@ -264,7 +243,7 @@ async def test_sigkill_while_directors_answer_on_every_platform(fakes: Fakes) ->
     partial = await answers_by_school(settings)
     assert sum(len(v) for k, v in partial.items() if k != "inbox") < 3 * len(ANSWERS)
 
-    again = await spawn_bot()
+    again = await spawn_bot(log)
     try:
         await wait_for(
             lambda: (
