@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -32,15 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channel import Channel, RawEvent
 from handlers.types import (
-    Button,
     Incoming,
-    OutFile,
     Outgoing,
     OutText,
     Platform,
     RecipientBlocked,
     RetryLater,
 )
+from handlers.wire import decode, encode
 from storage import inbox
 from storage.models import Account, InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
@@ -60,35 +58,6 @@ Mark = tuple[int, OutboxStatus, str | None]  # outbox id, outcome, platform mess
 async def _write_marks(session: AsyncSession, marks: Sequence[Mark]) -> None:
     for reply_id, status, message_id in marks:
         await inbox.mark_reply(session, reply_id, status, message_id)
-
-
-# --------------------------------------------------------------------------- outgoing codec
-
-
-def encode(message: Outgoing) -> dict[str, Any]:
-    if isinstance(message, OutText):
-        return {
-            "kind": "text",
-            "text": message.text,
-            "buttons": [[[b.text, b.payload] for b in row] for row in message.buttons],
-        }
-    if isinstance(message, OutFile):
-        return {
-            "kind": "file",
-            "path": str(message.path),
-            "filename": message.filename,
-            "caption": message.caption,
-        }
-    raise TypeError(f"Unsupported outgoing message: {message!r}")
-
-
-def decode(data: Mapping[str, Any]) -> Outgoing:
-    if data["kind"] == "text":
-        rows = [[Button(text, payload) for text, payload in row] for row in data["buttons"]]
-        return OutText(data["text"], rows)
-    if data["kind"] == "file":
-        return OutFile(Path(data["path"]), data["filename"], data.get("caption") or "")
-    raise ValueError(f"unknown outgoing kind {data['kind']!r}")
 
 
 def core_handler(core: Any) -> Handle:

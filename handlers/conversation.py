@@ -21,6 +21,8 @@ from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, link_flow, prefill_flow, render, texts
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
+from handlers.flow import Routes
+from handlers.flows import build_routes
 from handlers.registry import FormRegistry
 from handlers.review_flow import ReviewFlow
 from handlers.types import (
@@ -79,6 +81,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
         # bot-initiated messages per platform (export progress); filled by the runner
         self.messengers: dict[str, Messenger] = dict(messengers or {})
         self.exports = ExportChat(self)
+        # side flows (coordinator review, status, broadcasts, admin): see handlers/flow.py
+        self.routes: Routes = build_routes(self)
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -138,6 +142,11 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     async def _dispatch(self, turn: Turn) -> None:
         event = turn.event
+        if event.kind in (EventKind.DOCUMENT, EventKind.PHOTO):
+            on_file = self.routes.file_modes.get(turn.state.mode)
+            if on_file is not None:
+                await on_file(turn)
+                return
         if event.kind == EventKind.COMMAND:
             await self._command(turn, event.command or "", event.args)
         elif event.kind == EventKind.BUTTON:
@@ -224,6 +233,10 @@ class Conversation(DocumentsFlow, ReviewFlow):
     # --- commands ------------------------------------------------------------------------
 
     async def _command(self, turn: Turn, command: str, args: str) -> None:
+        routed = self.routes.commands.get(command)
+        if routed is not None:
+            await routed(turn, args)
+            return
         if command == "start":
             scope = await self._scope_text(turn.session, turn.person)
             if await link_flow.is_link_code(turn.session, args):
@@ -466,6 +479,10 @@ class Conversation(DocumentsFlow, ReviewFlow):
         if payload is None:
             await self._resume(turn)
             return
+        routed = self.routes.actions.get(payload.action)
+        if routed is not None:
+            await routed(turn, payload)
+            return
         if payload.action == export_chat.ACTION:
             await self.exports.button(turn, payload)
             return
@@ -558,6 +575,10 @@ class Conversation(DocumentsFlow, ReviewFlow):
 
     async def _text(self, turn: Turn, text: str) -> None:
         mode = turn.state.mode
+        routed = self.routes.text_modes.get(mode)
+        if routed is not None:
+            await routed(turn, text)
+            return
         if mode == deadlines_chat.MODE:
             await deadlines_chat.text(self, turn, text)
             return

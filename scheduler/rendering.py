@@ -16,6 +16,7 @@ from handlers import callbacks as cb
 from handlers.registry import FormRegistry
 from handlers.texts import human_date
 from handlers.types import Button, OutText
+from handlers.wire import decode
 from scheduler.delivery_status import unreachable_below
 from scheduler.recipients import (
     Geography,
@@ -64,6 +65,7 @@ from storage.models import (
     School,
     respondent_key,
 )
+from storage.notices import MESSAGE_KINDS
 
 
 @dataclass
@@ -87,6 +89,14 @@ def spread(jobs: list[Job]) -> list[Job]:
         ranked.append((seen[chat], index, job))
         seen[chat] += 1
     return [job for *_, job in sorted(ranked, key=lambda r: (r[0], r[1]))]
+
+
+def _stored(row: Delivery) -> tuple[OutText | None, set[int]]:
+    """A notice, digest or broadcast: its text was fixed when it was queued."""
+    message = decode(row.message) if row.message else None
+    if not isinstance(message, OutText):
+        return None, set()
+    return message, {row.id}
 
 
 class Renderer:
@@ -162,7 +172,7 @@ class Renderer:
                     unreachable.append(row.id)
                     continue
                 row.account_id, row.platform = recipient.account_id, recipient.platform
-            if row.kind == DeliveryKind.CAMPAIGN:
+            if row.kind == DeliveryKind.CAMPAIGN or row.kind in MESSAGE_KINDS:
                 groups[(row.kind, row.account_id, row.id)].append(row)
             else:
                 groups[(row.kind, row.account_id)].append(row)
@@ -174,6 +184,8 @@ class Renderer:
                 message, used = await self._overdue(recipient, rows)
             elif kind == DeliveryKind.CAMPAIGN:
                 message, used = await self._campaign(recipient, rows[0])
+            elif kind in MESSAGE_KINDS:
+                message, used = _stored(rows[0])
             else:
                 message, used = await self._campaign_overdue(recipient, rows)
             if message is None:

@@ -50,7 +50,24 @@ class Role(StrEnum):
 class ResponseStatus(StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
+    RETURNED = "returned"  # a coordinator sent answers back; only those are open to edit
+    RESUBMITTED = "resubmitted"  # the director fixed the returned answers and sent it again
+    ACCEPTED = "accepted"  # a coordinator accepted the whole response
+
+
+class Verdict(StrEnum):
+    """A coordinator's verdict on one answer (and the documents behind it)."""
+
+    ACCEPTED = "accepted"
     RETURNED = "returned"
+
+
+class NotifyMode(StrEnum):
+    """How a coordinator hears of submissions in their scope."""
+
+    EACH = "each"  # a message on every submit and resubmit (the default)
+    DIGEST = "digest"  # one daily digest at 09:00 local time
+    OFF = "off"
 
 
 class AttachmentStatus(StrEnum):
@@ -118,6 +135,8 @@ class Person(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # where reminders and notices go ("tg", "vk", "max"); NULL: the platform used last
     notify_platform: Mapped[str | None] = mapped_column(String(16))
+    notify_mode: Mapped[str | None] = mapped_column(String(16))  # NotifyMode; NULL: each
+    removed_at: Mapped[datetime | None]  # an admin removed the person: no access, no messages
 
     accounts: Mapped[list[Account]] = relationship(back_populates="person")
     school: Mapped[School | None] = relationship()
@@ -139,6 +158,7 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     unreachable_since: Mapped[datetime | None]
     last_active_at: Mapped[datetime | None]  # the last event from this account
+    deactivated_at: Mapped[datetime | None]  # an admin switched this account off
 
     person: Mapped[Person] = relationship(back_populates="accounts")
 
@@ -300,7 +320,11 @@ class ConversationState(Base):
 
 
 class AuditLog(Base):
+    """Who changed what, when, with ``details`` {"old": …, "new": …} for answers, documents
+    and review verdicts (``entity`` "response", ``entity_id`` the response: its «история»)."""
+
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -329,6 +353,9 @@ class DeliveryKind(StrEnum):
     OVERDUE = "overdue"  # a passed roadmap deadline, to the coordinator one level up
     CAMPAIGN = "campaign"  # a questionnaire deadline, to a respondent who has not submitted
     CAMPAIGN_OVERDUE = "campaign_overdue"  # who has not submitted, to the coordinator above
+    NOTICE = "notice"  # an event message (submitted, returned, accepted): text in ``message``
+    DIGEST = "digest"  # a coordinator's daily digest of submissions: text in ``message``
+    BROADCAST = "broadcast"  # a coordinator's or admin's message to a scope
 
 
 class Roadmap(Base):
@@ -438,6 +465,59 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # NOTICE / DIGEST / BROADCAST: the message as bot.processor.encode() stores it
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))  # the recipient
+
+
+# --- review of responses ----------------------------------------------------------------------
+
+
+class ResponseEvent(Base):
+    """One step of a response's review: submitted, returned, resubmitted, accepted, reopened."""
+
+    __tablename__ = "response_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # the status the response moved to
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class AnswerReview(Base):
+    """The latest verdict on one answer; every change is in the audit log as well."""
+
+    __tablename__ = "answer_reviews"
+    __table_args__ = (
+        UniqueConstraint("response_id", "question_id", "row", name="uq_answer_review"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), index=True)
+    question_id: Mapped[str] = mapped_column(String(64))
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    verdict: Mapped[str] = mapped_column(String(16))  # Verdict
+    comment: Mapped[str | None] = mapped_column(Text)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    fixed_at: Mapped[datetime | None]  # the director changed a returned answer since
+
+
+class Broadcast(Base):
+    """A message to everybody in a scope, confirmed by its sender; one delivery per person."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))  # the sender
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # who, in which scope
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --- durable intake -----------------------------------------------------------------------------
