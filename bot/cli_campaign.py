@@ -157,7 +157,7 @@ def campaign_list() -> None:
     async def go():
         from sqlalchemy import func, select
 
-        from storage.models import Campaign, CampaignTarget, Response, ResponseStatus
+        from storage.models import SENT_STATUSES, Campaign, CampaignTarget, Response
 
         async with cli_session(settings) as session:
             rows = []
@@ -168,7 +168,7 @@ def campaign_list() -> None:
                 submitted = await session.scalar(
                     select(func.count()).where(
                         Response.campaign_id == campaign.id,
-                        Response.status == ResponseStatus.SUBMITTED,
+                        Response.status.in_(SENT_STATUSES),
                     )
                 )
                 rows.append((campaign, targets, submitted))

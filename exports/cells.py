@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 from exports.xlsx import ColumnSpec
 from forms.schema import Question, QuestionKind
 
-STATUS_NAMES = {"draft": "черновик", "submitted": "отправлена", "returned": "возвращена"}
+STATUS_NAMES = {
+    "draft": "черновик",
+    "submitted": "отправлена",
+    "returned": "возвращена",
+    "resubmitted": "исправлена и отправлена",
+    "accepted": "принята",
+}
 NOT_STARTED = "не начата"
 YES, NO = "да", "нет"
 DATE_FORMAT = "DD.MM.YYYY"

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from forms.engine import Answers, Context, FormEngine, IndicatorValue, Slot
 from forms.schema import Form, Indicator
-from storage.models import ResponseStatus
+from storage.models import SENT_STATUSES
 
 NO_DATA = "нет данных"
 NOT_APPLICABLE = "не применяется"
@@ -48,7 +48,7 @@ def is_counted(status: str | None, include_drafts: bool = False) -> bool:
     """Whether a response with this status enters the figures."""
     if status is None:
         return False
-    return include_drafts or status == ResponseStatus.SUBMITTED
+    return include_drafts or status in SENT_STATUSES
 
 
 def in_population(population: str, flags: Mapping[str, bool]) -> bool:

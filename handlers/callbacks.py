@@ -30,6 +30,8 @@ class Action:
     START = "go"  # go: start or resume the questionnaire
     REMOVE_FILE = "rf"  # rf|<response>|<attachment>
     FIX = "fx"  # fx|<response>: walk through the answers in conflict
+    # coordinators (handlers/coordinator_review.py): open a response for review, at a page
+    COORD_REVIEW = "cr"  # cr|<response>|<page>
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from forms.engine import Slot
 from handlers import callbacks as cb
-from handlers import render, texts
+from handlers import render, submission_notices, texts
 from handlers.types import Button
 from handlers.walk_state import Mode, Turn, Walk, WalkKind
-from storage import repo
-from storage.models import Campaign, ResponseStatus, utcnow
+from storage import review
+from storage.models import Campaign, ResponseStatus
 
 # words typed while the review is on screen (it has no yes/no question of its own)
 _REVIEW_WORDS = {
@@ -139,11 +139,14 @@ class ReviewFlow:
             await self._ask_submit(turn, walk)
             return
         response = walk.response
-        response.status = ResponseStatus.SUBMITTED
-        response.submitted_at = utcnow()
-        response.submitted_by = turn.person.id
-        response.updated_at = utcnow()
-        await repo.audit(turn.session, "submit", "response", response.id, turn.person.id)
+        again = response.status == ResponseStatus.RETURNED
+        status = ResponseStatus.RESUBMITTED if again else ResponseStatus.SUBMITTED
+        now = self.clock()
+        event = await review.move(turn.session, response, status, turn.person.id, now)
+        await turn.session.flush()
+        await submission_notices.submitted(
+            turn.session, response, walk.campaign.title, now, resubmitted=again, event_id=event.id
+        )
         turn.state.mode = Mode.IDLE
         turn.state.question_id = None
         turn.state.data = {}

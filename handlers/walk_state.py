@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from forms.engine import AnswerState, FormEngine, Slot
 from handlers import render
 from handlers.types import Button, Incoming, Outgoing, OutText
-from storage.models import Account, Campaign, ConversationState, Person, Response, ResponseStatus
+from storage.models import SENT_STATUSES, Account, Campaign, ConversationState, Person, Response
 
-LOCKED = (ResponseStatus.SUBMITTED,)
+LOCKED = SENT_STATUSES
 
 
 class WalkKind:

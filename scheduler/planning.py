@@ -23,6 +23,7 @@ from scheduler.recipients import (
 from scheduler.timing import Window, as_utc
 from storage import roadmaps_db as rdb
 from storage.models import (
+    SENT_STATUSES,
     Campaign,
     CampaignTarget,
     Delivery,
@@ -31,7 +32,6 @@ from storage.models import (
     Municipality,
     Region,
     Response,
-    ResponseStatus,
     Roadmap,
     RoadmapItem,
     Role,
@@ -201,7 +201,7 @@ class Planner:
                 await session.execute(
                     select(Response.campaign_id, Response.respondent_key).where(
                         Response.campaign_id.in_(campaign_ids),
-                        Response.status == ResponseStatus.SUBMITTED,
+                        Response.status.in_(SENT_STATUSES),
                     )
                 )
             )

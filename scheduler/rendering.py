@@ -52,13 +52,13 @@ from scheduler.reminder_texts import (
 from storage import repo
 from storage import roadmaps_db as rdb
 from storage.models import (
+    SENT_STATUSES,
     Account,
     Campaign,
     CampaignTarget,
     Delivery,
     DeliveryKind,
     Response,
-    ResponseStatus,
     Roadmap,
     RoadmapItem,
     Role,
@@ -406,7 +406,7 @@ class Renderer:
                 Response.campaign_id == campaign.id, Response.respondent_key == key
             )
         )
-        if response is not None and response.status == ResponseStatus.SUBMITTED:
+        if response is not None and response.status in SENT_STATUSES:
             return None, set()
         today = self._today(r)
         left = days_left((campaign.deadline - today).days)
@@ -460,7 +460,7 @@ class Renderer:
                 await self.session.scalars(
                     select(Response.respondent_key).where(
                         Response.campaign_id == campaign.id,
-                        Response.status == ResponseStatus.SUBMITTED,
+                        Response.status.in_(SENT_STATUSES),
                     )
                 )
             )

@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.schema import Form
-from storage import repo
+from storage import repo, review
 from storage.models import (
+    SENT_STATUSES,
     Campaign,
     CampaignTarget,
     Delivery,
@@ -368,11 +369,12 @@ async def reopen_response(
         raise CampaignError(
             f"Анкета школы «{school.name}» ещё не отправлена: школа может менять ответы сама."
         )
-    if response.status != ResponseStatus.SUBMITTED:
+    if response.status not in SENT_STATUSES:
         raise CampaignError(f"Анкета школы «{school.name}» уже открыта для исправлений.")
     old = response.status
-    response.status = ResponseStatus.RETURNED
-    response.updated_at = utcnow()
+    await review.move(
+        session, response, ResponseStatus.RETURNED, None, utcnow(), comment="campaign reopen"
+    )
     await repo.audit(
         session, "reopen_response", "response", response.id, None, campaign=campaign.id, old=old
     )

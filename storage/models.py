@@ -55,6 +55,10 @@ class ResponseStatus(StrEnum):
     ACCEPTED = "accepted"  # a coordinator accepted the whole response
 
 
+# sent by the school: counted in figures, no reminder to submit, not editable by the school
+SENT_STATUSES = (ResponseStatus.SUBMITTED, ResponseStatus.RESUBMITTED, ResponseStatus.ACCEPTED)
+
+
 class Verdict(StrEnum):
     """A coordinator's verdict on one answer (and the documents behind it)."""
 

@@ -8,10 +8,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import repo
-from storage.models import Answer, Attachment, Campaign, Response, ResponseStatus, utcnow
+from storage.models import (
+    SENT_STATUSES,
+    Answer,
+    Attachment,
+    Campaign,
+    Response,
+    utcnow,
+)
 
-# the statuses whose answers a director may start from (an «accepted» status joins later)
-REUSABLE = (ResponseStatus.SUBMITTED,)
+# the statuses whose answers a director may start from
+REUSABLE = SENT_STATUSES
 
 
 async def previous_response(

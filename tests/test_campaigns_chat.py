@@ -73,7 +73,7 @@ async def test_a_reopened_response_can_be_fixed_and_sent_again(services, region)
     await user.click("📨 Отправить анкету")
     await user.click("Да, отправить")
     response = await response_of(services, region.school_ids["S1"])
-    assert response.status == ResponseStatus.SUBMITTED
+    assert response.status == ResponseStatus.RESUBMITTED  # submitted → returned → resubmitted
 
 
 async def test_two_campaigns_of_one_form_are_told_apart_by_number_period_and_deadline(
