@@ -508,6 +508,9 @@ class AnswerReview(Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     fixed_at: Mapped[datetime | None]  # the director changed a returned answer since
+    # the answer as the coordinator saw it: {"value", "note", "documents": [names]}, so a
+    # resubmission can show old → new
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Broadcast(Base):

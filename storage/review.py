@@ -8,6 +8,7 @@ Statuses: draft → submitted → (returned → resubmitted)* → accepted. Ever
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,9 +75,11 @@ async def set_verdict(
     person_id: int | None,
     now: datetime,
     comment: str | None = None,
+    snapshot: dict[str, Any] | None = None,
 ) -> AnswerReview:
     """The coordinator's verdict on one answer; a second verdict replaces the first (both
-    are in the audit log)."""
+    are in the audit log). ``snapshot``: the answer as the coordinator saw it
+    ({"value", "note", "documents": [names]})."""
     if verdict not in (Verdict.ACCEPTED, Verdict.RETURNED):
         raise ValueError(f"unknown verdict {verdict!r}")
     row = await session.scalar(
@@ -94,13 +97,8 @@ async def set_verdict(
         session.add(row)
     else:
         old = {"verdict": row.verdict, "comment": row.comment}
-    row.verdict, row.comment, row.person_id, row.at, row.fixed_at = (
-        verdict,
-        comment,
-        person_id,
-        now,
-        None,
-    )
+    row.verdict, row.comment, row.person_id, row.at = verdict, comment, person_id, now
+    row.fixed_at, row.snapshot = None, snapshot
     await repo.audit(
         session,
         "verdict",
