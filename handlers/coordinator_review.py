@@ -236,7 +236,12 @@ class CoordinatorReview:
         if opened is None or number is None:
             return
         turn.state.mode = MODE_COMMENT
-        turn.state.data = {"coord_response": opened.response.id, "coord_number": number}
+        # merged: a municipal coordinator may be half-way through their own questionnaire
+        turn.state.data = {
+            **(turn.state.data or {}),
+            "coord_response": opened.response.id,
+            "coord_number": number,
+        }
         self._ask(turn, opened, number)
 
     def _ask(self, turn: Turn, opened: pages.Opened, number: int, warning: str = "") -> None:
@@ -450,7 +455,8 @@ class CoordinatorReview:
     def _leave_comment(turn: Turn) -> None:
         if turn.state.mode == MODE_COMMENT:
             turn.state.mode = Mode.IDLE
-            turn.state.data = {}
+            data = turn.state.data or {}
+            turn.state.data = {k: v for k, v in data.items() if not k.startswith("coord_")}
 
 
 def _to_list() -> list[list[Button]]:

@@ -12,6 +12,8 @@ from handlers.coordinator_pages import PAGE_LIMIT
 from handlers.wire import decode
 from storage.models import (
     AnswerReview,
+    Attachment,
+    AttachmentStatus,
     AuditLog,
     Delivery,
     Person,
@@ -172,6 +174,32 @@ async def test_a_long_response_is_paged_within_the_message_limit(services, regio
     assert pages >= 3 and f"Страница {pages} из {pages}" in page
 
 
+async def test_a_document_not_downloaded_yet_or_lost_is_named_not_sent(services, region):
+    harness = harness_for(services)
+    harness.session.fail_downloads = True  # every document stays pending, retried later
+    await submit(services, harness, region, "S1", 1001)
+    coordinator = harness.user(2001, "Ольга")
+    await coordinator.send(f"/start {region.codes['Северный район']}")
+    rid = (await response_of(services, region.school_ids["S1"])).id
+    await press_payload(harness, coordinator, f"cr|{rid}|0")
+    page = coordinator.expect("МБОУ СОШ № 1")
+    assert "⏳ pd_events.pdf — ещё загружается" in page
+    assert coordinator.sent_documents() == []
+
+    async with services.sessions() as session:  # the retry got it; then the disk lost it
+        attachment = await session.scalar(
+            select(Attachment).where(Attachment.question_id == "pd_events")
+        )
+        attachment.status = AttachmentStatus.STORED
+        attachment.storage_path = "ab/cd/lost.pdf"
+        await session.commit()
+    await press_payload(harness, coordinator, f"cr|{rid}|0")
+    page = coordinator.expect("МБОУ СОШ № 1")
+    assert "⚠️ pd_events.pdf — файл не найден на сервере" in page
+    assert "⏳ curator_assigned.pdf — ещё загружается" in page
+    assert coordinator.sent_documents() == []
+
+
 # --- verdicts on one answer -------------------------------------------------------------------
 
 
@@ -330,7 +358,7 @@ async def test_a_director_gets_a_refusal_for_every_coordinator_command_and_butto
     assert (await status_and_events(services, rid))[0] == ResponseStatus.SUBMITTED
 
 
-async def test_forged_and_out_of_scope_ids_are_refused(services, region):
+async def test_forged_and_out_of_scope_ids_are_refused(services, region, caplog):
     harness, _director, coordinator, rid = await two_users(services, region)
     await submit(services, harness, region, "U1", 1003)  # another municipality's school
     other = (await response_of(services, region.school_ids["U1"])).id
@@ -352,6 +380,8 @@ async def test_forged_and_out_of_scope_ids_are_refused(services, region):
         await press_payload(harness, coordinator, payload)
         coordinator.expect(t.NOT_FOUND)
         assert coordinator.sent_documents() == []
+    refused = [r for r in caplog.records if "outside their scope" in r.getMessage()]
+    assert len(refused) == 9 and f"cr|{other}|0" in refused[0].getMessage()
     for payload in (f"ca|{rid}|0", f"ca|{rid}|18", f"cx|{rid}|x", f"ca|{rid}"):
         await press_payload(harness, coordinator, payload)
         coordinator.expect(t.STALE)
