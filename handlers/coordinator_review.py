@@ -184,16 +184,17 @@ class CoordinatorReview:
         buttons: list[list[Button]] = []
         if under_review:
             for index in opened.pages[page]:
-                number = index + 1
+                n = index + 1
                 buttons.append(
                     [
-                        Button(t.BTN_ACCEPT.format(number=number), cb.encode(ACCEPT, rid, number)),
-                        Button(t.BTN_RETURN.format(number=number), cb.encode(RETURN, rid, number)),
+                        Button(t.BTN_ACCEPT.format(number=n), cb.encode(ACCEPT, rid, n)),
+                        Button(t.BTN_RETURN.format(number=n), cb.encode(RETURN, rid, n)),
                     ]
                 )
         nav = []
         if page > 0:
-            nav.append(Button(t.BTN_PREV, cb.encode(OPEN, rid, page - 1)))
+            # its documents were sent on the way forward
+            nav.append(Button(t.BTN_PREV, cb.encode(PAGE, rid, page - 1)))
         if page + 1 < len(opened.pages):
             nav.append(Button(t.BTN_NEXT, cb.encode(OPEN, rid, page + 1)))
         if nav:

@@ -151,6 +151,7 @@ async def test_check_lists_the_response_and_opening_it_resends_the_documents(ser
     assert [d.filename for d in coordinator.sent_documents()] == PAGE_2_DOCS
     await coordinator.click("‹ Назад")
     coordinator.expect("Страница 1 из 2")
+    assert coordinator.sent_documents() == []  # sent on the way forward already
 
 
 async def test_a_long_response_is_paged_within_the_message_limit(services, region, monkeypatch):
