@@ -388,3 +388,7 @@ async def test_forged_and_out_of_scope_ids_are_refused(services, region, caplog)
         coordinator.expect(t.STALE)
     assert await written(services) == before
     assert (await status_and_events(services, other))[0] == ResponseStatus.SUBMITTED
+    admin = harness.user(900, "Админ")  # ADMINS=tg:900: every school
+    await admin.send("/check")
+    listing = admin.expect("Анкеты на проверке: 2")
+    assert listing.index("МБОУ ООШ с. Южное") < listing.index("МБОУ СОШ № 1")  # newest first
