@@ -16,7 +16,7 @@ director sees on their «Все ответы» screen.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import String, case, cast, func, select
@@ -281,7 +281,7 @@ async def with_progress(
         if r.response_id in answers:
             engine: FormEngine = engine_of(r.form_version)
             progress = engine.progress(answers[r.response_id], r.flags)
-            r = SchoolRow(**{**r.__dict__, "progress": progress})
+            r = replace(r, progress=progress)
         result.append(r)
     return result
 

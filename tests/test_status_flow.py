@@ -332,6 +332,32 @@ async def test_schools_are_paged(services, world):
     user.expect(STALE)
 
 
+async def test_municipalities_of_the_summary_are_paged(services, world):
+    extra = [
+        SchoolRow(20 + i, f"Район {i:02d}", "Школа", f"R{i:02d}", False, False, False, None)
+        for i in range(10)
+    ]
+    today = services.conversation.today()
+    async with services.sessions() as session:
+        await import_schools(session, "Тестовая область", SCHOOLS + extra, "Europe/Moscow")
+        form = services.forms.latest("shnor_school")
+        campaign, _ = await open_campaign(
+            session, form, today + timedelta(days=30), today, "Большой мониторинг", force=True
+        )
+        await session.commit()
+    user = harness_for(services).user(REGIONAL, "Регина")
+    await user.send(f"/status {campaign.id}")
+    first = user.expect("Все школы в вашей зоне ответственности: 18.", "Страница 1 из 2.")
+    assert "1. Район 00 — 1 / 0 / 0 / 0 / 0" in first and f"11. {NORTH}" not in first
+    assert len(user.sent_documents()) == 1
+    await user.click(status_texts.BTN_NEXT)
+    second = user.expect("Страница 2 из 2.")
+    assert f"11. {NORTH} — 5 / 0 / 0 / 0 / 0" in second and f"12. {SOUTH}" in second
+    assert not user.sent_documents()  # the chart comes with the summary only
+    await user.click(f"12. {SOUTH}")
+    user.expect(f"🏫 {SOUTH} · анкета №{campaign.id}: школ — 3")
+
+
 # --- «да» without an accepted document -------------------------------------------------------
 
 
