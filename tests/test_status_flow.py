@@ -50,6 +50,7 @@ from storage.models import (
 )
 from storage.school_import import SchoolRow
 from tests.pg import settings_on_both_databases
+from tests.test_hot_path import statements
 from tests.walk import harness_for, press_payload
 
 settings = settings_on_both_databases()
@@ -168,6 +169,14 @@ async def world(services) -> World:
 
 def payloads(user) -> dict[str, str]:
     return {b.text: b.payload for row in user.keyboard() for b in row}
+
+
+def flow_statements(seen: list[str]) -> list[str]:
+    """The statements of the event's handling: after the sender is loaded, before the
+    replies are written to the outbox (the intake's own statements differ by database)."""
+    start = next(i for i, s in enumerate(seen) if s.startswith("SELECT accounts.id"))
+    end = next(i for i, s in enumerate(seen) if s.startswith("INSERT INTO outbox"))
+    return seen[start + 1 : end]
 
 
 def open_png(data: bytes) -> Image.Image:
@@ -356,6 +365,47 @@ async def test_municipalities_of_the_summary_are_paged(services, world):
     assert not user.sent_documents()  # the chart comes with the summary only
     await user.click(f"12. {SOUTH}")
     user.expect(f"🏫 {SOUTH} · анкета №{campaign.id}: школ — 3")
+
+
+async def test_statements_do_not_grow_with_the_schools(services, world):
+    """No query per school: a page of ten drafts costs what a page of three does."""
+    extra = [
+        SchoolRow(10 + i, NORTH, f"Школа {i:02d}", f"X{i:02d}", False, False, False, None)
+        for i in range(12)
+    ]
+    today = services.conversation.today()
+    async with services.sessions() as session:
+        await import_schools(session, "Тестовая область", SCHOOLS + extra, "Europe/Moscow")
+        form = services.forms.latest("shnor_school")
+        campaign, _ = await open_campaign(
+            session, form, today + timedelta(days=30), today, "Большой мониторинг", force=True
+        )
+        for school in await session.scalars(select(School)):
+            key = respondent_key(school.id, None)
+            response = await repo.get_or_create_response(session, campaign, key)
+            await session.flush()
+            await repo.save_answer(session, response, Slot("teachers_total"), 20, None)
+            await repo.save_answer(session, response, Slot("pd_events"), True, None)
+            session.add(_file(response, "pd_events"))
+        await session.commit()
+    harness = harness_for(services)
+    user = harness.user(REGIONAL, "Регина")
+    await user.send("/help")  # the first event of an account writes its state row
+    costs = {}
+    for name in (NORTH, SOUTH):
+        payload = f"st|m|{world.municipalities[name]}|{campaign.id}|0"
+        with statements(services.engine) as seen:
+            await press_payload(harness, user, payload)
+        costs[name] = flow_statements(seen)
+    text = user.expect(f"🏫 {SOUTH}")
+    assert text.count("заполняется, 2 из 14") == 3
+    # the campaign, the municipality, the counts, the page of schools, their documents and
+    # their answers: the same six for ten schools as for three
+    assert len(costs[NORTH]) == len(costs[SOUTH]) == 6, costs
+    with statements(services.engine) as seen:
+        await user.send(f"/status {campaign.id}")
+    assert len(flow_statements(seen)) == 2, seen  # the open campaigns and the counts
+    assert user.expect("• заполняется: 20")
 
 
 # --- «да» without an accepted document -------------------------------------------------------
