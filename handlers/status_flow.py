@@ -16,6 +16,7 @@ Buttons (every press checks the scope again; the flow only reads):
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +47,7 @@ SCHOOLS_PER_PAGE = 10
 MISSING_SCHOOLS_PER_PAGE = 5
 MAX_TEXT = 3500  # characters per message, well under every platform's limit
 CHART_KEEP_SECONDS = 24 * 3600  # older charts are removed when a new one is drawn
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 def _pages(total: int, per_page: int) -> int:
@@ -82,9 +84,11 @@ class StatusFlow:
         scope = self._scope(turn)
         if scope is None:
             return
-        campaigns = await q.open_campaigns(turn.session, scope)
         wanted = args.strip().lstrip("№#")
-        chosen = next((c for c in campaigns if wanted.isdigit() and c.id == int(wanted)), None)
+        chosen = None
+        if _NUMBER.fullmatch(wanted):  # «/status 3»: that campaign, open or closed, if in scope
+            chosen = await q.campaign_in_scope(turn.session, scope, int(wanted))
+        campaigns = [] if chosen is not None else await q.open_campaigns(turn.session, scope)
         if chosen is None and len(campaigns) == 1:
             chosen = campaigns[0]
         if chosen is not None:
@@ -174,11 +178,11 @@ class StatusFlow:
             lines.append(t.SCOPE_REGION.format(total=counts.total))
         lines += [_totals(counts), "", t.RULE]
         buttons: list[list[Button]] = []
-        if not municipal:
+        if not municipal:  # a municipal coordinator's list of schools follows, with its buttons
             lines.append("")
             lines += self._municipality_lines(rows, 0)
             buttons = self._municipality_buttons(campaign, rows, 0)
-        buttons.append([Button(t.BTN_MISSING, cb.encode(ACTION, MISSING, campaign.id, 0))])
+            buttons.append([Button(t.BTN_MISSING, cb.encode(ACTION, MISSING, campaign.id, 0))])
         turn.say(_fit(lines), buttons)
         turn.out.append(await self._chart(campaign, rows))
         if municipal and rows:

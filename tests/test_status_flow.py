@@ -549,3 +549,7 @@ async def test_no_open_campaign(services, world):
     await user.send("/status")
     user.expect(status_texts.NO_CAMPAIGNS)
     assert not user.sent_documents()
+    await user.send(f"/status {world.campaign}")  # a closed campaign, by its number
+    user.expect("анкета №1 «Мониторинг 2026»", "• принято: 1")
+    await user.send(f"/status {world.campaign + 100}")
+    user.expect(status_texts.NO_CAMPAIGNS)
