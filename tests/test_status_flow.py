@@ -297,9 +297,11 @@ async def test_municipality_then_school_then_the_review_button(services, world):
 
 
 async def test_resubmitted_school_says_so(services, world):
-    user = harness_for(services).user(REGIONAL, "Регина")
-    await press_payload(harness_for(services), user, f"st|s|{world.schools['U2']}|{world.campaign}")
+    harness = harness_for(services)
+    user = harness.user(REGIONAL, "Регина")
+    await press_payload(harness, user, f"st|s|{world.schools['U2']}|{world.campaign}")
     user.expect("Состояние: отправлено повторно, ждёт проверки.")
+    assert status_texts.BTN_REVIEW in payloads(user)
 
 
 async def test_municipal_coordinator_gets_their_schools_and_a_one_bar_chart(services, world):
