@@ -5,10 +5,12 @@ from __future__ import annotations
 from handlers.coordinator_review import CoordinatorReview
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
+from handlers.status_flow import StatusFlow
 
 
 def build_routes(core: CoreContext) -> Routes:
     routes = Routes()
     # each flow: routes.add(SomeFlow(core).routes())
     routes.add(CoordinatorReview(core).routes())
+    routes.add(StatusFlow(core).routes())
     return routes

@@ -451,7 +451,16 @@ async def test_set_commands_in_russian() -> None:
     commands = {c.command: c.description for c in call.commands}
     assert commands == dict(BOT_COMMANDS)
     assert commands["start"] == "Начать / ввести код приглашения"
-    assert list(commands) == ["start", "resume", "review", "help", "export", "deadlines", "link"]
+    assert list(commands) == [
+        "start",
+        "resume",
+        "review",
+        "help",
+        "export",
+        "status",
+        "deadlines",
+        "link",
+    ]
     assert not session.calls_of(DeleteWebhook)
 
 
