@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from handlers.broadcast_flow import BroadcastFlow
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
+from handlers.notify_flow import NotifyFlow
 
 
 def build_routes(core: CoreContext) -> Routes:
     routes = Routes()
     # each flow: routes.add(SomeFlow(core).routes())
+    routes.add(NotifyFlow(core).routes())
+    routes.add(BroadcastFlow(core).routes())
     return routes
