@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from storage import review
+from storage.admin import import_schools
 from storage.models import (
     Broadcast,
     Campaign,
@@ -18,6 +19,7 @@ from storage.models import (
     ResponseStatus,
 )
 from storage.repo import get_or_create_response
+from storage.school_import import SchoolRow
 from tests.notice_helpers import municipal, regional, reminders_for
 from tests.pg import settings_on_both_databases
 from tests.walk import harness_for, press_payload
@@ -244,3 +246,56 @@ async def test_directors_who_have_not_sent_the_form(services, region):
 async def _only_broadcast(services) -> Broadcast:
     async with services.sessions() as session:
         return (await session.scalars(select(Broadcast))).one()
+
+
+async def test_an_admin_pages_through_municipalities_and_sees_any_report(services, region):
+    async with services.sessions() as session:  # eleven municipalities: two pages of buttons
+        rows = [
+            SchoolRow(
+                10 + n, f"Район {n:02d}", f"СОШ района {n:02d}", f"R{n}", False, False, False, None
+            )
+            for n in range(9)
+        ]
+        await import_schools(session, "Тестовая область", rows, "Europe/Moscow")
+        await session.commit()
+    harness = harness_for(services)
+    await directors(harness, region)
+    sender = await regional(services, harness)
+    await sender.send("/broadcast")
+    await sender.click("Муниципальные координаторы")
+    sender.expect("В этой аудитории пока никого нет в боте")  # no coordinator registered yet
+    coordinator = await municipal(harness, region)
+
+    admin = harness.user(900, "Админ")
+    await admin.send("/broadcast")
+    await admin.click("Директора одного муниципалитета")
+    admin.expect("Выберите муниципалитет (страница 1 из 2)")
+    assert admin.buttons() == [*(f"Район {n:02d}" for n in range(8)), "Далее ▶"]
+    await admin.click("Далее ▶")
+    admin.expect("страница 2 из 2")
+    assert admin.buttons() == ["Район 08", "Северный район", "Южный район", "◀ Назад"]
+    await admin.click("Северный район")
+    admin.expect("директора школ: Северный район — 2 чел.")
+    await admin.send("Проверка связи.")
+    admin.expect("📣 Сообщение от: Админ, администратор\n\nПроверка связи.")
+    await admin.click("📨 Отправить")
+
+    await sender.send("/broadcast")
+    await sender.click("Муниципальные координаторы")
+    sender.expect("муниципальные координаторы — 1 чел.")
+    await sender.send(TEXT)
+    await sender.click("📨 Отправить")
+    ticker, messenger = reminders_for(services)
+    await ticker.tick()
+    sent = await broadcasts_sent(messenger)
+    assert [len(sent[c]) for c in ("1001", "1002", "1003", "2001")] == [1, 1, 0, 1]
+    regional_broadcast = max(b.id for b in await _broadcasts(services))
+    await press_payload(harness, admin, f"bc|r|{regional_broadcast}")  # an admin sees any report
+    admin.expect("Отчёт о рассылке", "✅ Доставлено: 1")
+    await press_payload(harness, coordinator, f"bc|r|{regional_broadcast}")
+    coordinator.expect("Отчёт недоступен")
+
+
+async def _broadcasts(services) -> list[Broadcast]:
+    async with services.sessions() as session:
+        return list(await session.scalars(select(Broadcast)))
