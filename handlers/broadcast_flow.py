@@ -210,7 +210,7 @@ class BroadcastFlow:
         scope = Scope.of(turn.person)
         if draft is None or not scope.is_coordinator:
             self._reset(turn)
-            turn.say(t.BC_NOTHING_TO_SEND)
+            turn.say(t.BC_NOTHING_TO_SEND if scope.is_coordinator else t.BC_ONLY_COORDINATORS)
             return
         body = text.strip()
         cancel = [[Button(t.BTN_CANCEL, cb.encode(ACTION, CANCEL))]]

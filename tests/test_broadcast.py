@@ -157,6 +157,8 @@ async def test_cancel_sends_nothing_and_a_late_confirm_finds_nothing(services, r
     coordinator.expect("— 2 чел.")
     await coordinator.send("   ")
     coordinator.expect("Сообщение пустое")
+    await coordinator.send_document(b"%PDF-1.4\n%%EOF\n", "plan.pdf", "application/pdf")
+    coordinator.expect("В рассылке можно отправить только текст")
     await coordinator.send("Я" * 3001)
     coordinator.expect("слишком длинное: 3001 символов, можно до 3000")
     await coordinator.send(TEXT)
