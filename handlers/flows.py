@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from handlers.broadcast_flow import BroadcastFlow
 from handlers.coordinator_review import CoordinatorReview
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
+from handlers.notify_flow import NotifyFlow
 from handlers.status_flow import StatusFlow
 
 
@@ -13,4 +15,6 @@ def build_routes(core: CoreContext) -> Routes:
     # each flow: routes.add(SomeFlow(core).routes())
     routes.add(CoordinatorReview(core).routes())
     routes.add(StatusFlow(core).routes())
+    routes.add(NotifyFlow(core).routes())
+    routes.add(BroadcastFlow(core).routes())
     return routes

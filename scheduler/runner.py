@@ -10,6 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from handlers.types import Messenger
+from scheduler.digests import send_digests
 from scheduler.downloads import retry_pending_downloads
 from scheduler.reminders import Reminders, reminders_tick
 from scheduler.sender import Sender
@@ -66,6 +67,18 @@ def create_scheduler(
         max_instances=1,
         misfire_grace_time=60,
         next_run_time=datetime.now(UTC),
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        send_digests,
+        "interval",
+        minutes=1,
+        args=(services.sessions, services.conversation.clock),
+        kwargs={"default_zone": services.settings.app.timezone, "checked": set()},
+        id="digests",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=60,
         replace_existing=True,
     )
     scheduler.add_job(

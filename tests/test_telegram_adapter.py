@@ -457,6 +457,7 @@ async def test_set_commands_in_russian() -> None:
         "review",
         "help",
         "export",
+        "check",
         "status",
         "deadlines",
         "link",
