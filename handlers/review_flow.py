@@ -92,7 +92,8 @@ class ReviewFlow:
             else texts.REVIEW_OUT_OF_RANGE
             for c in conflicts
         }
-        revised = walk.returned and not walk.locked
+        revised = bool(walk.returned) and not walk.locked
+        found: dict[Slot, revision_flow.Change] = {}
         if revised:
             found = await revision_flow.changes(turn.session, walk)
             revision_flow.sync_fixed(walk, found, self.clock())
@@ -107,7 +108,8 @@ class ReviewFlow:
         turn.state.mode = Mode.REVIEW
         lines.append("")
         if revised:
-            lines.append(revision_texts.HINT)
+            ready = not revision_flow.waiting(found)
+            lines.append(revision_texts.HINT_READY if ready else revision_texts.HINT)
             buttons = revision_flow.number_buttons(walk)
         else:
             lines.append(texts.REVIEW_CONFLICTS_HINT if conflicts else texts.REVIEW_HINT)
@@ -130,7 +132,8 @@ class ReviewFlow:
             elif _REVIEW_WORDS[word] == "continue":
                 await self._back(turn, walk)
             elif _REVIEW_WORDS[word] == "fix":
-                await self._next_to_fix(turn, walk, None, WalkKind.CONFLICTS)
+                kind = WalkKind.RETURNED if walk.returned else WalkKind.CONFLICTS
+                await self._next_to_fix(turn, walk, None, kind)
             else:
                 turn.say(texts.REVIEW_NOT_SENT)
             return

@@ -73,6 +73,19 @@ async def person_of(services, user_id: int) -> Person:
         return await session.get(Person, account.person_id)
 
 
+async def put_state(services, user_id: int, mode: str, question_id: str) -> None:
+    """Where a user's conversation stands, as another messenger may have left it."""
+    async with services.sessions() as session:
+        account = await session.scalar(
+            select(Account).where(
+                Account.platform == "tg", Account.platform_user_id == str(user_id)
+            )
+        )
+        state = await session.get(ConversationState, account.id)
+        state.mode, state.question_id, state.row = mode, question_id, 0
+        await session.commit()
+
+
 async def return_answers(services, region, comments: dict[str, str]) -> int:
     """What the coordinator's side does: a verdict with a snapshot per answer, then the move."""
     coordinator = await person_of(services, 2002)
@@ -157,16 +170,10 @@ async def test_locked_answers_are_refused_and_nothing_is_written(services, regio
     assert (await position(services, "tg", "1001"))[0] == "review"
 
     # a question left on screen in another messenger: the typed answer is refused too
-    async with services.sessions() as session:
-        state = await session.scalar(select(ConversationState))
-        state.mode, state.question_id, state.row = "question", "teachers_total", 0
-        await session.commit()
+    await put_state(services, 1001, "question", "teachers_total")
     await director.send("25")
     director.expect(revision_texts.NOT_RETURNED)
-    async with services.sessions() as session:
-        state = await session.scalar(select(ConversationState))
-        state.mode, state.question_id, state.row = "documents", "curator_assigned", 0
-        await session.commit()
+    await put_state(services, 1001, "documents", "curator_assigned")
     await director.send_document(PDF, "лишний.pdf", "application/pdf")
     director.expect(revision_texts.NOT_RETURNED)
     async with services.sessions() as session:
@@ -201,7 +208,7 @@ async def test_rx_walks_through_exactly_the_returned_answers(services, region):
     await director.send_document(PDF, NEW_DOCUMENT, "application/pdf")
     await director.click("✅ Готово")
     screen = director.expect(revision_texts.WALK_DONE, "✅ исправлено")
-    assert "↩️ вернули" not in screen  # both changed
+    assert "↩️ вернули" not in screen and revision_texts.HINT_READY in screen  # both changed
     assert "📨 Отправить анкету" in director.buttons()
     assert (await position(services, "tg", "1001"))[0] == "review"
     fixed = await reviews(services, rid)
