@@ -312,3 +312,27 @@ async def test_a_whole_reopen_stays_fully_editable(services, region):
     assert (await response_of(services, region.school_ids["S1"])).status == (
         ResponseStatus.RESUBMITTED
     )
+
+
+async def test_a_second_return_opens_only_its_own_answers(services, region):
+    _harness, director, _ = await submitted_with_coordinator(services, region)
+    rid = await return_answers(services, region, RETURNED)
+    await fix_both(director, rid)
+    await director.click("📨 Отправить анкету")
+    await director.click("Да, отправить")
+    again = "Всё ещё не сходится с приказом: там 6 педагогов."
+    await return_answers(services, region, {"diag_subject": again})
+    await director.send("/review")
+    screen = director.expect(f"↩️ вернули: {again}")
+    assert RETURNED["pd_events"] not in screen  # fixed in the first round, locked now
+    shown = await numbers(services, region)
+    assert [b for b in director.buttons() if b.isdigit()] == [str(shown["diag_subject"])]
+    await director.send(str(shown["pd_events"]))
+    director.expect(revision_texts.NOT_RETURNED)
+    await director.click(str(shown["diag_subject"]))
+    await director.send("6")
+    await director.click("📨 Отправить анкету")
+    await director.click("Да, отправить")
+    director.expect("исправлено ответов: 1")
+    response = await response_of(services, region.school_ids["S1"])
+    assert response.status == ResponseStatus.RESUBMITTED
