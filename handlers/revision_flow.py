@@ -40,7 +40,8 @@ WRITE_ACTIONS = (
     cb.Action.DOCS_DONE,
     cb.Action.NOTE_KEEP,
 )
-COMMENT_LIMIT = 300
+MARK_LIMIT = 150  # the comment beside an answer on the review screen
+COMMENT_LIMIT = 1000  # the comment above the question (as long as a coordinator may write)
 
 
 class RevisionCore(CoreContext, Protocol):
@@ -139,12 +140,12 @@ def next_returned(walk: Walk, after: Slot | None) -> Slot | None:
     return next((s for s in todo if visible.index(s) > position), None)
 
 
-def _comment(row: AnswerReview) -> str:
-    return render.shorten(row.comment, COMMENT_LIMIT) if row.comment else texts.NO_COMMENT
+def _comment(row: AnswerReview, limit: int = MARK_LIMIT) -> str:
+    return render.shorten(row.comment, limit) if row.comment else texts.NO_COMMENT
 
 
 def comment_line(walk: Walk, slot: Slot) -> str:
-    return texts.COMMENT.format(comment=_comment(walk.returned[slot]))
+    return texts.COMMENT.format(comment=_comment(walk.returned[slot], COMMENT_LIMIT))
 
 
 @dataclass

@@ -336,3 +336,26 @@ async def test_a_second_return_opens_only_its_own_answers(services, region):
     director.expect("исправлено ответов: 1")
     response = await response_of(services, region.school_ids["S1"])
     assert response.status == ResponseStatus.RESUBMITTED
+
+
+async def test_a_yes_turned_no_tells_the_new_note_and_the_removed_document(services, region):
+    harness, director, _ = await submitted_with_coordinator(services, region)
+    rid = await return_answers(services, region, {"pd_events": RETURNED["pd_events"]})
+    await press_payload(harness, director, f"rx|{rid}")
+    await director.click("Нет")
+    await director.send("Мероприятий в этом году не было, участие запланировано на весну.")
+    director.expect(revision_texts.WALK_DONE, "✅ исправлено")
+    await director.click("📨 Отправить анкету")
+    await director.click("Да, отправить")
+    director.expect("исправлено ответов: 1")
+    coordinator = await person_of(services, 2002)
+    async with services.sessions() as session:
+        notice = await session.scalar(
+            select(Delivery)
+            .where(Delivery.person_id == coordinator.id)
+            .order_by(Delivery.id.desc())
+        )
+    text = notice.message["text"]
+    assert "Да → Нет" in text
+    assert "новое пояснение: «Мероприятий в этом году не было" in text
+    assert "убраны документы: pd_events.pdf" in text and "новые документы" not in text
