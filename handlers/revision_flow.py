@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,8 +65,9 @@ class RevisionCore(CoreContext, Protocol):
 
 
 class RevisionFlow:
-    def __init__(self, core: RevisionCore) -> None:
-        self.core = core
+    def __init__(self, core: CoreContext) -> None:
+        # the conversation core is built with the review screen and the walk (RevisionCore)
+        self.core = cast(RevisionCore, core)
 
     def routes(self) -> Routes:
         return Routes(actions={ACTION: self.open})
