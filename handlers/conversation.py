@@ -529,7 +529,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 return
             await self._answer_text(turn, walk, slot, self._button_text(walk, slot, payload))
         elif action == cb.Action.BACK:
-            await self._back(turn, walk)
+            if not await self._revision_back(turn, walk):
+                await self._back(turn, walk)
         elif action == cb.Action.SKIP:
             await self._skip(turn, walk)
         elif action == cb.Action.CONTINUE:

@@ -69,6 +69,21 @@ class ReviewFlow:
         await self._show_review(turn, walk, prefix=f"⚠️ {revision_texts.NOT_RETURNED}")
         return True
 
+    async def _revision_back(self, turn: Turn, walk: Walk) -> bool:
+        """Returned with comments, «Назад» on a question steps to the previous returned
+        answer (then to the review), never onto a locked one."""
+        slot = self._state_slot(turn)
+        if not walk.returned or turn.state.mode != Mode.QUESTION or slot is None:
+            return False
+        previous = revision_flow.previous_returned(walk, slot)
+        if previous is None:
+            turn.state.data = {}
+            await self._show_review(turn, walk)
+            return True
+        comment = revision_flow.comment_line(walk, previous)
+        await self._go_to(turn, walk, previous, prefix=comment)
+        return True
+
     @staticmethod
     def _numbers(walk: Walk, slots: list[Slot], limit: int = 10) -> str:
         visible = walk.engine.slots(walk.answers, walk.flags)

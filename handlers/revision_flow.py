@@ -141,6 +141,15 @@ def next_returned(walk: Walk, after: Slot | None) -> Slot | None:
     return next((s for s in todo if visible.index(s) > position), None)
 
 
+def previous_returned(walk: Walk, before: Slot) -> Slot | None:
+    visible = walk.engine.slots(walk.answers, walk.flags)
+    if before not in visible:
+        return None
+    position = visible.index(before)
+    earlier = [s for s in ordered(walk) if visible.index(s) < position]
+    return earlier[-1] if earlier else None
+
+
 def _comment(row: AnswerReview, limit: int = MARK_LIMIT) -> str:
     return render.shorten(row.comment, limit) if row.comment else texts.NO_COMMENT
 

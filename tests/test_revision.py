@@ -204,6 +204,10 @@ async def test_rx_walks_through_exactly_the_returned_answers(services, region):
     await director.send("7")
     director.expect("✅ Сохранено", RETURNED["pd_events"], f"вопрос {nine} из")
     assert await position(services, "tg", "1001") == ("question", Slot("pd_events", 0))
+    await director.click("◀ Назад")  # back to the previous returned answer, not a locked one
+    director.expect(RETURNED["diag_subject"], f"вопрос {two} из")
+    await director.click("▶ Продолжить")
+    director.expect(RETURNED["pd_events"], f"вопрос {nine} из")
     await director.click("Да")
     await director.send_document(PDF, NEW_DOCUMENT, "application/pdf")
     await director.click("✅ Готово")
