@@ -25,6 +25,7 @@ from handlers.flow import Routes
 from handlers.flows import build_routes
 from handlers.registry import FormRegistry
 from handlers.review_flow import ReviewFlow
+from handlers.revision_flow import WRITE_ACTIONS
 from handlers.types import (
     Button,
     EventKind,
@@ -35,7 +36,7 @@ from handlers.types import (
     OutText,
 )
 from handlers.walk_state import CoreConfig, Mode, Turn, Walk, WalkKind
-from storage import repo
+from storage import repo, review
 from storage.files import (
     ACCEPTED_LIST,
     FileStore,
@@ -423,6 +424,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             flags = school.flags()
         walk = Walk(response, campaign, engine, {}, flags)
         await self._reload(session, walk)
+        walk.returned = await review.open_returns(session, response)  # revision_flow
         return walk
 
     @staticmethod
@@ -516,6 +518,9 @@ class Conversation(DocumentsFlow, ReviewFlow):
         if walk.locked:
             turn.say(self._submitted_text(walk))
             return
+        slot = self._state_slot(turn)
+        if action in WRITE_ACTIONS and await self._revision_refuses(turn, walk, slot):
+            return
         if action == cb.Action.ANSWER:
             slot = Slot(payload.str_arg(1) or "", payload.int_arg(2) or 0)
             if turn.state.mode != Mode.QUESTION or slot != self._state_slot(turn):
@@ -524,7 +529,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 return
             await self._answer_text(turn, walk, slot, self._button_text(walk, slot, payload))
         elif action == cb.Action.BACK:
-            await self._back(turn, walk)
+            if not await self._revision_back(turn, walk):
+                await self._back(turn, walk)
         elif action == cb.Action.SKIP:
             await self._skip(turn, walk)
         elif action == cb.Action.CONTINUE:
@@ -596,6 +602,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
             turn.say(self._submitted_text(walk))
             return
         slot = self._state_slot(turn)
+        if await self._revision_refuses(turn, walk, slot):
+            return
         if mode == Mode.QUESTION and slot is not None:
             await self._answer_text(turn, walk, slot, text)
         elif mode == Mode.DOCUMENTS:
@@ -701,6 +709,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
         return Slot(turn.state.question_id, turn.state.row or 0)
 
     async def _go_to(self, turn: Turn, walk: Walk, slot: Slot, prefix: str = "") -> None:
+        if await self._revision_refuses(turn, walk, slot):
+            return
         turn.state.mode = Mode.QUESTION
         turn.state.response_id = walk.response.id
         turn.state.question_id = slot.question_id
@@ -710,7 +720,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
     async def _advance(self, turn: Turn, walk: Walk, after: Slot, prefix: str = "") -> None:
         engine = walk.engine
         kind = turn.state.data.get("walk")
-        if kind in (WalkKind.GAPS, WalkKind.CONFLICTS):
+        if kind in (WalkKind.GAPS, WalkKind.CONFLICTS, WalkKind.RETURNED):
             await self._next_to_fix(turn, walk, after, kind, prefix)
             return
         if turn.state.data.get("return_to_review"):

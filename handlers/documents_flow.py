@@ -43,6 +43,8 @@ class DocumentsFlow:
         if walk.locked:
             turn.say(self._submitted_text(walk))
             return
+        if await self._revision_refuses(turn, walk, slot):
+            return
         question = walk.engine.question(slot.question_id)
         accepts = (
             turn.state.mode == Mode.DOCUMENTS
@@ -182,6 +184,8 @@ class DocumentsFlow:
             await self._render_current(turn, walk, prefix=texts.FILE_NOT_YOURS)
             return
         slot = Slot(attachment.question_id, attachment.row)
+        if await self._revision_refuses(turn, walk, slot):
+            return
         name = attachment.original_name
         await repo.remove_attachment(turn.session, walk.response, attachment, turn.person.id)
         if walk.engine.question(slot.question_id).kind == QuestionKind.DOCUMENT:

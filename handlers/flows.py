@@ -7,6 +7,7 @@ from handlers.coordinator_review import CoordinatorReview
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
 from handlers.notify_flow import NotifyFlow
+from handlers.revision_flow import RevisionFlow
 from handlers.status_flow import StatusFlow
 
 
@@ -17,4 +18,5 @@ def build_routes(core: CoreContext) -> Routes:
     routes.add(StatusFlow(core).routes())
     routes.add(NotifyFlow(core).routes())
     routes.add(BroadcastFlow(core).routes())
+    routes.add(RevisionFlow(core).routes())
     return routes

@@ -16,6 +16,7 @@ from storage.models import Municipality, NotifyMode, Person, Response, Role, Sch
 SUBMITTED = "🔔 {school} ({municipality}) отправила анкету «{title}»."
 RESUBMITTED = "🔔 {school} ({municipality}) исправила и снова отправила анкету «{title}»."
 BTN_OPEN = "Открыть анкету"
+NOTICE_LIMIT = 3900
 
 
 def mode_of(person: Person) -> str:
@@ -51,10 +52,12 @@ async def submitted(
     *,
     resubmitted: bool = False,
     event_id: int | None = None,
+    changes: list[str] | None = None,
 ) -> int:
     """Queue a notice to every coordinator of the school who wants each one; returns how
     many were queued. ``event_id`` (the response_events row) keeps repeated submissions
-    apart and the same one from being told twice."""
+    apart and the same one from being told twice. ``changes``: what a resubmission changed
+    in the returned answers (handlers/revision_flow.py), one line each."""
     if response.school_id is None:
         return 0
     school = await session.get(School, response.school_id)
@@ -62,9 +65,16 @@ async def submitted(
     text = (RESUBMITTED if resubmitted else SUBMITTED).format(
         school=school.name, municipality=municipality.name if municipality else "", title=title
     )
+    if changes:
+        text = _fit("\n\n".join((text, "\n".join(changes))))
     message = OutText(text, [[Button(BTN_OPEN, cb.encode(cb.Action.COORD_REVIEW, response.id, 0))]])
     people = [p.id for p in await coordinators_of(session, school) if mode_of(p) == NotifyMode.EACH]
     step = event_id if event_id is not None else int(now.timestamp())
     return await notices.notify_all(
         session, people, message, key=f"submitted:{response.id}:{step}", now=now
     )
+
+
+def _fit(text: str) -> str:
+    """A message fits every platform (VK and MAX cut at 4000 characters)."""
+    return text if len(text) <= NOTICE_LIMIT else text[: NOTICE_LIMIT - 1].rstrip() + "…"

@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from forms.engine import AnswerState, FormEngine, Slot
 from handlers import render
 from handlers.types import Button, Incoming, Outgoing, OutText
-from storage.models import SENT_STATUSES, Account, Campaign, ConversationState, Person, Response
+from storage.models import (
+    SENT_STATUSES,
+    Account,
+    AnswerReview,
+    Campaign,
+    ConversationState,
+    Person,
+    Response,
+)
 
 LOCKED = SENT_STATUSES
 
@@ -20,6 +28,7 @@ class WalkKind:
 
     GAPS = "gaps"  # after a blocked submit: every unanswered or contradicting answer
     CONFLICTS = "conflicts"  # after an edit: every answer that now contradicts another
+    RETURNED = "returned"  # «rx»: the answers a coordinator returned, in form order, once
 
 
 class Mode:
@@ -70,8 +79,18 @@ class Walk:
     answers: dict[Slot, AnswerState]
     flags: dict[str, bool]
     files: dict[Slot, list[render.FileRef]] = field(default_factory=dict)
+    # the answers a coordinator returned in this round (storage.review.open_returns)
+    returned: dict[Slot, AnswerReview] = field(default_factory=dict)
 
     @property
     def locked(self) -> bool:
         """No answers or submit: sent for review, or the campaign is closed."""
         return self.response.status in LOCKED or self.campaign.closed_at is not None
+
+    def editable(self, slot: Slot) -> bool:
+        """Returned with comments, only the returned answers may change, and questions not
+        answered yet (a changed answer may open new ones); a whole reopen (no returned
+        answers) leaves everything open."""
+        if not self.returned:
+            return True
+        return slot in self.returned or self.answers.get(slot) is None

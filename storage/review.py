@@ -7,7 +7,8 @@ Statuses: draft → submitted → (returned → resubmitted)* → accepted. Ever
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.engine import Slot
 from storage import repo
-from storage.models import AnswerReview, Response, ResponseEvent, ResponseStatus, Verdict
+from storage.models import (
+    AnswerReview,
+    AuditLog,
+    Response,
+    ResponseEvent,
+    ResponseStatus,
+    Verdict,
+)
 
 # which status may move to which: anything else is refused (a stale button, a forged one)
 MOVES: dict[str, tuple[str, ...]] = {
@@ -126,3 +134,62 @@ async def history(session: AsyncSession, response_id: int) -> list[ResponseEvent
         .order_by(ResponseEvent.at, ResponseEvent.id)
     )
     return list(rows)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes; they are UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+async def open_returns(session: AsyncSession, response: Response) -> dict[Slot, AnswerReview]:
+    """The answers returned in the current round, which alone the school may change: none
+    (and no query) unless the response is RETURNED. A verdict older than the last
+    submission belongs to an earlier round; none at all means a whole reopen."""
+    if response.status != ResponseStatus.RETURNED:
+        return {}
+    since = _utc(response.submitted_at)
+    found = await verdicts(session, response.id)
+    return {
+        slot: row
+        for slot, row in found.items()
+        if row.verdict == Verdict.RETURNED and (since is None or _utc(row.at) >= since)
+    }
+
+
+@dataclass
+class Touch:
+    """What the school did to one answer after its verdict, read from the audit log."""
+
+    changed: bool = False  # the value, the note or a document was written
+    attached: set[int] = field(default_factory=set)  # attachment ids added since
+
+
+_CHANGES = ("answer", "note", "attach", "attachment_removed", "attachments_removed")
+
+
+async def touched_since_verdicts(session: AsyncSession, response_id: int) -> dict[Slot, Touch]:
+    """Per answer with a verdict: the writes after its latest verdict (one query)."""
+    rows = await session.scalars(
+        select(AuditLog)
+        .where(
+            AuditLog.entity == "response",
+            AuditLog.entity_id == response_id,
+            AuditLog.action.in_(("verdict", *_CHANGES)),
+        )
+        .order_by(AuditLog.id)
+    )
+    touched: dict[Slot, Touch] = {}
+    for row in rows:
+        details = row.details or {}
+        if "question" not in details:
+            continue
+        slot = Slot(details["question"], int(details.get("row") or 0))
+        if row.action == "verdict":
+            touched[slot] = Touch()
+        elif slot in touched:
+            touched[slot].changed = True
+            if row.action == "attach" and details.get("attachment") is not None:
+                touched[slot].attached.add(int(details["attachment"]))
+    return touched
