@@ -382,10 +382,12 @@ async def save_answer(
     note: str | None = None,
     keep_note: bool = True,
 ) -> None:
-    """Insert or update one answer and record the change in the audit log."""
+    """Insert or update one answer; a changed value (or note) gets an audit row, an unchanged
+    one none (the hot path pins the statements of a typed answer)."""
     answer = await find_answer(session, response.id, slot)
     encoded = encode_value(value)
     old = answer.value if answer else None
+    old_note = answer.note if answer else None
     if answer is None:
         answer = Answer(
             response_id=response.id,
@@ -404,17 +406,29 @@ async def save_answer(
     answer.answered_at = utcnow()
     answer.form_version = response.form_version
     response.updated_at = utcnow()
-    await audit(
-        session,
-        "answer",
-        "response",
-        response.id,
-        person_id,
-        question=slot.question_id,
-        row=slot.row,
-        old=old,
-        new=encoded,
-    )
+    where = {"question": slot.question_id, "row": slot.row}
+    if not same_value(old, encoded):
+        await audit(
+            session, "answer", "response", response.id, person_id, **where, old=old, new=encoded
+        )
+    if answer.note != old_note:
+        await audit(
+            session,
+            "note",
+            "response",
+            response.id,
+            person_id,
+            **where,
+            old=old_note,
+            new=answer.note,
+        )
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality of stored answer values that does not confuse True with 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 async def save_note(
@@ -424,6 +438,8 @@ async def save_note(
     if answer is None:
         raise LookupError(f"no answer to attach a note to: {slot}")
     old = answer.note
+    if old == note:
+        return
     answer.note = note
     answer.answered_by = person_id
     answer.answered_at = utcnow()
@@ -485,31 +501,46 @@ async def remove_attachment(
         attachment=attachment.id,
         name=attachment.original_name,
         sha256=attachment.sha256,
+        old=document_ref(attachment.original_name, attachment.sha256),
+        new=None,
     )
     await session.flush()
+
+
+def document_ref(name: str | None, sha256: str | None) -> dict[str, Any]:
+    """A document as the audit log keeps it, in ``old`` or ``new``."""
+    return {"name": name, "sha256": sha256}
 
 
 async def remove_attachments(
     session: AsyncSession, response: Response, slot: Slot, person_id: int | None
 ) -> int:
-    result = await session.execute(
-        delete(Attachment).where(
-            Attachment.response_id == response.id,
-            Attachment.question_id == slot.question_id,
-            Attachment.row == slot.row,
+    """Detach every file of one answer («нет» after «да»): an audit row per file."""
+    removed = list(
+        await session.execute(
+            delete(Attachment)
+            .where(
+                Attachment.response_id == response.id,
+                Attachment.question_id == slot.question_id,
+                Attachment.row == slot.row,
+            )
+            .returning(Attachment.id, Attachment.original_name, Attachment.sha256)
         )
     )
-    await audit(
-        session,
-        "attachments_removed",
-        "response",
-        response.id,
-        person_id,
-        question=slot.question_id,
-        row=slot.row,
-        count=result.rowcount,
-    )
-    return result.rowcount or 0
+    for attachment_id, name, sha256 in removed:
+        await audit(
+            session,
+            "attachment_removed",
+            "response",
+            response.id,
+            person_id,
+            question=slot.question_id,
+            row=slot.row,
+            attachment=attachment_id,
+            old=document_ref(name, sha256),
+            new=None,
+        )
+    return len(removed)
 
 
 # --- conversation state ---------------------------------------------------------------------
