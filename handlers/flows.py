@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
+from handlers.history_flow import HistoryFlow
 
 
 def build_routes(core: CoreContext) -> Routes:
     routes = Routes()
     # each flow: routes.add(SomeFlow(core).routes())
+    routes.add(HistoryFlow(core).routes())
     return routes

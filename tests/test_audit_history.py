@@ -4,12 +4,18 @@ may see the school, and for nobody else."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
-from storage.models import AuditLog
+from forms.engine import Slot
+from handlers.callbacks import encode
+from storage import repo, review
+from storage.models import Account, AuditLog, Person, Response, ResponseStatus, Verdict
 from tests.pg import settings_on_both_databases
 from tests.test_hot_path import statements
-from tests.walk import NOTE, PDF, response_of, started
+from tests.walk import NOTE, PDF, press_payload, registered, response_of, started, walk_to_review
 
 settings = settings_on_both_databases()
 
@@ -79,3 +85,112 @@ async def test_documents_added_and_removed_and_the_note_are_audited(services, re
             )
         )
     assert len(people) == 1 and None not in people  # the director, on every row
+
+
+# --- «история» -------------------------------------------------------------------------------
+
+
+async def coordinator(harness, region, municipality: str, user_id: int, name: str):
+    user = harness.user(user_id, name)
+    await user.send(f"/start {region.codes[municipality]}")
+    return user
+
+
+async def test_history_newest_first_with_verdicts_and_steps(services, region):
+    harness, anna = await started(services, region)  # the director of S1, «Анна»
+    await anna.send("20")
+    await anna.click("◀ Назад")
+    await anna.send("14")
+    await walk_to_review(services, anna)
+    await anna.click("📨 Отправить анкету")
+    await anna.click("Да, отправить")
+    response = await response_of(services, region.school_ids["S1"])
+    boris = await coordinator(harness, region, "Северный район", 2001, "Петров Борис Ильич")
+    async with services.sessions() as session:
+        person = await session.scalar(
+            select(Person.id).join(Account).where(Account.platform_user_id == "2001")
+        )
+        now = datetime.now(UTC)
+        await review.set_verdict(
+            session, response.id, Slot("teachers_total"), Verdict.ACCEPTED, person, now
+        )
+        await review.set_verdict(
+            session, response.id, Slot("pd_events"), Verdict.RETURNED, person, now,
+            comment="Приложите приказ, а не программу",
+        )  # fmt: skip
+        loaded = await session.get(Response, response.id)
+        await review.move(session, loaded, ResponseStatus.RETURNED, person, now, "Два ответа")
+        await session.commit()
+
+    await boris.send(f"/history {response.id}")
+    text = boris.expect("🕘 История анкеты «Мониторинг 2026» (МБОУ СОШ № 1)")
+    lines = [line for line in text.splitlines() if re.match(r"\d\d\.\d\d \d\d:\d\d ", line)]
+    assert lines[0].endswith(
+        "Петров Б. И. (муниципальный координатор): анкета возвращена: Два ответа"
+    )
+    assert lines[1].endswith(
+        "Петров Б. И. (муниципальный координатор): №9 «Участие в мероприятиях по профмастерству»: "
+        "возвращён: Приложите приказ, а не программу"
+    )
+    assert lines[2].endswith(
+        "Петров Б. И. (муниципальный координатор): №1 «Педагогов всего»: принят"
+    )
+    assert lines[3].endswith("Анна (директор): анкета отправлена")
+    assert "Анна (директор): №1 «Педагогов всего»: 20 → 14" in text
+    assert "Анна (директор): №1 «Педагогов всего»: — → 20" in text
+    assert "Анна (директор): №9 «Участие в мероприятиях по профмастерству»: — → Да" in text
+    assert "добавлен документ «pd_events.pdf»" in text
+    assert text.index("20 → 14") < text.index("— → 20")  # newest first
+
+    await anna.send("/history")  # the director: their own school's response
+    assert anna.expect("🕘 История анкеты").count("\n") == text.count("\n")
+
+
+async def test_history_is_paged_within_the_message_limit(services, region):
+    _harness, anna = await started(services, region)
+    await anna.send("1")
+    response = await response_of(services, region.school_ids["S1"])
+    async with services.sessions() as session:
+        loaded = await session.get(Response, response.id)
+        for value in range(2, 202):  # 200 more changes of «Педагогов всего»
+            await repo.save_answer(session, loaded, Slot("teachers_total"), value, None)
+        await session.commit()
+    await anna.send("/history")
+    first = anna.expect("Страница 1 из ")
+    assert len(first) <= 3500
+    assert "система: №1 «Педагогов всего»: 200 → 201" in first  # the newest change first
+    assert anna.buttons() == ["Старее ▶"]
+    pages = int(first.split("Страница 1 из ")[1].split(".")[0])
+    assert pages > 1
+    await anna.click("Старее ▶")
+    second = anna.expect("Страница 2 из ")
+    assert len(second) <= 3500 and "200 → 201" not in second
+    assert "◀ Новее" in anna.buttons()
+    for _ in range(pages - 2):
+        await anna.click("Старее ▶")
+    last = anna.expect(f"Страница {pages} из {pages}")
+    assert "Анна (директор): №1 «Педагогов всего»: — → 1" in last
+    assert anna.buttons() == ["◀ Новее"]
+
+
+async def test_history_refused_for_forged_ids_and_outside_the_scope(services, region):
+    harness, anna = await started(services, region)
+    await anna.send("20")
+    response = await response_of(services, region.school_ids["S1"])
+    other_director = await registered(harness, region, "U1", 1002)
+    other_coordinator = await coordinator(harness, region, "Южный район", 2002, "Вера")
+    for user in (other_director, other_coordinator):
+        for payload in (
+            encode("hi", response.id, 0),
+            encode("hi", 999_999, 0),
+            "hi|-1|0",
+            "hi|abc|0",
+            "hi",
+        ):
+            await press_payload(harness, user, payload)
+            text = user.expect("Эта история недоступна")
+            assert "Педагогов" not in text and "МБОУ СОШ № 1" not in text
+        await user.send(f"/history {response.id}")
+        user.expect("Эта история недоступна")
+    await press_payload(harness, anna, encode("hi", response.id, 99))  # a page past the end
+    anna.expect("🕘 История анкеты", "— → 20")
