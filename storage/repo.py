@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from forms.engine import AnswerState, Slot
+from storage.audit import audit, document_ref, same_value
 from storage.models import (
     Account,
     Answer,
     Attachment,
     AttachmentStatus,
-    AuditLog,
     Campaign,
     CampaignTarget,
     ConversationState,
@@ -47,21 +47,6 @@ def new_code() -> str:
 
 def normalize_code(text: str) -> str:
     return text.strip().upper().replace(" ", "")
-
-
-async def audit(
-    session: AsyncSession,
-    action: str,
-    entity: str,
-    entity_id: int | None,
-    person_id: int | None = None,
-    **details: Any,
-) -> None:
-    session.add(
-        AuditLog(
-            action=action, entity=entity, entity_id=entity_id, person_id=person_id, details=details
-        )
-    )
 
 
 # --- people and accounts -------------------------------------------------------------------
@@ -424,13 +409,6 @@ async def save_answer(
         )
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """Equality of stored answer values that does not confuse True with 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
-
-
 async def save_note(
     session: AsyncSession, response: Response, slot: Slot, note: str, person_id: int | None
 ) -> None:
@@ -505,11 +483,6 @@ async def remove_attachment(
         new=None,
     )
     await session.flush()
-
-
-def document_ref(name: str | None, sha256: str | None) -> dict[str, Any]:
-    """A document as the audit log keeps it, in ``old`` or ``new``."""
-    return {"name": name, "sha256": sha256}
 
 
 async def remove_attachments(
