@@ -45,6 +45,7 @@ COMMAND = "history"
 PAGE_LIMIT = 3500  # characters of one message
 QUESTION_LIMIT = 40
 VALUE_LIMIT = 60
+COMMENT_LIMIT = 300  # a coordinator's comment is what the director has to act on
 
 
 def history_button(response_id: int, page: int = 0) -> Button:
@@ -197,7 +198,9 @@ def describe(
         if status is None:
             return None
         comment = details.get("comment")
-        return texts.STATUS_COMMENT.format(status=status, comment=comment) if comment else status
+        if not comment:
+            return status
+        return texts.STATUS_COMMENT.format(status=status, comment=_short(comment, COMMENT_LIMIT))
     if action == "prefill_response":
         return texts.PREFILL.format(answers=details.get("answers", 0))
     qid = details.get("question")
@@ -228,7 +231,8 @@ def describe(
             return texts.VERDICT_ACCEPTED.format(question=question)
         comment = new.get("comment")
         if comment:
-            return texts.VERDICT_RETURNED.format(question=question, comment=_short(comment))
+            comment = _short(comment, COMMENT_LIMIT)
+            return texts.VERDICT_RETURNED.format(question=question, comment=comment)
         return texts.VERDICT_RETURNED_BARE.format(question=question)
     return None
 
@@ -254,5 +258,5 @@ def _value(engine: FormEngine, question_id: str, value: Any) -> str:
     return _short(render.format_value(question, repo.decode_value(value)))
 
 
-def _short(text: object) -> str:
-    return render.shorten(str(text or texts.EMPTY_VALUE), VALUE_LIMIT)
+def _short(text: object, limit: int = VALUE_LIMIT) -> str:
+    return render.shorten(str(text or texts.EMPTY_VALUE), limit)
