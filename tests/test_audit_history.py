@@ -145,6 +145,17 @@ async def test_history_newest_first_with_verdicts_and_steps(services, region):
     await anna.send("/history")  # the director: their own school's response
     assert anna.expect("🕘 История анкеты").count("\n") == text.count("\n")
 
+    async with services.sessions() as session:
+        loaded = await session.get(Response, response.id)
+        director = loaded.submitted_by
+        await review.move(session, loaded, ResponseStatus.RESUBMITTED, director, now)
+        await review.move(session, loaded, ResponseStatus.ACCEPTED, person, now)
+        await session.commit()
+    await boris.send(f"/history {response.id}")
+    lines = [line for line in boris.last_text().splitlines() if re.match(r"\d\d\.\d\d ", line)]
+    assert lines[0].endswith("Петров Б. И. (муниципальный координатор): анкета принята")
+    assert lines[1].endswith("Анна (директор): анкета исправлена и отправлена")
+
 
 async def test_history_is_paged_within_the_message_limit(services, region):
     _harness, anna = await started(services, region)
