@@ -32,6 +32,7 @@ from forms.engine import AnswerState, Slot
 from storage.models import (
     Account,
     Answer,
+    AnswerReview,
     Attachment,
     Campaign,
     CampaignTarget,
@@ -41,6 +42,7 @@ from storage.models import (
     Response,
     Role,
     School,
+    Verdict,
 )
 from storage.repo import COUNTED_ATTACHMENTS, decode_value
 
@@ -125,6 +127,7 @@ class ResponseInfo:
     submitted_at: datetime | None
     answers: dict[Slot, AnswerState] = field(default_factory=dict)
     documents: list[DocumentInfo] = field(default_factory=list)
+    accepted: frozenset[Slot] = frozenset()  # answers a coordinator accepted (confirmed)
 
 
 @dataclass(slots=True)
@@ -386,6 +389,15 @@ async def load_chunk(session: AsyncSession, target_ids: Sequence[int]) -> list[T
         ):
             count = documents[rid].get((qid, row), 0) if rid in documents else 0
             by_id[rid].answers[Slot(qid, row)] = AnswerState(decode_value(value), note, count)
+        accepted: dict[int, set[Slot]] = defaultdict(set)
+        for rid, qid, row in await session.execute(
+            select(AnswerReview.response_id, AnswerReview.question_id, AnswerReview.row).where(
+                AnswerReview.response_id.in_(by_id), AnswerReview.verdict == Verdict.ACCEPTED
+            )
+        ):
+            accepted[rid].add(Slot(qid, row))
+        for rid, slots in accepted.items():
+            by_id[rid].accepted = frozenset(slots)
 
     school_ids = {row[4] for row in targets.values() if row[4] is not None}
     municipality_keys = {row[3] for row in targets.values() if row[4] is None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from exports.confirmed import backed_indicators, backed_questions
 from exports.indicators import Visibility
 from forms.engine import Slot
 from forms.schema import Form, Question, QuestionKind, RepeatGroup
@@ -43,6 +44,10 @@ class FormLayout:
                 if ind.id not in seen_indicators:  # indicator ids may equal question ids
                     seen_indicators.add(ind.id)
                     self.indicators.append((ind.id, ind.title, ind.kind))
+        # declared vs confirmed (exports.confirmed): yes/no questions asking for a document on
+        # «да», and the indicators reading them (a confirmed column beside the declared one)
+        self.backed_questions = backed_questions(forms)
+        self.confirmed = backed_indicators(forms)
         self.groups: dict[str, RepeatGroup] = {}
         for group, _ in self.group_questions:
             self.groups.setdefault(group.id, group)

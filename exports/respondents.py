@@ -3,6 +3,8 @@
 * «Мероприятия» — repeat-group rows (the events table of ``program_report``), one per event.
 * «Показатели» — per school, each indicator of the form: a percent, 1/0 or a count, or
   «нет данных» / «не применяется»; «В расчёте» says whether the response enters the figures.
+  Beside each indicator backed by a document, its confirmed value, «…, подтверждено»
+  (:mod:`exports.confirmed`: only answers the coordinator accepted count).
 * «Прогресс» — per respondent and campaign: не начата / черновик N из M / отправлена /
   возвращена, last activity, whether a director (coordinator) account is linked.
 """
@@ -27,6 +29,7 @@ from exports.cells import (
     question_header,
     status_name,
 )
+from exports.confirmed import CONFIRMED_LABEL, confirmed_key
 from exports.data import ResponseInfo, SchoolInfo, TargetRow
 from exports.indicators import NO_DATA, NOT_APPLICABLE, MemoEngine, Visibility
 from exports.layout import FormLayout
@@ -112,6 +115,10 @@ class IndicatorsSheet:
                 else:
                     unit = "" if kind == "count" else ", балл"
                     columns.append(ColumnSpec(ind_id, f"{title}{unit}", 22))
+                if ind_id in layout.confirmed:
+                    columns.append(
+                        ColumnSpec(confirmed_key(ind_id), f"{title}, {CONFIRMED_LABEL}, балл", 16)
+                    )
         return columns
 
     def row(
@@ -122,7 +129,9 @@ class IndicatorsSheet:
         status: str | None,
         counted: bool,
         values: dict[str, IndicatorValue] | None,
+        confirmed: dict[str, IndicatorValue] | None = None,
     ) -> list[Any]:
+        """``confirmed``: the values from the accepted answers only (None: as declared)."""
         row: list[Any] = [
             *identity,
             YES if school.is_shnor else NO,
@@ -134,15 +143,21 @@ class IndicatorsSheet:
         row.extend([None] * (self.offsets[layout.form_id] - len(row)))
         for ind_id, _, kind in layout.indicators:
             value = values.get(ind_id) if values is not None else None
-            if value is None or (value.applicable and value.value is None):
-                row.append(NO_DATA)
-            elif not value.applicable:
-                row.append(NOT_APPLICABLE)
-            elif kind == "share":
-                row.append(value.value / 100.0)
-            else:
-                row.append(number(value.value))
+            row.append(_indicator_cell(value, kind))
+            if ind_id in layout.confirmed:
+                source = confirmed if confirmed is not None else values
+                row.append(_indicator_cell(source.get(ind_id) if source else None, kind))
         return row
+
+
+def _indicator_cell(value: IndicatorValue | None, kind: str) -> Any:
+    if value is None or (value.applicable and value.value is None):
+        return NO_DATA
+    if not value.applicable:
+        return NOT_APPLICABLE
+    if kind == "share":
+        return value.value / 100.0
+    return number(value.value)
 
 
 class ProgressSheet:

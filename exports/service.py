@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from exports.archive import DocumentArchive
+from exports.changelog import ChangeChunk, iter_changes
 from exports.data import (
     DEFAULT_CHUNK,
     ExportHeader,
@@ -58,7 +59,7 @@ def form_lookup(forms: FormRegistry):
     return lookup
 
 
-def _drain(chunks: queue.Queue) -> Iterator[Sequence[TargetRow] | RoadmapChunk]:
+def _drain(chunks: queue.Queue) -> Iterator[Sequence[TargetRow] | RoadmapChunk | ChangeChunk]:
     while True:
         item = chunks.get()
         if item is _DONE:
@@ -139,6 +140,13 @@ async def run_export(
             ):
                 if not await _put(chunks, roadmap_chunk, worker):
                     break
+            else:
+                campaign_ids = [c.id for c in header.campaigns]
+                async for changes in iter_changes(
+                    sessions, campaign_ids, header.scope.municipality_id, chunk_size
+                ):
+                    if not await _put(chunks, changes, worker):
+                        break
         await _put(chunks, _DONE, worker)
     except BaseException as exc:
         progress.cancelled.set()

@@ -3,7 +3,9 @@
 * «Муниципалитеты» — per municipality, the share of ШНОР and ШНСУ from the imported list and
   each municipal indicator as a percent with its numerator, denominator and the number of
   schools without data beside it; the schools that have not sent the form; the region in the
-  last row (left out when the export is limited to one municipality).
+  last row (left out when the export is limited to one municipality). An indicator backed by
+  a document (:mod:`exports.confirmed`) has its confirmed percent and numerator beside the
+  declared ones (same denominator: only accepted «да» answers count).
 * «Готовность» — the submitted share per municipality, with a native Excel bar chart.
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exports.cells import PERCENT_FORMAT, number
+from exports.confirmed import CONFIRMED_LABEL, confirmed_key
 from exports.data import ExportHeader, MunicipalityInfo
 from exports.indicators import (
     NO_DATA,
@@ -86,12 +89,30 @@ def figure_cells(figure: Figure) -> list[Any]:
 
 class MunicipalitiesSheet:
     def __init__(
-        self, header: ExportHeader, aggregators: Mapping[int, Aggregator], tally: Tally
+        self,
+        header: ExportHeader,
+        aggregators: Mapping[int, Aggregator],
+        tally: Tally,
+        confirmed: Mapping[int, tuple[Aggregator, frozenset[str]]] | None = None,
     ) -> None:
+        """``confirmed``: per campaign, the aggregator of confirmed values and the ids of the
+        indicators that have one."""
         self.header = header
         self.aggregators = aggregators
         self.tally = tally
+        self.confirmed = dict(confirmed or {})
         self.multi = len(header.campaigns) > 1
+
+    def _backed(self, campaign_id: int) -> frozenset[str]:
+        found = self.confirmed.get(campaign_id)
+        return found[1] if found is not None else frozenset()
+
+    def _confirmed_cells(
+        self, campaign_id: int, ind_id: str, figures: Mapping[str, Figure] | None
+    ) -> list[Any]:
+        if ind_id not in self._backed(campaign_id) or figures is None:
+            return []
+        return figure_cells(figures[ind_id])[:2]
 
     def columns(self) -> list[ColumnSpec]:
         columns = [
@@ -120,6 +141,17 @@ class MunicipalitiesSheet:
                     ColumnSpec(f"{key}__denominator", "Знаменатель", 11),
                     ColumnSpec(f"{key}__missing", "Нет данных", 9),
                 ]
+                if ind.id in self._backed(cid):
+                    unit = "%" if school_form else "балл (итог — %)"
+                    columns += [
+                        ColumnSpec(
+                            confirmed_key(key),
+                            f"{prefix}{ind.title}, {CONFIRMED_LABEL}, {unit}",
+                            22,
+                            PERCENT_FORMAT if school_form else None,
+                        ),
+                        ColumnSpec(f"{confirmed_key(key)}__numerator", "Подтверждено", 12),
+                    ]
             if school_form:
                 columns.append(
                     ColumnSpec(
@@ -143,8 +175,11 @@ class MunicipalitiesSheet:
                 stats = tally.stats(cid, municipality.id)
                 row += [stats[0], stats[3]]
                 figures = aggregator.municipality(municipality.id, with_ids=False)
+                pair = self.confirmed.get(cid)
+                confirmed = pair[0].municipality(municipality.id, False) if pair else None
                 for ind in aggregator.rules:
                     row += figure_cells(figures[ind.id])
+                    row += self._confirmed_cells(cid, ind.id, confirmed)
                 if aggregator.respondent == "school":
                     row.append(tally.names(cid, municipality.id))
             out.append(row)
@@ -160,8 +195,11 @@ class MunicipalitiesSheet:
                 stats = [tally.stats(cid, mid) for mid in ids]
                 row += [sum(s[0] for s in stats), sum(s[3] for s in stats)]
                 figures = aggregator.region(ids, with_ids=False)
+                pair = self.confirmed.get(cid)
+                confirmed = pair[0].region(ids, with_ids=False) if pair else None
                 for ind in aggregator.rules:
                     row += figure_cells(figures[ind.id])
+                    row += self._confirmed_cells(cid, ind.id, confirmed)
                 if aggregator.respondent == "school":
                     row.append(None)
             out.append(row)

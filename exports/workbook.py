@@ -5,8 +5,12 @@ Sheets (Russian names and headers), each built by its own module:
 * one answers sheet per form with responses, «Ответы — Анкета ОО» (:mod:`exports.answers`);
 * «Мероприятия», «Показатели», «Прогресс» (:mod:`exports.respondents`);
 * «Муниципалитеты», «Готовность» (:mod:`exports.summary`);
+* «Журнал изменений» — every audited change of a response in scope (:mod:`exports.changelog`);
 * «Дорожная карта» — roadmap items × schools (:mod:`exports.roadmap`); left out when no
   roadmap with school items reaches the export's scope.
+
+Declared and confirmed values (:mod:`exports.confirmed`): «Показатели» and «Муниципалитеты»
+show, beside each indicator backed by a document, the value counting only accepted answers.
 
 Every sheet: row 1 is hidden and holds machine-readable column ids (question ids, indicator
 ids — ``pandas.read_excel(header=0)`` gets the ids, ``header=1`` the Russian headers); row 2 is
@@ -31,6 +35,8 @@ from zoneinfo import ZoneInfo
 from exports.answers import AnswersSheet, DocumentPaths, answer_sheet_titles
 from exports.archive import DocumentArchive
 from exports.cells import PERCENT_FORMAT
+from exports.changelog import SHEET_CHANGELOG, ChangeChunk, ChangelogSheet
+from exports.confirmed import confirmed_answers
 from exports.data import ExportHeader, TargetRow
 from exports.indicators import Aggregator, MemoEngine, is_counted, school_values
 from exports.layout import FormLayout
@@ -92,6 +98,7 @@ class _Sheets:
     municipalities: int
     progress: int
     completion: int
+    changelog: int
     roadmap: int
 
 
@@ -130,12 +137,17 @@ class ExportWriter:
         self.layouts = {fid: FormLayout(fid, fs) for fid, fs in versions.items()}
         populations = {m.id: m.population for m in header.municipalities}
         self.aggregators: dict[int, Aggregator] = {}
+        # campaign id -> the aggregator of confirmed values, the indicators that have one
+        self.confirmed: dict[int, tuple[Aggregator, frozenset[str]]] = {}
         for campaign in header.campaigns:
-            aggregator = Aggregator(
-                forms(campaign.form_id, campaign.form_version), populations, self.include_drafts
-            )
+            form = forms(campaign.form_id, campaign.form_version)
+            aggregator = Aggregator(form, populations, self.include_drafts)
             if aggregator.rules:
                 self.aggregators[campaign.id] = aggregator
+                backed = self.layouts[campaign.form_id].confirmed
+                if backed & {ind.id for ind in aggregator.rules}:
+                    confirmed = Aggregator(form, populations, self.include_drafts)
+                    self.confirmed[campaign.id] = (confirmed, backed)
         self.tally = Tally()
         if today is None:
             today = datetime.now(timezone).date()
@@ -145,7 +157,7 @@ class ExportWriter:
         answered = header.forms_with_responses()
         layouts = [layout for fid, layout in self.layouts.items() if fid in answered]
         fixed = [SHEET_EVENTS, SHEET_INDICATORS, SHEET_MUNICIPALITIES, SHEET_PROGRESS]
-        fixed += [SHEET_COMPLETION, SHEET_ROADMAP]
+        fixed += [SHEET_COMPLETION, SHEET_CHANGELOG, SHEET_ROADMAP]
         titles = answer_sheet_titles([_short_name(layout.form) for layout in layouts], fixed)
         # form id -> (sheet index, sheet); the other sheets follow the answers sheets
         self.answers = {
@@ -153,11 +165,14 @@ class ExportWriter:
             for index, (layout, title) in enumerate(zip(layouts, titles, strict=True))
         }
         first = len(self.answers)
-        self.sheet = _Sheets(*range(first, first + 6))
+        self.sheet = _Sheets(*range(first, first + 7))
         self.events = EventsSheet(self.layouts)
         self.indicators = IndicatorsSheet(self.layouts)
         self.progress_sheet = ProgressSheet(timezone)
-        self.municipalities_sheet = MunicipalitiesSheet(header, self.aggregators, self.tally)
+        self.municipalities_sheet = MunicipalitiesSheet(
+            header, self.aggregators, self.tally, self.confirmed
+        )
+        self.changelog = ChangelogSheet(self.engine, timezone)
         self.completion_sheet = CompletionSheet(header, self.tally)
 
         specs = self._specs()
@@ -182,6 +197,7 @@ class ExportWriter:
             SheetSpec(SHEET_MUNICIPALITIES, tuple(self.municipalities_sheet.columns()), 2),
             SheetSpec(SHEET_PROGRESS, tuple(self.progress_sheet.columns()), 4),
             SheetSpec(SHEET_COMPLETION, tuple(self.completion_sheet.columns()), 2),
+            SheetSpec(SHEET_CHANGELOG, tuple(self.changelog.columns()), 1),
         ]
         if self.roadmap is not None:
             specs.append(SheetSpec(SHEET_ROADMAP, tuple(self.roadmap.columns()), 3))
@@ -205,6 +221,13 @@ class ExportWriter:
             if self.progress.cancelled.is_set():
                 raise ExportCancelled
             self.book.append(self.sheet.roadmap, self.roadmap.row(school))
+
+    def add_changes(self, chunk: ChangeChunk) -> None:
+        """Rows of «Журнал изменений», after the targets and the roadmap."""
+        for change in chunk.changes:
+            if self.progress.cancelled.is_set():
+                raise ExportCancelled
+            self.book.append(self.sheet.changelog, self.changelog.row(change))
 
     def _add(self, row: TargetRow) -> None:
         campaign = self.campaigns[row.campaign_id]
@@ -234,6 +257,7 @@ class ExportWriter:
             school.code if school is not None else None,
         ]
         values: dict[str, IndicatorValue] | None = None
+        confirmed: dict[str, IndicatorValue] | None = None
         book = self.book
         if response is not None:
             self.summary.responses += 1
@@ -249,15 +273,22 @@ class ExportWriter:
                     book.extend(self.sheet.events, rows)
             if layout.indicators:
                 values = school_values(engine, answers, flags)
+                if layout.confirmed:
+                    backed = layout.backed_questions
+                    accepted = confirmed_answers(answers, backed, response.accepted)
+                    confirmed = school_values(engine, accepted, flags)
         if school is not None and layout.indicators and layout.respondent == "school":
             book.append(
                 self.sheet.indicators,
-                self.indicators.row(identity, layout, school, status, counted, values),
+                self.indicators.row(identity, layout, school, status, counted, values, confirmed),
             )
         aggregator = self.aggregators.get(campaign.id)
         if aggregator is not None:
             respondent_id = school.id if school is not None else row.municipality_id
             aggregator.add(row.municipality_id, respondent_id, flags, status, values)
+            pair = self.confirmed.get(campaign.id)
+            if pair is not None:
+                pair[0].add(row.municipality_id, respondent_id, flags, status, confirmed)
         book.append(
             self.sheet.progress,
             self.progress_sheet.row(identity, engine, row, response, visibility),
@@ -299,7 +330,7 @@ def build_workbook(
     path: Path,
     header: ExportHeader,
     forms: Callable[[str, int], Form],
-    chunks: Iterable[Sequence[TargetRow] | RoadmapChunk],
+    chunks: Iterable[Sequence[TargetRow] | RoadmapChunk | ChangeChunk],
     *,
     timezone: ZoneInfo,
     archive: DocumentArchive | None = None,
@@ -309,7 +340,8 @@ def build_workbook(
 ) -> WorkbookSummary:
     """Write the whole workbook from the header and the streamed rows. Blocking.
 
-    ``chunks``: the targets' rows, then the roadmap sheet's :class:`RoadmapChunk` s.
+    ``chunks``: the targets' rows, then the roadmap sheet's :class:`RoadmapChunk` s, then
+    the change log's :class:`ChangeChunk` s.
     ``writer_process``: serialise in a separate process (default: for big exports).
     ``today``: the date roadmap deadlines are judged by (default: today in ``timezone``).
     """
@@ -327,6 +359,8 @@ def build_workbook(
         for chunk in chunks:
             if isinstance(chunk, RoadmapChunk):
                 writer.add_roadmap(chunk)
+            elif isinstance(chunk, ChangeChunk):
+                writer.add_changes(chunk)
             else:
                 writer.add(chunk)
         return writer.save()

@@ -169,6 +169,8 @@ class DocumentsFlow:
             row=slot.row,
             attachment=attachment.id,
             status=attachment.status,
+            old=None,
+            new=repo.document_ref(attachment.original_name, attachment.sha256),
         )
         return attachment
 

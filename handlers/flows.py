@@ -6,6 +6,7 @@ from handlers.broadcast_flow import BroadcastFlow
 from handlers.coordinator_review import CoordinatorReview
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
+from handlers.history_flow import HistoryFlow
 from handlers.notify_flow import NotifyFlow
 from handlers.revision_flow import RevisionFlow
 from handlers.status_flow import StatusFlow
@@ -19,4 +20,5 @@ def build_routes(core: CoreContext) -> Routes:
     routes.add(NotifyFlow(core).routes())
     routes.add(BroadcastFlow(core).routes())
     routes.add(RevisionFlow(core).routes())
+    routes.add(HistoryFlow(core).routes())
     return routes

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from forms.engine import AnswerState, Slot
+from storage.audit import audit, document_ref, same_value
 from storage.models import (
     Account,
     Answer,
     Attachment,
     AttachmentStatus,
-    AuditLog,
     Campaign,
     CampaignTarget,
     ConversationState,
@@ -47,21 +47,6 @@ def new_code() -> str:
 
 def normalize_code(text: str) -> str:
     return text.strip().upper().replace(" ", "")
-
-
-async def audit(
-    session: AsyncSession,
-    action: str,
-    entity: str,
-    entity_id: int | None,
-    person_id: int | None = None,
-    **details: Any,
-) -> None:
-    session.add(
-        AuditLog(
-            action=action, entity=entity, entity_id=entity_id, person_id=person_id, details=details
-        )
-    )
 
 
 # --- people and accounts -------------------------------------------------------------------
@@ -382,10 +367,12 @@ async def save_answer(
     note: str | None = None,
     keep_note: bool = True,
 ) -> None:
-    """Insert or update one answer and record the change in the audit log."""
+    """Insert or update one answer; a changed value (or note) gets an audit row, an unchanged
+    one none (the hot path pins the statements of a typed answer)."""
     answer = await find_answer(session, response.id, slot)
     encoded = encode_value(value)
     old = answer.value if answer else None
+    old_note = answer.note if answer else None
     if answer is None:
         answer = Answer(
             response_id=response.id,
@@ -404,17 +391,22 @@ async def save_answer(
     answer.answered_at = utcnow()
     answer.form_version = response.form_version
     response.updated_at = utcnow()
-    await audit(
-        session,
-        "answer",
-        "response",
-        response.id,
-        person_id,
-        question=slot.question_id,
-        row=slot.row,
-        old=old,
-        new=encoded,
-    )
+    where = {"question": slot.question_id, "row": slot.row}
+    if not same_value(old, encoded):
+        await audit(
+            session, "answer", "response", response.id, person_id, **where, old=old, new=encoded
+        )
+    if answer.note != old_note:
+        await audit(
+            session,
+            "note",
+            "response",
+            response.id,
+            person_id,
+            **where,
+            old=old_note,
+            new=answer.note,
+        )
 
 
 async def save_note(
@@ -424,6 +416,8 @@ async def save_note(
     if answer is None:
         raise LookupError(f"no answer to attach a note to: {slot}")
     old = answer.note
+    if old == note:
+        return
     answer.note = note
     answer.answered_by = person_id
     answer.answered_at = utcnow()
@@ -485,6 +479,8 @@ async def remove_attachment(
         attachment=attachment.id,
         name=attachment.original_name,
         sha256=attachment.sha256,
+        old=document_ref(attachment.original_name, attachment.sha256),
+        new=None,
     )
     await session.flush()
 
@@ -492,24 +488,32 @@ async def remove_attachment(
 async def remove_attachments(
     session: AsyncSession, response: Response, slot: Slot, person_id: int | None
 ) -> int:
-    result = await session.execute(
-        delete(Attachment).where(
-            Attachment.response_id == response.id,
-            Attachment.question_id == slot.question_id,
-            Attachment.row == slot.row,
+    """Detach every file of one answer («нет» after «да»): an audit row per file."""
+    removed = list(
+        await session.execute(
+            delete(Attachment)
+            .where(
+                Attachment.response_id == response.id,
+                Attachment.question_id == slot.question_id,
+                Attachment.row == slot.row,
+            )
+            .returning(Attachment.id, Attachment.original_name, Attachment.sha256)
         )
     )
-    await audit(
-        session,
-        "attachments_removed",
-        "response",
-        response.id,
-        person_id,
-        question=slot.question_id,
-        row=slot.row,
-        count=result.rowcount,
-    )
-    return result.rowcount or 0
+    for attachment_id, name, sha256 in removed:
+        await audit(
+            session,
+            "attachment_removed",
+            "response",
+            response.id,
+            person_id,
+            question=slot.question_id,
+            row=slot.row,
+            attachment=attachment_id,
+            old=document_ref(name, sha256),
+            new=None,
+        )
+    return len(removed)
 
 
 # --- conversation state ---------------------------------------------------------------------
