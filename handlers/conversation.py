@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from forms.engine import AnswerState, Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
-from handlers import deadlines_chat, export_chat, link_flow, prefill_flow, render, texts
+from handlers import deadlines_chat, export_chat, link_flow, render, texts
+from handlers.campaign_flow import CampaignFlow
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.flow import Routes
 from handlers.flows import build_routes
+from handlers.registration_flow import RegistrationFlow
 from handlers.registry import FormRegistry
 from handlers.review_flow import ReviewFlow
 from handlers.types import (
@@ -41,16 +43,11 @@ from storage.files import (
     FileStore,
 )
 from storage.models import (
-    Account,
     Campaign,
-    Invite,
-    Municipality,
     Person,
-    Region,
     Response,
     Role,
     School,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +58,7 @@ NOTE_MIN_LENGTH = 10
 NOTE_MAX_LENGTH = 4000
 
 
-class Conversation(DocumentsFlow, ReviewFlow):
+class Conversation(RegistrationFlow, CampaignFlow, DocumentsFlow, ReviewFlow):
     def __init__(
         self,
         sessions: async_sessionmaker,
@@ -159,77 +156,6 @@ class Conversation(DocumentsFlow, ReviewFlow):
         else:
             await self._text(turn, event.text)
 
-    # --- registration --------------------------------------------------------------------
-
-    async def _bootstrap_admin(self, session: AsyncSession, event: Incoming) -> Account | None:
-        if (str(event.user.platform), event.user.user_id) not in self.config.admins:
-            return None
-        person = Person(role=Role.ADMIN, full_name=event.user.display_name)
-        session.add(person)
-        await session.flush()
-        account = await _account_for(session, person, event)
-        await repo.audit(session, "bootstrap_admin", "person", person.id, person.id)
-        return account
-
-    async def _register(self, session: AsyncSession, event: Incoming) -> list[Outgoing]:
-        code = repo.normalize_code(event.args)
-        invite = await repo.find_invite(session, code)
-        if invite is None:
-            return [OutText(texts.CODE_NOT_FOUND.format(code=render.shorten(event.args, 40)))]
-        if invite.revoked_at is not None:
-            return [OutText(texts.CODE_REVOKED)]
-        if invite.used_at is not None:
-            return [OutText(texts.CODE_USED)]
-        person = Person(
-            role=invite.role,
-            full_name=event.user.display_name,
-            region_id=invite.region_id,
-            municipality_id=invite.municipality_id,
-            school_id=invite.school_id,
-        )
-        if invite.school_id is not None:
-            school = await session.get(School, invite.school_id)
-            person.municipality_id = school.municipality_id
-        session.add(person)
-        await session.flush()
-        account = await _account_for(session, person, event)
-        invite.used_at = utcnow()
-        invite.used_by_account_id = account.id
-        await repo.audit(session, "register", "invite", invite.id, person.id, code=invite.code)
-        state = await repo.get_state(session, account.id)
-        turn = Turn(session, event, account, person, state)
-        await self._offer_campaigns(
-            turn, prefix=await self._registered_text(session, person, invite)
-        )
-        return turn.out
-
-    async def _registered_text(self, session: AsyncSession, person: Person, invite: Invite) -> str:
-        if person.role == Role.DIRECTOR:
-            school = await session.get(School, person.school_id)
-            municipality = await session.get(Municipality, school.municipality_id)
-            return texts.REGISTERED_DIRECTOR.format(
-                school=school.name, municipality=municipality.name
-            )
-        if person.role == Role.MUNICIPAL:
-            municipality = await session.get(Municipality, person.municipality_id)
-            return texts.REGISTERED_MUNICIPAL.format(municipality=municipality.name)
-        if person.role == Role.REGIONAL:
-            region = await session.get(Region, person.region_id) if person.region_id else None
-            return texts.REGISTERED_REGIONAL.format(region=region.name if region else "")
-        return texts.REGISTERED_ADMIN
-
-    async def _scope_text(self, session: AsyncSession, person: Person) -> str:
-        if person.role == Role.DIRECTOR and person.school_id:
-            school = await session.get(School, person.school_id)
-            municipality = await session.get(Municipality, school.municipality_id)
-            return f"школа «{school.name}», {municipality.name}"
-        if person.role == Role.MUNICIPAL and person.municipality_id:
-            municipality = await session.get(Municipality, person.municipality_id)
-            return f"муниципальный координатор, {municipality.name}"
-        if person.role == Role.REGIONAL:
-            return "региональный координатор"
-        return "администратор"
-
     # --- commands ------------------------------------------------------------------------
 
     async def _command(self, turn: Turn, command: str, args: str) -> None:
@@ -292,117 +218,6 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 turn.say(texts.PATH_NOT_FILE.format(path=render.shorten(text, 60)))
                 return
         await self._text(turn, text)
-
-    # --- campaigns -----------------------------------------------------------------------
-
-    def _respondent_keys(self, person: Person) -> list[str]:
-        keys = []
-        for respondent in ("school", "municipality"):
-            key = repo.respondent_key_for(person, respondent)
-            if key:
-                keys.append(key)
-        return keys
-
-    async def _campaigns(self, turn: Turn) -> list[Campaign]:
-        return await repo.open_campaigns_for(
-            turn.session, self._respondent_keys(turn.person), self.today()
-        )
-
-    async def _offer_campaigns(self, turn: Turn, prefix: str = "") -> None:
-        lines = [prefix] if prefix else []
-        campaigns = await self._campaigns(turn)
-        if not campaigns:
-            lines.append(
-                texts.NO_CAMPAIGNS if self._respondent_keys(turn.person) else texts.HELP_COMMON
-            )
-            turn.say("\n\n".join(lines))
-            return
-        lines.extend(self._campaign_line(campaign) for campaign in campaigns)
-        if len(campaigns) == 1:
-            turn.say(
-                "\n\n".join(lines),
-                [[Button(texts.BTN_START, cb.encode(cb.Action.CAMPAIGN, campaigns[0].id))]],
-            )
-        else:
-            turn.say("\n\n".join(lines))
-            await self._choose_campaign(turn, campaigns)
-
-    def _campaign_line(self, campaign: Campaign) -> str:
-        template = texts.CAMPAIGN_LATE if campaign.deadline < self.today() else texts.CAMPAIGN_OPEN
-        return template.format(
-            number=campaign.id,
-            title=campaign.title,
-            opens=texts.human_date(campaign.opens_on),
-            deadline=texts.human_date(campaign.deadline),
-        )
-
-    async def _choose_campaign(self, turn: Turn, campaigns: list[Campaign]) -> None:
-        turn.state.mode = Mode.CHOOSE
-        turn.say(
-            texts.CHOOSE_CAMPAIGN,
-            [[Button(_campaign_label(c), cb.encode(cb.Action.CAMPAIGN, c.id))] for c in campaigns],
-        )
-
-    async def _resume(self, turn: Turn) -> None:
-        walk = await self._current_walk(turn)
-        if walk is not None and not walk.locked:
-            await self._render_current(turn, walk, with_question=True)
-            return
-        campaigns = await self._campaigns(turn)
-        if not campaigns:
-            turn.say(
-                texts.NO_CAMPAIGNS
-                if self._respondent_keys(turn.person)
-                else texts.NO_FORMS_FOR_ROLE
-            )
-            return
-        if len(campaigns) > 1:
-            await self._choose_campaign(turn, campaigns)
-            return
-        await self._open_campaign(turn, campaigns[0])
-
-    async def _open_campaign(
-        self, turn: Turn, campaign: Campaign, start_from: str | None = None
-    ) -> None:
-        engine = self.forms.engine(campaign.form_id, campaign.form_version)
-        key = repo.respondent_key_for(turn.person, engine.form.respondent)
-        allowed = {c.id for c in await self._campaigns(turn)}
-        if key is None or campaign.id not in allowed:
-            turn.say(texts.NOT_YOUR_RESPONSE)
-            return
-        first_time = await repo.find_response(turn.session, campaign.id, key) is None
-        chosen = start_from in (prefill_flow.PREVIOUS, prefill_flow.FRESH)
-        if (
-            first_time
-            and not chosen
-            and await prefill_flow.offer(turn, campaign, key, self.config.timezone)
-        ):
-            return
-        response = await repo.get_or_create_response(turn.session, campaign, key)
-        prefilled = None
-        if first_time and start_from == prefill_flow.PREVIOUS:
-            prefilled = await prefill_flow.apply(turn, campaign, response, key, engine)
-        walk = await self._load_walk(turn.session, response, campaign)
-        turn.state.response_id = response.id
-        turn.state.data = {}
-        if walk.locked:
-            turn.state.mode = Mode.IDLE
-            turn.say(self._submitted_text(walk))
-            await self._show_review(turn, walk)
-            return
-        if prefilled:
-            await self._show_review(turn, walk, prefix=prefilled)
-            return
-        slot = walk.engine.first_incomplete(walk.answers, walk.flags)
-        if slot is None:
-            await self._show_review(turn, walk, prefix=texts.FORM_DONE)
-            return
-        intro = self._campaign_line(campaign)
-        if first_time and engine.form.description:
-            # the form's own instructions (a document for «да», a note for «нет»), once
-            intro += "\n\n" + engine.form.description
-        turn.say(intro)
-        await self._go_to(turn, walk, slot)
 
     # --- loading a walk with scope checks ------------------------------------------------
 
@@ -496,15 +311,7 @@ class Conversation(DocumentsFlow, ReviewFlow):
             await self._resume(turn)
             return
         if payload.action == cb.Action.CAMPAIGN:
-            campaign_id = payload.int_arg(0)
-            campaign = await turn.session.get(Campaign, campaign_id) if campaign_id else None
-            if campaign is None:
-                turn.say(texts.NOT_YOUR_RESPONSE)
-                return
-            if campaign.closed_at is not None:
-                turn.say(self._closed_text(campaign))
-                return
-            await self._open_campaign(turn, campaign, payload.str_arg(1))
+            await self._campaign_button(turn, payload)
             return
         walk = await self._walk_for_payload(turn, payload)
         if walk is None:
@@ -821,19 +628,3 @@ class Conversation(DocumentsFlow, ReviewFlow):
                 files=walk.files.get(slot, []),
             )
         )
-
-
-def _campaign_label(campaign: Campaign) -> str:
-    label = texts.CAMPAIGN_BUTTON.format(
-        number=campaign.id,
-        period=texts.short_period(campaign.opens_on, campaign.deadline),
-        title=campaign.title,
-    )
-    return render.shorten(label, 80)
-
-
-async def _account_for(session: AsyncSession, person: Person, event: Incoming) -> Account:
-    user = event.user
-    return await repo.create_account(
-        session, person, str(user.platform), user.user_id, user.chat_id, user.display_name
-    )
