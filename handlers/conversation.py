@@ -19,6 +19,7 @@ from forms.engine import AnswerState, Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, link_flow, prefill_flow, render, texts
+from handlers.admin_texts import ACCESS_CLOSED
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.flow import Routes
@@ -129,6 +130,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
             linked = True
         else:
             account, person, state, linked = sender
+            if person.removed_at is not None or account.deactivated_at is not None:
+                return [OutText(ACCESS_CLOSED)]  # nothing else happens, nothing written
             if linked:  # the person uses another messenger too: continue where they last were
                 state = await repo.person_state(session, account, state)
         if account.chat_id != event.user.chat_id:
