@@ -240,3 +240,53 @@ async def test_reminders_skip_removed_people_and_deactivated_accounts(services, 
         (await session.get(Account, account)).deactivated_at = utcnow()
         await session.commit()
     assert await reached() == everyone - {person, (await ids(services, MUNICIPAL))[0]}
+
+
+async def test_a_regional_coordinator_exports_only_their_region(services, region):
+    """Scope gap found in the audit: /export gave a regional coordinator every region."""
+    from openpyxl import load_workbook
+
+    from handlers.types import EventKind, Incoming, OutFile, Platform, UserRef
+    from storage.admin import import_schools, open_campaign
+    from storage.models import Region, Role
+    from storage.school_import import SchoolRow
+
+    today = services.conversation.today()
+    async with services.sessions() as session:
+        other = [SchoolRow(2, "Дальний район", "Школа за горами", "F1", True, False, False, None)]
+        await import_schools(session, "Другая область", other, "Europe/Moscow")
+        await open_campaign(
+            session,
+            services.forms.latest("shnor_school"),
+            today,
+            today,
+            "Второй",
+            municipality_names=["Дальний район"],
+        )
+        home = await session.scalar(select(Region.id).where(Region.name == "Тестовая область"))
+        person = Person(role=Role.REGIONAL, region_id=home, full_name="Рег")
+        session.add(person)
+        await session.flush()
+        session.add(
+            Account(person_id=person.id, platform="tg", platform_user_id="77", chat_id="77")
+        )
+        await session.commit()
+    user = UserRef(Platform.TELEGRAM, "77", "77", "Рег")
+
+    async def say(**event):
+        return await services.conversation.handle(Incoming(user, **event))
+
+    for forged in ("x|t|2", "x|c|2", "x|d|2"):  # the other region's campaign
+        replies = await say(kind=EventKind.BUTTON, payload=forged)
+        assert replies[0].text.startswith("Эта кнопка устарела"), forged
+    # only campaign №1 is in the region: no choice is offered, the table comes at once
+    replies = await say(kind=EventKind.COMMAND, text="/export", command="export", args="")
+    files = [m for m in replies if isinstance(m, OutFile)]
+    assert files and replies[0].text.startswith("✅ Выгрузка «Мониторинг 2026» готова")
+    book = load_workbook(files[0].path)
+    cells = " ".join(
+        str(value) for sheet in book for row in sheet.iter_rows(values_only=True) for value in row
+    )
+    assert "МБОУ СОШ № 1" in cells and "Северный район" in cells
+    assert "Школа за горами" not in cells and "Дальний район" not in cells
+    assert "Другая область" not in cells
