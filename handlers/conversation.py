@@ -19,7 +19,7 @@ from forms.engine import AnswerState, Slot
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, link_flow, prefill_flow, render, texts
-from handlers.admin_texts import ACCESS_CLOSED
+from handlers.admin_texts import ACCESS_CLOSED, HELP_ADMIN
 from handlers.documents_flow import DocumentsFlow
 from handlers.export_chat import ExportChat
 from handlers.flow import Routes
@@ -266,6 +266,8 @@ class Conversation(DocumentsFlow, ReviewFlow):
             help_text = texts.HELP_COMMON
             if turn.person.role != Role.DIRECTOR:
                 help_text += texts.HELP_COORDINATOR
+            if turn.person.role == Role.ADMIN:
+                help_text += HELP_ADMIN
             turn.say(help_text)
         elif command == "deadlines":
             await deadlines_chat.command(self, turn, args)

@@ -53,7 +53,11 @@ async def written(services) -> tuple:
 
 
 async def test_people_lists_by_municipality_and_opens_a_card(services, region):
-    _, admin, _, _ = await people(services, region)
+    _, admin, director, _ = await people(services, region)
+    await admin.send("/help")
+    admin.expect("/people — кто где зарегистрирован")
+    await director.send("/help")
+    assert "/people" not in director.texts()[0]
     await admin.send("/people")
     admin.expect("Кто зарегистрирован: 3 чел.")
     assert admin.buttons() == [
