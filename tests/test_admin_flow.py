@@ -3,6 +3,7 @@ aiogram Dispatcher, intake and core) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from handlers import admin_texts as t
@@ -294,3 +295,53 @@ async def test_a_regional_coordinator_exports_only_their_region(services, region
     assert "МБОУ СОШ № 1" in cells and "Северный район" in cells
     assert "Школа за горами" not in cells and "Дальний район" not in cells
     assert "Другая область" not in cells
+
+
+# --- /deadlines: a director pressing a coordinator's item (audit: no gap found) ---------------
+
+
+@pytest.fixture
+async def deadlines_world(tmp_path):
+    from tests.reminder_helpers import add_roadmap, build_world, roadmap, sqlite_db
+    from tests.test_deadlines_chat import ITEMS
+
+    _, engine, sessions = await sqlite_db(tmp_path)
+    world = await build_world(sessions, engine)
+    await add_roadmap(world, roadmap(ITEMS))
+    yield world
+    await engine.dispose()
+
+
+@pytest.fixture
+def deadlines_conv(deadlines_world, tmp_path):
+    from datetime import UTC, datetime
+
+    from forms.loader import load_bundled
+    from handlers.registry import FormRegistry
+    from handlers.walk_state import CoreConfig
+    from storage.files import FileStore
+    from tests.reminder_helpers import FixedClock
+    from tests.test_deadlines_chat import WiredConversation
+
+    return WiredConversation(
+        deadlines_world.sessions,
+        FormRegistry(load_bundled()),
+        FileStore(tmp_path / "files"),
+        CoreConfig(admins=(("tg", "admin"),)),
+        clock=FixedClock(datetime(2023, 2, 12, 8, 0, tzinfo=UTC)),
+    )
+
+
+async def test_a_director_cannot_mark_a_coordinators_deadline(deadlines_conv, deadlines_world):
+    from storage.models import ItemCompletion
+    from tests.test_deadlines_chat import press, say
+
+    (listing,) = await say(deadlines_conv, "m1", "/deadlines")
+    payloads = [b.payload for row in listing.buttons for b in row if "3" in b.text]
+    assert payloads, listing.buttons  # «✅ п. 3»: a municipal-only item
+    (forged,) = await press(deadlines_conv, "d1", payloads[0])
+    assert forged.text.startswith("Этот пункт не относится к вам")
+    (typed,) = await say(deadlines_conv, "d1", "/deadlines done 3 Протокол № 1")
+    assert typed.text == "Пункт «3» не найден среди ваших. Список: /deadlines"
+    async with deadlines_world.sessions() as session:
+        assert await session.scalar(select(ItemCompletion)) is None
