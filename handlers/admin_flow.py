@@ -20,7 +20,7 @@ from handlers.render import shorten
 from handlers.types import Button
 from handlers.walk_state import Turn
 from storage import people_admin as pa
-from storage.models import Account
+from storage.models import Account, Municipality
 from storage.scope import Scope
 
 ACTION = "ad"
@@ -106,12 +106,12 @@ class AdminFlow:
             people = await pa.list_people(turn.session, region_level=True, include_removed=False)
             place = t.REGION_LEVEL
         else:
-            people = await pa.list_people(turn.session, municipality_id, include_removed=False)
-            counts = {mid: name for mid, name, _ in await pa.municipality_counts(turn.session)}
-            if municipality_id not in counts:
+            municipality = await turn.session.get(Municipality, municipality_id)
+            if municipality is None:
                 turn.say(t.STALE)
                 return
-            place = counts[municipality_id] or t.REGION_LEVEL
+            people = await pa.list_people(turn.session, municipality_id, include_removed=False)
+            place = municipality.name
         back = [_button(t.BTN_MUNICIPALITIES, LIST, 0)]
         if not people:
             turn.say(t.PEOPLE_EMPTY.format(place=place), [back])

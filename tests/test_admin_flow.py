@@ -345,3 +345,32 @@ async def test_a_director_cannot_mark_a_coordinators_deadline(deadlines_conv, de
     assert typed.text == "Пункт «3» не найден среди ваших. Список: /deadlines"
     async with deadlines_world.sessions() as session:
         assert await session.scalar(select(ItemCompletion)) is None
+
+
+async def test_a_long_municipality_is_paged(services, region):
+    from storage.models import Municipality, Role
+
+    harness, admin, _, _ = await people(services, region)
+    async with services.sessions() as session:
+        north = await session.scalar(
+            select(Municipality.id).where(Municipality.name == "Северный район")
+        )
+        for n in range(11):
+            person = Person(role=Role.DIRECTOR, full_name=f"Директор {n:02}",
+                            municipality_id=north, school_id=region.school_ids["S2"])  # fmt: skip
+            session.add(person)
+            await session.flush()
+            session.add(
+                Account(person_id=person.id, platform="vk", platform_user_id=f"v{n}", chat_id="1")
+            )
+        await session.commit()
+    await admin.send("/people")
+    await admin.click("Северный район (13)")
+    first = admin.expect("Северный район — 13 чел., стр. 1 из 2")
+    assert first.count("\n") == 10 and "VK" in first
+    await admin.click("▶")
+    second = admin.expect("стр. 2 из 2")
+    assert second.count("\n") == 3 and second.splitlines()[1].startswith("11. ")
+    assert "▶" not in admin.buttons() and "◀" in admin.buttons()
+    await press_payload(harness, admin, encode("ad", "m", north, 99))  # past the end
+    admin.expect("стр. 2 из 2")
