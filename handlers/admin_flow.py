@@ -5,7 +5,9 @@ refusal and nothing is written.
 
 Buttons: ``ad|l|<page>`` municipalities, ``ad|m|<municipality or 0>|<page>`` people,
 ``ad|p|<person>`` card, ``ad|r|…``/``ad|R|<person>`` remove (ask, confirm),
-``ad|a|…``/``ad|A|<account>`` deactivate (ask, confirm), ``ad|c|<person>`` new code.
+``ad|a|…``/``ad|A|<account>`` deactivate (ask, confirm), ``ad|c|<person>`` new code,
+``ad|n|<municipality>`` a code for a new municipal coordinator («Добавить»; directors and
+regional coordinators: ``people add`` on the command line).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from handlers.render import shorten
 from handlers.types import Button
 from handlers.walk_state import Turn
 from storage import people_admin as pa
-from storage.models import Account, Municipality
+from storage.models import Account, Municipality, Role
 from storage.scope import Scope
 
 ACTION = "ad"
 LIST, MUNICIPALITY, PERSON = "l", "m", "p"
 ASK_REMOVE, REMOVE, ASK_OFF, OFF, REISSUE = "r", "R", "a", "A", "c"
+ADD = "n"  # a code for a new municipal coordinator of the municipality
 REGION_LEVEL = 0  # the «municipality» of regional coordinators and admins
 MUNICIPALITIES_PER_PAGE = 20
 PEOPLE_PER_PAGE = 10
@@ -73,6 +76,8 @@ class AdminFlow:
             await self._deactivate(turn, number, confirmed=kind == OFF)
         elif kind == REISSUE:
             await self._reissue(turn, number)
+        elif kind == ADD:
+            await self._add(turn, number)
         else:
             turn.say(t.STALE)
 
@@ -113,6 +118,8 @@ class AdminFlow:
             people = await pa.list_people(turn.session, municipality_id, include_removed=False)
             place = municipality.name
         back = [_button(t.BTN_MUNICIPALITIES, LIST, 0)]
+        if municipality_id != REGION_LEVEL:
+            back.insert(0, _button(t.BTN_ADD, ADD, municipality_id))
         if not people:
             turn.say(t.PEOPLE_EMPTY.format(place=place), [back])
             return
@@ -258,3 +265,13 @@ class AdminFlow:
             turn.say(str(exc))
             return
         turn.say(t.NEW_CODE.format(done=done, code=invite.code))
+
+    async def _add(self, turn: Turn, municipality_id: int) -> None:
+        municipality = await turn.session.get(Municipality, municipality_id)
+        if municipality is None:
+            turn.say(t.STALE)
+            return
+        invite, where = await pa.add_person(
+            turn.session, Role.MUNICIPAL, municipality=municipality.name, by=turn.person.id
+        )
+        turn.say(t.NEW_INVITE.format(where=where, code=invite.code))

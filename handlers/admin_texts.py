@@ -28,6 +28,7 @@ BTN_NEXT = "▶"
 BTN_MUNICIPALITIES = "🏛 Муниципалитеты"
 BTN_BACK = "◀ К списку"
 BTN_REISSUE = "🔑 Новый код"
+BTN_ADD = "➕ Добавить координатора"
 BTN_DEACTIVATE = "🚫 Отключить {platform} (№{id})"
 BTN_REMOVE = "🗑 Удалить"
 BTN_CONFIRM_REMOVE = "Да, удалить"
@@ -45,3 +46,8 @@ ASK_DEACTIVATE = (
 REMOVED = "✅ {name} удалён(а) из бота."
 DEACTIVATED = "✅ Аккаунт {platform} №{id} отключён."
 NEW_CODE = "🔑 {done}\nНовый код: {code}\nПередайте его человеку: пусть отправит боту /start {code}"
+NEW_INVITE = (
+    "🔑 Код для нового муниципального координатора ({where}): {code}\n"
+    "Передайте его: пусть отправит боту /start {code}. Директоров и региональных "
+    "координаторов добавляют командой python3 scripts/dev.py people add"
+)

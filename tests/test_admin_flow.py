@@ -158,6 +158,7 @@ async def test_people_and_ad_buttons_are_refused_to_non_admins(services, region)
         encode("ad", "A", account),
         encode("ad", "c", person),
         encode("ad", "l", 0),
+        encode("ad", "n", 1),  # a code for a new coordinator
     ):
         await press_payload(harness, municipal, payload)
         assert municipal.texts() == [t.ADMIN_ONLY], payload
@@ -374,3 +375,20 @@ async def test_a_long_municipality_is_paged(services, region):
     assert "▶" not in admin.buttons() and "◀" in admin.buttons()
     await press_payload(harness, admin, encode("ad", "m", north, 99))  # past the end
     admin.expect("стр. 2 из 2")
+
+
+async def test_add_gives_a_code_for_a_new_municipal_coordinator(services, region):
+    harness, admin, _, _ = await people(services, region)
+    await admin.send("/people")
+    await admin.click("Южный район (0)")
+    assert admin.buttons() == [t.BTN_ADD, "🏛 Муниципалитеты"]
+    await admin.click(t.BTN_ADD)
+    reply = admin.expect("Код для нового муниципального координатора (муниципалитет «Южный")
+    code = reply.split("): ")[1].split()[0]
+    newcomer = harness.user(8001, "Гена")
+    await newcomer.send(f"/start {code}")
+    newcomer.expect("муниципальный координатор", "Южный район")
+    before = await written(services)
+    await press_payload(harness, admin, "ad|n|999999")
+    assert admin.texts() == [t.STALE]
+    assert await written(services) == before
