@@ -13,6 +13,7 @@ import typer
 from bot import COMMAND
 from bot.cli_campaign import campaign_app
 from bot.cli_common import cli_session, fail, settings_or_exit
+from bot.cli_people import invites_reissue, people_app
 from bot.cli_roadmap import roadmap_app
 from bot.config import Settings
 
@@ -29,6 +30,11 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(forms_app, name="forms")
 app.add_typer(roadmap_app, name="roadmap")
 app.add_typer(reminders_app, name="reminders")
+app.add_typer(people_app, name="people")
+# `invites --out …` makes the workbook; `invites reissue ID-или-КОД` one new code
+invites_app = typer.Typer(help="Коды приглашения.", invoke_without_command=True)
+invites_app.command("reissue")(invites_reissue)
+app.add_typer(invites_app, name="invites")
 
 log = logging.getLogger("bot")
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -168,11 +174,18 @@ def import_schools(
     )
 
 
-@app.command()
+@invites_app.callback()
 def invites(
-    out: Annotated[Path, typer.Option("--out", help="Куда записать таблицу с кодами (.xlsx).")],
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Куда записать таблицу с кодами (.xlsx).")
+    ] = None,
     reissue: Annotated[
         bool, typer.Option(help="Заменить ещё не использованные коды новыми.")
+    ] = False,
+    regional: Annotated[
+        bool,
+        typer.Option("--regional", help="Добавить коды региональных координаторов (по региону)."),
     ] = False,
     bot_username: Annotated[
         str | None, typer.Option(help="Имя бота для ссылок t.me/<бот>?start=КОД.")
@@ -185,7 +198,16 @@ def invites(
         str | None, typer.Option(help="Имя бота MAX для ссылок max.ru/<бот>?start=КОД.")
     ] = None,
 ) -> None:
-    """Коды приглашения и ссылки: по одному на школу и на муниципалитет."""
+    """Коды приглашения и ссылки: по одному на школу и на муниципалитет (с --regional — и на
+    регион). Один новый код: invites reissue ID-или-КОД."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise fail(
+            "Укажите, куда записать таблицу: invites --out invites.xlsx "
+            "(или invites reissue КОД — один новый код).",
+            2,
+        )
     from bot import invite_links
 
     settings = settings_or_exit()
@@ -204,6 +226,10 @@ def invites(
         )
         async with cli_session(settings) as session:
             rows = await issue_invites(session, reissue=reissue)
+            if regional:
+                from storage.people_admin import issue_regional_invites
+
+                rows = [*await issue_regional_invites(session, reissue), *rows]
             await session.commit()
         return rows, columns
 

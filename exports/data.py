@@ -1,8 +1,8 @@
 """Rows for the export, read from the database into plain dataclasses.
 
-Who sees what: admins and regional coordinators export everything, a municipal coordinator
-only their municipality, a director nothing (:func:`scope_for` raises
-:class:`ExportNotAllowed`).
+Who sees what (storage/scope.py): admins export everything, a regional coordinator their
+region (everything when no region is set), a municipal coordinator only their municipality,
+a director nothing (:func:`scope_for` raises :class:`ExportNotAllowed`).
 
 The small part (campaigns, municipalities with their school counts) is loaded at once by
 :func:`load_header`. Respondents are streamed by :func:`iter_targets` in chunks: first the
@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from exports.indicators import Population
@@ -45,6 +45,7 @@ from storage.models import (
     Verdict,
 )
 from storage.repo import COUNTED_ATTACHMENTS, decode_value
+from storage.scope import Scope
 
 DEFAULT_CHUNK = 500
 
@@ -58,6 +59,23 @@ class ExportScope:
     municipality_id: int | None = None  # None: every municipality
     campaign_ids: tuple[int, ...] | None = None  # None: every campaign in scope
     include_drafts: bool = False
+    region_id: int | None = None  # a regional coordinator's region (None: every region)
+
+
+def in_scope(scope: ExportScope, municipality_id) -> ColumnElement[bool] | None:
+    """A WHERE clause on a municipality id column for the scope; None: everything."""
+    if scope.municipality_id is not None:
+        return municipality_id == scope.municipality_id
+    if scope.region_id is not None:
+        return municipality_id.in_(
+            select(Municipality.id).where(Municipality.region_id == scope.region_id)
+        )
+    return None
+
+
+def _limited(query, scope: ExportScope, municipality_id):
+    clause = in_scope(scope, municipality_id)
+    return query if clause is None else query.where(clause)
 
 
 def scope_for(
@@ -66,9 +84,14 @@ def scope_for(
     include_drafts: bool = False,
 ) -> ExportScope:
     ids = tuple(campaign_ids) if campaign_ids is not None else None
-    if person.role in (Role.ADMIN, Role.REGIONAL):
+    scope = Scope.of(person)
+    if not scope.is_coordinator:
+        raise ExportNotAllowed(person.role)
+    if scope.role == Role.REGIONAL:  # their region; without one, every region
+        return ExportScope(None, ids, include_drafts, person.region_id)
+    if scope.role == Role.ADMIN:
         return ExportScope(None, ids, include_drafts)
-    if person.role == Role.MUNICIPAL and person.municipality_id is not None:
+    if person.municipality_id is not None:
         return ExportScope(person.municipality_id, ids, include_drafts)
     raise ExportNotAllowed(person.role)
 
@@ -172,9 +195,7 @@ def _targets_query(scope: ExportScope, campaign_ids: Sequence[int]):
         .outerjoin(School, School.id == CampaignTarget.school_id)
         .where(CampaignTarget.campaign_id.in_(campaign_ids))
     )
-    if scope.municipality_id is not None:
-        query = query.where(municipality_id == scope.municipality_id)
-    return query, municipality_id
+    return _limited(query, scope, municipality_id), municipality_id
 
 
 async def campaigns_in_scope(session: AsyncSession, scope: ExportScope) -> list[CampaignInfo]:
@@ -182,11 +203,12 @@ async def campaigns_in_scope(session: AsyncSession, scope: ExportScope) -> list[
     query = select(Campaign).order_by(Campaign.id.desc())
     if scope.campaign_ids is not None:
         query = query.where(Campaign.id.in_(scope.campaign_ids))
-    if scope.municipality_id is not None:
+    clause = in_scope(scope, _target_municipality())
+    if clause is not None:
         targeted = (
             select(CampaignTarget.campaign_id)
             .outerjoin(School, School.id == CampaignTarget.school_id)
-            .where(_target_municipality() == scope.municipality_id)
+            .where(clause)
         )
         query = query.where(Campaign.id.in_(targeted))
     return [
@@ -215,9 +237,8 @@ async def load_header(session: AsyncSession, scope: ExportScope) -> ExportHeader
         .join(Region, Region.id == Municipality.region_id)
         .order_by(Region.name, Municipality.name, Municipality.id)
     )
-    if scope.municipality_id is not None:
-        counts_query = counts_query.where(School.municipality_id == scope.municipality_id)
-        municipalities_query = municipalities_query.where(Municipality.id == scope.municipality_id)
+    counts_query = _limited(counts_query, scope, School.municipality_id)
+    municipalities_query = _limited(municipalities_query, scope, Municipality.id)
     counts = {
         mid: Population(int(total), int(shnor_count or 0), int(risk_count or 0))
         for mid, total, shnor_count, risk_count in (await session.execute(counts_query))
@@ -249,6 +270,13 @@ async def load_header(session: AsyncSession, scope: ExportScope) -> ExportHeader
         ).group_by(Response.campaign_id)
         responses = {cid: int(n) for cid, n in await session.execute(counts)}
     roadmaps = await load_roadmaps(session, scope.municipality_id)
+    if scope.municipality_id is None and scope.region_id is not None:
+        ids_in_region = {m.id for m in municipalities}
+        roadmaps = [
+            r
+            for r in roadmaps
+            if r.region_id == scope.region_id or r.municipality_id in ids_in_region
+        ]
     roadmap_schools = await count_schools(session, roadmaps, scope.municipality_id)
     return ExportHeader(
         scope,
@@ -275,9 +303,7 @@ def _targeted_responses(query, scope: ExportScope, campaign_ids: Sequence[int]):
         .outerjoin(School, School.id == CampaignTarget.school_id)
         .where(Response.campaign_id.in_(campaign_ids))
     )
-    if scope.municipality_id is not None:
-        query = query.where(_target_municipality() == scope.municipality_id)
-    return query
+    return _limited(query, scope, _target_municipality())
 
 
 async def ordered_target_ids(session: AsyncSession, header: ExportHeader) -> list[int]:

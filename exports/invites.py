@@ -11,7 +11,11 @@ from openpyxl.utils import get_column_letter
 from exports.safe import text_cell
 from storage.admin import InviteRow
 
-ROLE_NAMES = {"director": "Директор школы", "municipal": "Муниципальный координатор"}
+ROLE_NAMES = {
+    "director": "Директор школы",
+    "municipal": "Муниципальный координатор",
+    "regional": "Региональный координатор",
+}
 HEADERS = ("Муниципалитет", "Наименование ОО", "Роль", "Код")
 TAIL = ("Команда", "Использован")
 WIDTHS = (34, 60, 26, 12)

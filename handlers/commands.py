@@ -12,6 +12,7 @@ import re
 from forms.schema import QuestionKind
 from handlers import callbacks as cb
 from handlers import deadlines_chat, link_flow, render, texts
+from handlers.admin_texts import HELP_ADMIN
 from handlers.types import Button
 from handlers.walk_state import Mode, Turn
 from storage.models import Role
@@ -48,6 +49,8 @@ class CommandTable:
             help_text = texts.HELP_COMMON
             if turn.person.role != Role.DIRECTOR:
                 help_text += texts.HELP_COORDINATOR
+            if turn.person.role == Role.ADMIN:
+                help_text += HELP_ADMIN
             turn.say(help_text)
         elif command == "deadlines":
             await deadlines_chat.command(self, turn, args)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers import callbacks as cb
 from handlers import deadlines_chat, export_chat, link_flow, texts
+from handlers.admin_texts import ACCESS_CLOSED
 from handlers.campaign_flow import CampaignFlow
 from handlers.commands import CommandTable
 from handlers.documents_flow import DocumentsFlow
@@ -110,6 +111,8 @@ class Conversation(
             linked = True
         else:
             account, person, state, linked = sender
+            if person.removed_at is not None or account.deactivated_at is not None:
+                return [OutText(ACCESS_CLOSED)]  # nothing else happens, nothing written
             if linked:  # the person uses another messenger too: continue where they last were
                 state = await repo.person_state(session, account, state)
         if account.chat_id != event.user.chat_id:

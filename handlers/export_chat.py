@@ -23,7 +23,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,7 +153,7 @@ class ExportChat:
         if kind == CHOOSE:
             await self._choose_kind(turn, scope, campaign)
             return
-        await self._start(turn, ExportScope(scope.municipality_id, ids), kind == DOCUMENTS)
+        await self._start(turn, replace(scope, campaign_ids=ids), kind == DOCUMENTS)
 
     async def wait(self) -> None:
         """Until the background exports are done (tests, shutdown)."""
@@ -185,7 +185,7 @@ class ExportChat:
         if ids is None:
             turn.say(STALE)
             return
-        header = await _load_header(turn.session, ExportScope(scope.municipality_id, ids))
+        header = await _load_header(turn.session, replace(scope, campaign_ids=ids))
         if header.document_bytes == 0:
             await self._start(turn, header.scope, documents=False)
             return

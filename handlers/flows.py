@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.admin_flow import AdminFlow
 from handlers.broadcast_flow import BroadcastFlow
 from handlers.coordinator_review import CoordinatorReview
 from handlers.core_context import CoreContext
@@ -21,4 +22,5 @@ def build_routes(core: CoreContext) -> Routes:
     routes.add(BroadcastFlow(core).routes())
     routes.add(RevisionFlow(core).routes())
     routes.add(HistoryFlow(core).routes())
+    routes.add(AdminFlow(core).routes())
     return routes

@@ -84,6 +84,8 @@ def recipient_query(platforms: Sequence[str]):
         .where(
             Account.platform.in_(list(platforms)),
             Person.role.in_([Role.DIRECTOR, Role.MUNICIPAL, Role.REGIONAL]),
+            Person.removed_at.is_(None),  # removed by an admin: no reminders
+            Account.deactivated_at.is_(None),  # switched off by an admin
         )
     )
 

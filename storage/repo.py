@@ -56,7 +56,9 @@ async def load_sender(
     session: AsyncSession, platform: str, user_id: str
 ) -> tuple[Account, Person, ConversationState, bool] | None:
     """The sender's account, person and conversation state in one query (the hot path), and
-    whether the person has accounts on other platforms (only then is their state consulted)."""
+    whether the person has accounts on other platforms (only then is their state consulted).
+    ``Person.removed_at`` and ``Account.deactivated_at`` come with the rows: the conversation
+    refuses a closed sender without another query."""
     other = aliased(Account)
     linked = (
         select(other.id)
@@ -77,7 +79,8 @@ async def load_sender(
     account, person, state, has_others = row
     if state is None:
         state = ConversationState(account_id=account.id, mode="idle", row=0, data={})
-        session.add(state)
+        if person.removed_at is None and account.deactivated_at is None:
+            session.add(state)  # a closed account is refused with nothing written
     return account, person, state, bool(has_others)
 
 
