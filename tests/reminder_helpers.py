@@ -202,6 +202,22 @@ async def postgres_db() -> tuple[AsyncEngine, async_sessionmaker, Callable, str]
     return engine, create_sessionmaker(engine), drop, schema
 
 
+async def world_database(
+    kind: str, tmp_path: Path
+) -> tuple[async_sessionmaker, AsyncEngine, Callable]:
+    """A fresh database for a world fixture parametrized ["sqlite", "postgres"] (PostgreSQL
+    skipped when TEST_POSTGRES_URL is unset); the coroutine returned tears it down."""
+    import pytest
+
+    if kind == "sqlite":
+        _, engine, sessions = await sqlite_db(tmp_path)
+        return sessions, engine, engine.dispose
+    if not os.environ.get("TEST_POSTGRES_URL"):
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    engine, sessions, drop, _schema = await postgres_db()
+    return sessions, engine, drop
+
+
 async def build_world(sessions: async_sessionmaker, engine: AsyncEngine) -> World:
     """Kaliningrad (UTC+2): 2 municipalities × 2 schools; Kalmykia (UTC+3): 1 × 1.
 

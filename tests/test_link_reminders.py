@@ -3,7 +3,6 @@ and a fallback to the person's other accounts when one is unreachable."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from tests.reminder_helpers import (
     World,
     add_roadmap,
     build_world,
-    postgres_db,
     roadmap,
     settings,
-    sqlite_db,
     utc,
+    world_database,
 )
 
 ITEMS = [("2", "Входной мониторинг", "01.02-15.02.2023", ["director"])]
@@ -35,13 +33,7 @@ EARLIER = utc(2023, 2, 7, 12, 0)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request, tmp_path: Path):
-    if request.param == "sqlite":
-        _, engine, sessions = await sqlite_db(tmp_path)
-        drop = engine.dispose
-    else:
-        if not os.environ.get("TEST_POSTGRES_URL"):
-            pytest.skip("TEST_POSTGRES_URL is not set")
-        engine, sessions, drop, _schema = await postgres_db()
+    sessions, engine, drop = await world_database(request.param, tmp_path)
     w = await build_world(sessions, engine)
     await add_roadmap(w, roadmap(ITEMS, region=None))
     await link(w, "d1", "vk", "vk-d1")

@@ -3,7 +3,6 @@ and sent once by the reminder sender, to the preferred account, with a fall back
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,8 @@ from tests.reminder_helpers import (
     FixedClock,
     World,
     build_world,
-    postgres_db,
-    sqlite_db,
     utc,
+    world_database,
 )
 from tests.test_link_reminders import link, reminders
 
@@ -28,13 +26,7 @@ NOW = utc(2026, 3, 2, 9, 0)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request, tmp_path: Path):
-    if request.param == "sqlite":
-        _, engine, sessions = await sqlite_db(tmp_path)
-        drop = engine.dispose
-    else:
-        if not os.environ.get("TEST_POSTGRES_URL"):
-            pytest.skip("TEST_POSTGRES_URL is not set")
-        engine, sessions, drop, _schema = await postgres_db()
+    sessions, engine, drop = await world_database(request.param, tmp_path)
     w = await build_world(sessions, engine)
     yield w
     await drop()
