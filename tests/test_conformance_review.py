@@ -97,7 +97,13 @@ async def play(platform: Platform, services, region) -> tuple[int, ChatUser, Cha
     await director.register(region.codes["S1"])
     director.expect("зарегистрированы")
     await director.click("▶ Начать заполнение")
-    await walk_to_review(services, director.user, platform=platform.name, attach=director.attach)
+    uploaded: dict[str, bytes] = {}
+
+    async def attach(data: bytes, name: str) -> None:
+        uploaded[name] = data + f"% {name}\n".encode()  # each document its own bytes
+        await director.attach(uploaded[name], name)
+
+    await walk_to_review(services, director.user, platform=platform.name, attach=attach)
     await director.click("📨 Отправить анкету")
     await director.click("Да, отправить")
     director.expect("отправлена")
@@ -115,7 +121,8 @@ async def play(platform: Platform, services, region) -> tuple[int, ChatUser, Cha
     coordinator.expect("МБОУ СОШ № 1", "Страница 1 из 2", "2. ")
     sent = coordinator.files()
     assert [name for name, _ in sent] == PAGE_1_DOCS
-    assert all(content == PDF for _, content in sent)  # what the director uploaded
+    for name, content in sent:
+        assert content == uploaded[name] and content.startswith(PDF)  # what the director sent
 
     await coordinator.click(t.BTN_RETURN.format(number=2))
     coordinator.expect("Напишите комментарий")
@@ -158,6 +165,9 @@ async def play(platform: Platform, services, region) -> tuple[int, ChatUser, Cha
     coordinator.expect("Статус: исправлена и отправлена снова")
     await coordinator.click(t.BTN_ACCEPT_ALL)
     coordinator.expect(t.ACCEPTED_ALL.format(school="МБОУ СОШ № 1"))
+    director.watch()
+    await tick.tick()
+    director.expect("Координатор принял анкету")
     return rid, director, coordinator
 
 
