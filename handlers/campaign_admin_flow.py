@@ -129,7 +129,9 @@ class CampaignAdminFlow:
             turn.say(t.PAST_DATE.format(date=_day(due), today=_day(today)), self._cancel())
             return
         try:
-            campaign, old = await extend_campaign(turn.session, campaign.id, due, today)
+            campaign, old = await extend_campaign(
+                turn.session, campaign.id, due, today, by=turn.person.id
+            )
         except CampaignError as exc:
             turn.say(str(exc), self._cancel())
             return
@@ -146,7 +148,9 @@ class CampaignAdminFlow:
         if campaign is None:
             return
         try:
-            campaign, school, _response = await reopen_response(turn.session, campaign.id, text)
+            campaign, school, _response = await reopen_response(
+                turn.session, campaign.id, text, by=turn.person.id
+            )
         except CampaignError as exc:
             turn.say(f"{exc}\n{t.TRY_AGAIN}", self._cancel())
             return
@@ -213,7 +217,7 @@ class CampaignAdminFlow:
 
     async def _close(self, turn: Turn, campaign: Campaign) -> None:
         try:
-            campaign = await close_campaign(turn.session, campaign.id)
+            campaign = await close_campaign(turn.session, campaign.id, by=turn.person.id)
         except CampaignError as exc:
             turn.say(str(exc), self._to_list())
             return

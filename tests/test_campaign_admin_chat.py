@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from handlers import campaign_admin_texts as t
 from storage.admin import close_campaign, open_campaign
-from storage.models import AuditLog, Campaign, ConversationState, Response, ResponseEvent
+from storage.models import Account, AuditLog, Campaign, ConversationState, Response, ResponseEvent
 from tests.pg import settings_on_both_databases
 from tests.walk import harness_for, press_payload, registered, walk_to_review
 
@@ -61,14 +61,21 @@ async def campaign(services, campaign_id: int) -> Campaign:
         return await session.get(Campaign, campaign_id)
 
 
-async def audit_actions(services) -> list[str]:
+async def last_audit(services) -> tuple[str, int | None]:
+    """The newest audit row: what was done and by whom."""
     async with services.sessions() as session:
-        return list(await session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+        row = await session.scalar(select(AuditLog).order_by(AuditLog.id.desc()).limit(1))
+        return row.action, row.person_id
+
+
+async def admin_person(services) -> int:
+    async with services.sessions() as session:
+        return await session.scalar(
+            select(Account.person_id).where(Account.platform_user_id == str(ADMIN))
+        )
 
 
 async def mode_of(services, user_id: int) -> str:
-    from storage.models import Account
-
     async with services.sessions() as session:
         account = await session.scalar(
             select(Account).where(Account.platform_user_id == str(user_id))
@@ -133,7 +140,7 @@ async def test_closing_asks_first_and_then_closes(services, region):
     await admin.click(t.BTN_CONFIRM_CLOSE)
     admin.expect(f"✅ Анкетирование №{first} «Мониторинг 2026» закрыто")
     assert (await campaign(services, first)).closed_at is not None
-    assert (await audit_actions(services))[-1] == "close_campaign"
+    assert await last_audit(services) == ("close_campaign", await admin_person(services))
 
     after = await written(services)
     await press_payload(harness, admin, f"cm|C|{first}")  # the old confirmation, again
@@ -171,7 +178,7 @@ async def test_moving_the_deadline_explains_bad_dates_and_writes_nothing_for_the
         f"✅ Срок анкетирования №{first} «Мониторинг 2026» перенесён: {day(old)} → {day(new)}"
     )
     assert (await campaign(services, first)).deadline == new
-    assert (await audit_actions(services))[-1] == "extend_campaign"
+    assert await last_audit(services) == ("extend_campaign", await admin_person(services))
     assert await mode_of(services, ADMIN) == "idle"
     after = await written(services)
     await admin.send(day(new + timedelta(days=1)))  # no longer a deadline: the mode was left
@@ -207,14 +214,17 @@ async def test_returning_a_schools_response_by_its_code(services, region):
             select(Response).where(Response.school_id == region.school_ids["S1"])
         )
         steps = list(
-            await session.scalars(
-                select(ResponseEvent.status)
+            await session.execute(
+                select(ResponseEvent.status, ResponseEvent.person_id)
                 .where(ResponseEvent.response_id == response.id)
                 .order_by(ResponseEvent.id)
             )
         )
-    assert response.status == "returned" and steps == ["submitted", "returned"]
-    assert (await audit_actions(services))[-1] == "reopen_response"
+    admin_id = await admin_person(services)
+    assert response.status == "returned"
+    assert [status for status, _ in steps] == ["submitted", "returned"]
+    assert steps[-1].person_id == admin_id  # who returned it: the admin
+    assert await last_audit(services) == ("reopen_response", admin_id)
 
     await admin.click(t.BTN_LIST)
     await admin.click(f"↩️ Вернуть анкету школы №{first}")
