@@ -91,7 +91,9 @@ class CampaignAdminFlow:
         if campaign is None:
             return
         self._leave(turn)
-        if kind == ASK_CLOSE:
+        if kind in (ASK_DEADLINE, ASK_SCHOOL) and campaign.closed_at is not None:
+            turn.say(t.IS_CLOSED.format(id=campaign.id, title=campaign.title), self._to_list())
+        elif kind == ASK_CLOSE:
             turn.say(
                 t.ASK_CLOSE.format(id=campaign.id, title=campaign.title),
                 [[_button(t.BTN_CONFIRM_CLOSE, CLOSE, campaign.id), _button(t.BTN_CANCEL, LIST)]],

@@ -148,6 +148,10 @@ async def test_closing_asks_first_and_then_closes(services, region):
     await admin.click(t.BTN_LIST)
     listing = admin.expect("📋 Анкетирования: 1")
     assert "закрыто" in listing and admin.buttons() == []
+    for stale in (f"cm|d|{first}", f"cm|o|{first}"):  # buttons of the list before the close
+        await press_payload(harness, admin, stale)
+        admin.expect("уже закрыто")
+        assert await mode_of(services, ADMIN) == "idle"
     assert await written(services) == after
 
 
