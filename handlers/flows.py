@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.admin_flow import AdminFlow
 from handlers.broadcast_flow import BroadcastFlow
+from handlers.campaign_admin_flow import CampaignAdminFlow
 from handlers.coordinator_review import CoordinatorReview
 from handlers.core_context import CoreContext
 from handlers.flow import Routes
@@ -23,4 +24,5 @@ def build_routes(core: CoreContext) -> Routes:
     routes.add(RevisionFlow(core).routes())
     routes.add(HistoryFlow(core).routes())
     routes.add(AdminFlow(core).routes())
+    routes.add(CampaignAdminFlow(core).routes())
     return routes

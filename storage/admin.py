@@ -297,8 +297,11 @@ async def _cancel_reminders(session: AsyncSession, campaign_id: int, keep: date 
     return result.rowcount or 0
 
 
-async def close_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
-    """No more answers, submits or reminders; the answers stay for the export."""
+async def close_campaign(
+    session: AsyncSession, campaign_id: int, *, by: int | None = None
+) -> Campaign:
+    """No more answers, submits or reminders; the answers stay for the export. ``by``: the
+    admin's person id when done in chat (the command line has none)."""
     campaign = await session.get(Campaign, campaign_id)
     if campaign is not None and campaign.closed_at is not None:
         raise CampaignError(f"Анкетирование №{campaign_id} «{campaign.title}» уже закрыто.")
@@ -306,13 +309,13 @@ async def close_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
     campaign.closed_at = utcnow()
     cancelled = await _cancel_reminders(session, campaign.id, None)
     await repo.audit(
-        session, "close_campaign", "campaign", campaign.id, None, reminders_cancelled=cancelled
+        session, "close_campaign", "campaign", campaign.id, by, reminders_cancelled=cancelled
     )
     return campaign
 
 
 async def extend_campaign(
-    session: AsyncSession, campaign_id: int, deadline: date, today: date
+    session: AsyncSession, campaign_id: int, deadline: date, today: date, *, by: int | None = None
 ) -> tuple[Campaign, date]:
     """A new deadline (not in the past); returns the campaign and its old deadline."""
     campaign = await find_campaign(session, campaign_id, open_only=True)
@@ -336,7 +339,7 @@ async def extend_campaign(
         "extend_campaign",
         "campaign",
         campaign.id,
-        None,
+        by,
         old=old.isoformat(),
         new=deadline.isoformat(),
     )
@@ -344,7 +347,7 @@ async def extend_campaign(
 
 
 async def reopen_response(
-    session: AsyncSession, campaign_id: int, school_code: str
+    session: AsyncSession, campaign_id: int, school_code: str, *, by: int | None = None
 ) -> tuple[Campaign, School, Response]:
     """Return one school's submitted response for editing (status «returned»)."""
     campaign = await find_campaign(session, campaign_id, open_only=True)
@@ -373,9 +376,9 @@ async def reopen_response(
         raise CampaignError(f"Анкета школы «{school.name}» уже открыта для исправлений.")
     old = response.status
     await review.move(
-        session, response, ResponseStatus.RETURNED, None, utcnow(), comment="campaign reopen"
+        session, response, ResponseStatus.RETURNED, by, utcnow(), comment="campaign reopen"
     )
     await repo.audit(
-        session, "reopen_response", "response", response.id, None, campaign=campaign.id, old=old
+        session, "reopen_response", "response", response.id, by, campaign=campaign.id, old=old
     )
     return campaign, school, response
