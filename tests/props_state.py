@@ -89,7 +89,7 @@ async def assert_harmless(sessions, before: Snapshot, *, moves: bool = False) ->
     assert ERROR_TEXT not in texts, texts
     for text in texts:
         assert CYRILLIC.search(text), texts
-    assert after.counts == before.counts
+    assert after.counts == before.counts, f"rows written: {before.counts} -> {after.counts}"
     if not moves:
-        assert after.positions == before.positions
+        assert after.positions == before.positions, (before.positions, after.positions)
     return texts
