@@ -12,6 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.cli_common import parse_day
+from bot.cli_roadmap import _parse_period
 from forms import engine as forms_engine
 from forms.engine import FormEngine, Slot
 from forms.loader import load_bundled
@@ -167,3 +168,25 @@ def test_a_decoded_payload_has_only_plain_bounded_integer_args(raw):
         value = payload.int_arg(i)
         assert value is None or 0 <= value <= cb.MAX_ID
         assert value is None or str(value) == payload.args[i].lstrip("0") or value == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(alphabet=st.sampled_from(list("0123456789-/ ²٣")), max_size=14),
+        st.integers(-10, 10**6).map(str),
+        st.integers(0, 10**5).map(lambda y: f"{y}-{y + 1}"),
+        st.text(max_size=20),
+    )
+)
+@example(text="99999")
+@example(text="0")
+@example(text="²")
+@example(text="9999-10000")
+def test_a_roadmap_period_is_a_year_or_a_russian_error_with_exit_code_2(text):
+    try:
+        period = _parse_period(text)
+    except typer.Exit as exc:
+        assert exc.exit_code == 2
+    else:
+        assert period.start < period.end
