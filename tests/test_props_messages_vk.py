@@ -234,7 +234,7 @@ async def test_an_unexpected_vk_update_gets_a_russian_reply_or_silence(services,
     assert bool(texts) is CASES[case], (case.__name__, texts)
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=25)
 @given(payload=JUNK_PAYLOAD)
 async def test_a_junk_vk_button_payload_gets_a_russian_reply(services, vk, payload):
     obj = {
