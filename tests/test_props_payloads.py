@@ -6,10 +6,12 @@ numbers that name nothing, or junk."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from handlers import callbacks as cb
+from tests.pg import settings_on_both_databases
 from tests.props_state import assert_harmless, snapshot
 from tests.walk import harness_for, press_payload, registered, response_of
 
@@ -72,6 +74,10 @@ def payloads(foreign: list[int]) -> st.SearchStrategy[str]:
     return st.one_of(built, built, st.text(min_size=1, max_size=64)).map(_fit).filter(bool)
 
 
+# on PostgreSQL too: an id that fits 64 bits may not fit a 32-bit column there
+settings = settings_on_both_databases()
+
+
 @pytest.fixture
 async def people(services, region):
     """A director of S1 and of U1 at their second question, and the coordinator of S1's
@@ -95,7 +101,7 @@ async def people(services, region):
     }
 
 
-SETTINGS = settings(
+SETTINGS = hypothesis_settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 

@@ -6,9 +6,11 @@ answer, so rows may be written here; the property is «no crash, a Russian reply
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.pg import settings_on_both_databases
 from tests.props_state import assert_no_crash, snapshot
 from tests.walk import harness_for, registered
 
@@ -42,6 +44,10 @@ LINES = st.one_of(
 )
 
 
+# on PostgreSQL too: an id that fits 64 bits may not fit a 32-bit column there
+settings = settings_on_both_databases()
+
+
 @pytest.fixture
 async def people(services, region):
     harness = harness_for(services)
@@ -53,7 +59,7 @@ async def people(services, region):
     return harness, {"director": director, "coordinator": coordinator}
 
 
-@settings(
+@hypothesis_settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(who=st.sampled_from(["director", "coordinator"]), line=LINES)
