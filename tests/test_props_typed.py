@@ -70,3 +70,27 @@ async def test_a_random_line_gets_a_russian_reply_never_a_crash(services, people
     await user.send(line)
     texts = await assert_no_crash(services.sessions, before)
     assert texts and user.texts(), (who, line)
+
+
+@pytest.fixture
+async def at_documents(services, region):
+    """A director asked for the documents of a «Да» answer (then, after «Нет», for a note)."""
+    harness = harness_for(services)
+    director = await registered(harness, region, "S1", 1001)
+    await director.click("▶ Начать заполнение")
+    for _ in range(8):
+        await director.send("10")
+    await director.click("Да")
+    director.expect("файл")
+    return director
+
+
+@hypothesis_settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(line=LINES)
+async def test_a_random_line_at_a_document_step_gets_a_russian_reply(services, at_documents, line):
+    before = await snapshot(services.sessions)
+    await at_documents.send(line)
+    texts = await assert_no_crash(services.sessions, before)
+    assert texts and at_documents.texts(), line
