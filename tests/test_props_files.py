@@ -51,7 +51,7 @@ async def at_documents(services, region):
 
 
 @settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(name=NAMES, content=CONTENT, mime=MIME, caption=st.one_of(st.none(), st.text(max_size=30)))
 @example(name="приказ.pdf", content=PDF, mime="application/pdf", caption=None)

@@ -260,7 +260,7 @@ def _sent_to_user(harness, mark: int) -> list[str]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -223,7 +223,7 @@ async def _act(services, vk, event_type: str, obj: dict) -> list[str]:
 
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
@@ -234,7 +234,7 @@ async def test_an_unexpected_vk_update_gets_a_russian_reply_or_silence(services,
     assert bool(texts) is CASES[case], (case.__name__, texts)
 
 
-@settings(SETTINGS, max_examples=25)
+@settings(SETTINGS, max_examples=20)
 @given(payload=JUNK_PAYLOAD)
 async def test_a_junk_vk_button_payload_gets_a_russian_reply(services, vk, payload):
     obj = {

@@ -60,7 +60,7 @@ async def people(services, region):
 
 
 @hypothesis_settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(who=st.sampled_from(["director", "coordinator"]), line=LINES)
 async def test_a_random_line_gets_a_russian_reply_never_a_crash(services, people, who, line):

@@ -116,7 +116,7 @@ def _russian(text: str) -> bool:
     return bool(CYRILLIC.search(text))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(header=SCHOOL_HEADERS, rows=ROWS, above=st.lists(st.lists(CELL, max_size=3), max_size=3))
 @example(header=["Муниципалитет", "Наименование ОО", "ШНОР"], rows=[["Р", "Школа", "да"]], above=[])
 def test_a_random_schools_table_gives_rows_or_russian_errors(header, rows, above):
@@ -132,7 +132,7 @@ def test_a_random_schools_table_gives_rows_or_russian_errors(header, rows, above
             assert isinstance(row.shnor, bool) and isinstance(row.risk_zone, bool)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     header=ROADMAP_HEADERS,
     rows=ROWS,
