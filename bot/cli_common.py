@@ -36,7 +36,7 @@ def parse_day(value: str, option: str) -> date:
     for parse in (date.fromisoformat, lambda v: date(*reversed([int(p) for p in v.split(".")]))):
         try:
             return parse(value)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # OverflowError: a 20-digit year
             continue
     raise fail(f"{option}: не удалось прочитать дату «{value}». Формат: ГГГГ-ММ-ДД.", 2)
 

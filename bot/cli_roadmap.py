@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -237,9 +238,10 @@ def _read_roadmaps(file, roadmap_id, title, period, level, region, municipality,
 def _parse_period(text: str):
     from roadmaps.deadlines import Period
 
-    years = [int(p) for p in text.replace("/", "-").split("-") if p.strip().isdigit()]
-    if len(years) == 1:
+    parts = [p.strip() for p in text.replace("/", "-").split("-")]
+    years = [int(p) for p in parts if re.fullmatch(r"[0-9]{4}", p)]  # not «²», not 99999
+    if len(years) == 1 and 1900 <= years[0] <= 2100:
         return Period.calendar_year(years[0])
-    if len(years) == 2 and years[1] == years[0] + 1:
+    if len(years) == 2 and years[1] == years[0] + 1 and 1900 <= years[0] <= 2100:
         return Period.academic_year(years[0])
     raise fail("--period: ожидается 2024 (календарный год) или 2024-2025 (учебный).", 2)
