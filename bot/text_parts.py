@@ -6,6 +6,11 @@ from __future__ import annotations
 
 TELEGRAM_TEXT_LENGTH = 4096  # UTF-16 code units
 
+# a sticker, a voice message, a location…: what the bot can take, and what to do instead
+UNSUPPORTED_TEXT = (
+    "Я понимаю текст, кнопки и файлы-документы. Напишите ответ сообщением или нажмите /resume."
+)
+
 BOT_COMMANDS: list[tuple[str, str]] = [
     ("start", "Начать / ввести код приглашения"),
     ("resume", "Продолжить анкету"),

@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.channel import Parsed, RawEvent
-from bot.text_parts import parse_command
+from bot.text_parts import UNSUPPORTED_TEXT, parse_command
 from handlers.types import EventKind, Incoming, IncomingDocument, Platform, UserRef
 
-UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."
 EDITED_TEXT = (
     "Исправления отправленных сообщений не учитываются. "
     "Отправьте, пожалуйста, новый ответ отдельным сообщением."

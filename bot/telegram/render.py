@@ -36,6 +36,7 @@ from aiogram.types import (
 )
 
 from bot.text_parts import BOT_COMMANDS, parse_command, split_text, utf16_len
+from bot.text_parts import UNSUPPORTED_TEXT as UNSUPPORTED_TEXT
 from handlers.types import (
     Button,
     EventKind,
@@ -59,7 +60,6 @@ MAX_CAPTION_LENGTH = 1024  # UTF-16 code units
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_RETRY_AFTER_ATTEMPTS = 2
 
-UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."
 
 # --------------------------------------------------------------------------- bot & commands
 

@@ -26,6 +26,7 @@ import aiohttp
 from vkbottle import DocMessagesUploader, VKAPIError
 
 from bot.channel import ChannelSetupError, Parsed, RawEvent, Sink
+from bot.text_parts import UNSUPPORTED_TEXT
 from bot.vk import events as ev
 from bot.vk.api import Clock, RateLimiter, Sleep, VkApi
 from bot.vk.render import FilePart, Part, TextPart, random_id, render
@@ -33,7 +34,6 @@ from handlers.types import Incoming, Outgoing, OutText, Platform, RecipientBlock
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED_TEXT = "Я понимаю текст, кнопки и файлы-документы."
 EDIT_IGNORED_TEXT = (
     "Исправленные сообщения не учитываются. Отправьте исправленный ответ новым сообщением."
 )
