@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import logging
 import os
 import shutil
@@ -131,20 +132,64 @@ class ErrorCounter(logging.Handler):
             self.first.append(record.getMessage()[:200])
 
 
+SENDING: contextvars.ContextVar[list[float]] = contextvars.ContextVar("sending")
+
+
 class TimedProcessor(Processor):
-    """The production processor; records the time of each event's processing and signals
-    a chat's director once its replies are sent."""
+    """The production processor; records each event's share of the processing and signals
+    a chat's director once its replies are sent.
+
+    An event's handler time is its own work (its savepoint: parse, core) plus an equal share
+    of its batch's common work (the claim, the outbox rows and done-marks, the commit), not
+    the time it waited for the other events of its batch nor the sending; an event that went
+    alone (a file, a retry) counts its whole transaction, as before group commit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handler_times: list[float] = []
+        self.batch_sizes: list[int] = []
+        self.batch_walls: list[float] = []  # claim to the last commit: the writer's hold
         self.flushed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._own: dict[int, float] = {}
+        self._claim_share: dict[int, float] = {}  # event id -> its share of the claim
 
-    async def _process(self, event: InboxEvent) -> Any:
+    async def _process(self, event: InboxEvent, parsed: Any = None) -> Any:
         started = time.perf_counter()
-        rows = await super()._process(event)
-        self.handler_times.append(time.perf_counter() - started)
+        rows = await super()._process(event, parsed)
+        claim = self._claim_share.pop(event.id, 0.0)
+        self.handler_times.append(time.perf_counter() - started + claim)
         return rows
+
+    async def _claim_events(self, chats: Any, unsent: Any, marks: Any) -> Any:
+        started = time.perf_counter()
+        events = await super()._claim_events(chats, unsent, marks)
+        for event in events:
+            self._claim_share[event.id] = (time.perf_counter() - started) / len(events)
+        return events
+
+    async def _run_one(self, connection: Any, item: Any) -> None:
+        started = time.perf_counter()
+        await super()._run_one(connection, item)
+        self._own[item.event.id] = time.perf_counter() - started
+
+    async def _after_commit(self, chunk: Any, replies: Any, marks: Any) -> None:
+        started = time.perf_counter()
+        await super()._after_commit(chunk, replies, marks)
+        SENDING.get().append(time.perf_counter() - started)
+
+    async def _run_batch(self, connection: Any, items: Any, marks: Any) -> None:
+        if not items:
+            return await super()._run_batch(connection, items, marks)
+        SENDING.set([])  # this batch's task only
+        started = time.perf_counter()
+        await super()._run_batch(connection, items, marks)
+        wall = time.perf_counter() - started - sum(SENDING.get())
+        own = [self._own.pop(item.event.id, 0.0) for item in items]
+        claim = sum(self._claim_share.pop(item.event.id, 0.0) for item in items)
+        share = (claim + max(0.0, wall - sum(own))) / len(items)
+        self.handler_times.extend(t + share for t in own)
+        self.batch_sizes.append(len(items))
+        self.batch_walls.append(claim + wall)
 
     async def _send_rows(self, chat: Any, replies: Any, marks: Any) -> None:
         await super()._send_rows(chat, replies, marks)
@@ -333,6 +378,8 @@ async def ours(url: str, data_dir: Path, n: int, steps: int, concurrency: int | 
             "per_s": updates / elapsed,
             "elapsed": elapsed,
             "handler": processor.handler_times,
+            "batches": processor.batch_sizes,
+            "walls": processor.batch_walls,
             "latency": latencies,
             "sql": statements / max(1, len(processor.handler_times)),
             "errors": int(failed or 0) + apologies + errors.count + timeouts,
@@ -379,6 +426,12 @@ async def run(args: argparse.Namespace) -> None:
             f"{result['elapsed']:.1f} s = {result['per_s']:.0f} updates/s"
         )
         print(f"  handler: {summary(result['handler'])}")
+        sizes = result["batches"]
+        if sizes:
+            print(
+                f"  batches: {len(sizes)}, events per batch mean {sum(sizes) / len(sizes):.1f} "
+                f"max {max(sizes)}; claim to commit {summary(result['walls'])}"
+            )
         print(f"  reply latency: {summary(result['latency'])}")
         print(
             f"  sql per update: {result['sql']:.1f}; errors: {result['errors']} "
