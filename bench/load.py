@@ -167,9 +167,9 @@ class TimedProcessor(Processor):
             self._claim_share[event.id] = (time.perf_counter() - started) / len(events)
         return events
 
-    async def _run_one(self, connection: Any, item: Any) -> None:
+    async def _run_one(self, connection: Any, item: Any, **kwargs: Any) -> None:
         started = time.perf_counter()
-        await super()._run_one(connection, item)
+        await super()._run_one(connection, item, **kwargs)
         self._own[item.event.id] = time.perf_counter() - started
 
     async def _after_commit(self, chunk: Any, replies: Any, marks: Any) -> None:

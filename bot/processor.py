@@ -32,27 +32,26 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channel import Channel, Parsed, RawEvent
+from bot.sending import Mark, Sending
 from handlers.types import (
     EventKind,
     Incoming,
     Outgoing,
     OutText,
     Platform,
-    RecipientBlocked,
-    RetryLater,
 )
-from handlers.wire import decode, encode
+from handlers.wire import encode
 from storage import inbox
-from storage.models import Account, InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
+from storage.models import InboxEvent, InboxStatus, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +60,16 @@ ERROR_TEXT = "Произошла ошибка. Попробуйте ещё ра�
 BATCH_SIZE = 32  # chats whose events share one transaction
 BATCH_BUDGET_S = 0.2  # a batch's transaction commits after this much work (the writer is shared)
 MAX_ATTEMPTS = 3
-MAX_SEND_RETRIES = 3
-MAX_RETRY_AFTER_S = 60.0
 HELD_ELSEWHERE_RETRY_S = 0.5
 
 Handle = Callable[[AsyncSession, Incoming], Awaitable[list[Outgoing]]]
-Mark = tuple[int, OutboxStatus, str | None]  # outbox id, outcome, platform message id
 
 
 @dataclass(slots=True)
 class _Held:
     connection: AsyncConnection  # the batch's transaction runs on it (and holds its locks)
-    chats: list[inbox.ChatKey]
+    chats: list[inbox.ChatKey]  # the batch's chats held (on PostgreSQL: locked) by us
+    mine: set[inbox.ChatKey]  # the batch's chats in ``_active`` for us (not yet let go)
 
 
 @dataclass(slots=True)
@@ -129,7 +126,7 @@ def _error_type(exc: BaseException) -> str:
     return type(exc).__name__[:200]
 
 
-class Processor:
+class Processor(Sending):
     def __init__(
         self,
         sessions: async_sessionmaker,
@@ -170,7 +167,8 @@ class Processor:
         """Store events (insert-or-ignore) and commit; only then may the caller confirm
         them to the platform. Returns how many were new."""
         rows = [inbox.NewEvent(str(e.platform), e.key, e.chat_id, e.payload) for e in events]
-        async with self.sessions() as session:
+        # SQLite: the process's writers take turns here (a waiting SQLite writer polls)
+        async with self._write(), self.sessions() as session:
             new = await inbox.insert_events(session, rows)
             await session.commit()
         if new:
@@ -240,6 +238,7 @@ class Processor:
         if not ready:
             return 0
         count = min(free, -(-len(ready) // self.batch_size))
+        ready = ready[: count * self.batch_size]
         size = -(-len(ready) // count)
         for start in range(0, len(ready), size):
             batch = ready[start : start + size]
@@ -269,7 +268,7 @@ class Processor:
         held while serving (the batch's transaction runs on it too)."""
         if not self._postgres:
             async with self._bind.connect() as connection:
-                yield _Held(connection, list(chats))
+                yield _Held(connection, list(chats), set(chats))
             return
         keys = {_lock_key(chat): chat for chat in chats}
         async with self._bind.connect() as connection:
@@ -277,7 +276,7 @@ class Processor:
                 got = await connection.execute(_TRY_LOCKS, {"keys": list(keys)})
                 held = {int(k) for (k,) in got.all()}
                 await connection.commit()
-                yield _Held(connection, [c for k, c in keys.items() if k in held])
+                yield _Held(connection, [c for k, c in keys.items() if k in held], set(chats))
             finally:
                 with contextlib.suppress(Exception):
                     if connection.in_transaction():
@@ -291,20 +290,21 @@ class Processor:
             keys = [_lock_key(c) for c in chats]
             await held.connection.execute(_UNLOCKS, {"keys": keys})
             await held.connection.commit()
-        self._active.difference_update(chats)
+        self._let_go(held, chats)
 
     # --- one batch -------------------------------------------------------------------------
 
     async def _serve_batch(self, chats: list[inbox.ChatKey], unsent: set[inbox.ChatKey]) -> None:
         marks: list[Mark] = []
         lone: dict[inbox.ChatKey, asyncio.Task[None]] = {}
+        held: _Held | None = None
         try:
             async with self._claim(chats) as held, self._awaiting(lone):
                 skipped = set(chats).difference(held.chats)
                 if skipped:  # another worker serves them: not asked for again for a while
                     until = asyncio.get_running_loop().time() + HELD_ELSEWHERE_RETRY_S
                     self._not_before.update(dict.fromkeys(skipped, until))
-                    self._active.difference_update(skipped)
+                    self._let_go(held, skipped)
                 if not held.chats:
                     return
                 events = await self._claim_events(held.chats, unsent, marks)
@@ -321,7 +321,13 @@ class Processor:
             except Exception:
                 log.exception("Не удалось отметить отправленные ответы")
             finally:
-                self._active.difference_update(chats)
+                # only the chats still ours: the ones let go may be another batch's by now
+                self._active.difference_update(held.mine if held else chats)
+
+    def _let_go(self, held: _Held, chats: Iterable[inbox.ChatKey]) -> None:
+        chats = set(chats) & held.mine
+        held.mine.difference_update(chats)
+        self._active.difference_update(chats)
 
     @contextlib.asynccontextmanager
     async def _awaiting(self, lone: dict[inbox.ChatKey, asyncio.Task[None]]) -> AsyncIterator[None]:
@@ -388,7 +394,7 @@ class Processor:
             async with self._write():
                 await connection.begin()
                 try:
-                    if not self._postgres and not alone:
+                    if not self._postgres:
                         # SAVEPOINTs need the transaction begun (pysqlite begins only before
                         # a write); and the writer taken now: no "database is locked" later
                         await connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -518,17 +524,6 @@ class Processor:
             except Exception:
                 log.exception("Чат %s:%s: не удалось отметить отправленные ответы", *chat)
 
-    async def _commit_marks(self, marks: list[Mark]) -> None:
-        """Commit the marks so far; the ones other chats of the batch add meanwhile stay."""
-        if not marks:
-            return
-        taken = list(marks)
-        async with self._write(), self.sessions() as session:
-            await inbox.mark_replies(session, taken)
-            await session.commit()
-        written = set(taken)
-        marks[:] = [m for m in marks if m not in written]
-
     # --- one event -------------------------------------------------------------------------
 
     async def _process(
@@ -613,73 +608,3 @@ class Processor:
                     session, event, event.platform, event.chat_id, [encode(OutText(ERROR_TEXT))]
                 )
             await session.commit()
-
-    # --- sending -----------------------------------------------------------------------------
-
-    async def _flush(self, chat: inbox.ChatKey, marks: list[Mark]) -> None:
-        """Send the chat's recorded replies in order (see :meth:`_send_rows`)."""
-        channel = self.channels.get(chat[0])
-        if channel is None:
-            return
-        async with self.sessions() as session:
-            replies = await inbox.pending_replies(session, chat)
-        await self._send_rows(chat, replies, marks)
-
-    async def _flush_many(self, chats: Sequence[inbox.ChatKey], marks: list[Mark]) -> None:
-        """:meth:`_flush` of several chats: one query, then each chat's replies in order."""
-        async with self.sessions() as session:
-            found = await inbox.pending_replies_of(session, chats)
-        await asyncio.gather(*(self._send_rows(chat, rows, marks) for chat, rows in found.items()))
-
-    async def _send_rows(
-        self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage | inbox.Reply], marks: list[Mark]
-    ) -> None:
-        """Send recorded replies in order; each outcome goes to ``marks``, which the caller
-        commits right after."""
-        channel = self.channels.get(chat[0])
-        if channel is None:
-            return
-        for reply in replies:
-            status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
-            marks.append((reply.id, status, message_id))
-            if status == OutboxStatus.BLOCKED:
-                await self._commit_marks(marks)
-                await self._mark_unreachable(reply.platform, reply.chat_id)
-
-    async def _mark_unreachable(self, platform: str, chat_id: str) -> None:
-        """Coordinators see who blocked the bot; a failure here must not resend anything."""
-        try:
-            async with self.sessions() as session:
-                await session.execute(
-                    update(Account)
-                    .where(
-                        Account.platform == platform,
-                        Account.chat_id == chat_id,
-                        Account.unreachable_since.is_(None),
-                    )
-                    .values(unreachable_since=utcnow())
-                )
-                await session.commit()
-        except Exception:
-            log.exception("Не удалось отметить чат %s как недоступный", chat_id)
-
-    async def _send(
-        self, channel: Channel, chat_id: str, reply_id: int, data: Mapping[str, Any]
-    ) -> tuple[OutboxStatus, str | None]:
-        for attempt in range(MAX_SEND_RETRIES + 1):
-            try:
-                message = decode(data)
-                message_id = await channel.send(chat_id, message, dedup=str(reply_id))
-                return OutboxStatus.SENT, message_id
-            except RetryLater as wait:
-                if attempt == MAX_SEND_RETRIES:
-                    break
-                await asyncio.sleep(min(wait.seconds, MAX_RETRY_AFTER_S))
-            except RecipientBlocked:
-                log.warning("Чат %s заблокировал бота; ответ не доставлен", chat_id)
-                return OutboxStatus.BLOCKED, None
-            except Exception:
-                log.exception("Не удалось отправить ответ %s в чат %s", reply_id, chat_id)
-                return OutboxStatus.FAILED, None
-        log.warning("Ответ %s в чат %s: платформа просит подождать, сдаюсь", reply_id, chat_id)
-        return OutboxStatus.FAILED, None
