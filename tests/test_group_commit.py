@@ -75,9 +75,14 @@ class Recording:
         self.sessions = sessions
         self.seen: list[tuple[str, str]] = []
         self.release = asyncio.Event()
+        self.gates: dict[str, asyncio.Event] = {}  # text -> opened when it may finish
+        self.entered: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     async def handle_in(self, _session, event: Incoming) -> list[Outgoing]:
         self.seen.append((event.user.chat_id, event.text))
+        self.entered[event.text].set()
+        if event.text in self.gates:
+            await asyncio.wait_for(self.gates[event.text].wait(), 5)
         if event.kind == EventKind.DOCUMENT:
             await asyncio.wait_for(self.release.wait(), 5)
             return [OutText("ok file")]
@@ -291,3 +296,66 @@ async def test_two_batching_workers_on_postgres_share_chats_safely(settings):
             assert {(r.status, r.attempts) for r in rows} == {(InboxStatus.DONE, 1)}
         finally:
             await services.close()
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+class HeldSend:
+    """The Telegram channel; a reply whose text is ``held`` waits until ``opened``."""
+
+    def __init__(self, channel, held: str) -> None:
+        self.channel = channel
+        self.held = held
+        self.waiting = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+    async def send(self, chat_id: str, message: Outgoing, *, dedup: str | None = None) -> Any:
+        if isinstance(message, OutText) and message.text == self.held:
+            self.waiting.set()
+            await asyncio.wait_for(self.opened.wait(), 5)
+        return await self.channel.send(chat_id, message, dedup=dedup)
+
+
+async def test_a_chat_let_go_early_is_never_served_by_two_batches(services):
+    """A batch lets its chats go once their replies are sent, while its file is still being
+    handled; when that batch ends later, the chat (meanwhile another batch's) stays taken:
+    its reply being sent is not sent a second time."""
+    core = Recording(services.sessions)
+    harness = TgHarness.for_core(core, services.sessions)
+    anna, boris, vera = (harness.user(8001 + n, name) for n, name in enumerate("АБВ"))
+    harness.session.files["doc-1"] = b"%PDF-1.4\n%%EOF\n"
+    document = Document(file_id="doc-1", file_unique_id="u-doc-1", file_name="a.pdf")
+    channel = HeldSend(harness.channel, "ok 2")
+    processor = Processor(services.sessions, {"tg": channel}, core, idle_interval=0.05)
+
+    async def accept(*updates) -> None:
+        await processor.accept(list(channel.raw_events(raw(updates))))
+
+    running = asyncio.create_task(processor.run())
+    try:
+        await accept(boris.message_update(document=document), anna.text_update("1"))
+        await until(lambda: sent_to(harness, 8001) == ["ok 1"])  # Anna let go, the file waits
+        await accept(anna.text_update("2"))
+        await asyncio.wait_for(channel.waiting.wait(), 5)  # the next batch is sending it
+        core.release.set()
+        await until(lambda: sent_to(harness, 8002) == ["ok file"])  # the first batch ends
+        await accept(vera.text_update("3"))  # the processor looks for work again
+        await until(lambda: sent_to(harness, 8003) == ["ok 3"])
+        channel.opened.set()
+        await until(lambda: len(sent_to(harness, 8001)) >= 2)
+        await processor.stop()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+    assert sent_to(harness, 8001) == ["ok 1", "ok 2"]
+    assert core.seen.count(("8001", "2")) == 1
+    rows = await inbox_rows(services.sessions)
+    assert {(r.status, r.attempts) for r in rows} == {(InboxStatus.DONE, 1)}
