@@ -18,9 +18,11 @@ recording session, no database) is fed as many updates by as many concurrent use
 With ``--db`` a throw-away database is created next to the given one and dropped at the end.
 
 Figures: updates/s; handler time per update (the processor's work on one event: attempt
-mark, parse, core, outbox, done-mark and commit — excluding the wait in the queue) p50/p95/
-p99/max; the reply latency a director sees; SQL statements per update (an engine event
-listener); errors = failed inbox rows + apologies sent + error log records.
+mark, parse, core, outbox, done-mark and commit — excluding the wait in the queue; in a
+group commit its own savepoint plus its share of the batch's claim and commit, see
+:class:`TimedProcessor`) p50/p95/p99/max; the batches (events per transaction); the reply
+latency a director sees; SQL statements per update (an engine event listener); errors =
+failed inbox rows + apologies sent + error log records.
 
 The last line is ``ratio=<ours/bare> p99_ms=<handler p99> sql_per_update=<N> errors=<N>``.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -38,6 +41,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -133,6 +137,7 @@ class ErrorCounter(logging.Handler):
 
 
 SENDING: contextvars.ContextVar[list[float]] = contextvars.ContextVar("sending")
+WAITED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("waited")
 
 
 class TimedProcessor(Processor):
@@ -141,14 +146,15 @@ class TimedProcessor(Processor):
 
     An event's handler time is its own work (its savepoint: parse, core) plus an equal share
     of its batch's common work (the claim, the outbox rows and done-marks, the commit), not
-    the time it waited for the other events of its batch nor the sending; an event that went
+    the time it waited for the other events of its batch, for the writer (SQLite: one at a
+    time) nor the sending; an event that went
     alone (a file, a retry) counts its whole transaction, as before group commit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handler_times: list[float] = []
         self.batch_sizes: list[int] = []
-        self.batch_walls: list[float] = []  # claim to the last commit: the writer's hold
+        self.batch_walls: list[float] = []  # claim to the last commit, without queueing
         self.flushed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._own: dict[int, float] = {}
         self._claim_share: dict[int, float] = {}  # event id -> its share of the claim
@@ -160,11 +166,25 @@ class TimedProcessor(Processor):
         self.handler_times.append(time.perf_counter() - started + claim)
         return rows
 
-    async def _claim_events(self, chats: Any, unsent: Any, marks: Any) -> Any:
+    async def _serve_batch(self, chats: Any, unsent: Any) -> None:
+        WAITED.set([])  # this batch's task (and the tasks it starts)
+        await super()._serve_batch(chats, unsent)
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
         started = time.perf_counter()
+        async with super()._write():
+            waited = WAITED.get(None)
+            if waited is not None:
+                waited.append(time.perf_counter() - started)
+            yield
+
+    async def _claim_events(self, chats: Any, unsent: Any, marks: Any) -> Any:
+        started, waited = time.perf_counter(), sum(WAITED.get())
         events = await super()._claim_events(chats, unsent, marks)
+        work = time.perf_counter() - started - (sum(WAITED.get()) - waited)
         for event in events:
-            self._claim_share[event.id] = (time.perf_counter() - started) / len(events)
+            self._claim_share[event.id] = work / len(events)
         return events
 
     async def _run_one(self, connection: Any, item: Any, **kwargs: Any) -> None:
@@ -181,9 +201,10 @@ class TimedProcessor(Processor):
         if not items:
             return await super()._run_batch(connection, items, marks)
         SENDING.set([])  # this batch's task only
-        started = time.perf_counter()
+        started, waited = time.perf_counter(), sum(WAITED.get())
         await super()._run_batch(connection, items, marks)
         wall = time.perf_counter() - started - sum(SENDING.get())
+        wall -= sum(WAITED.get()) - waited  # the wait for the writer is queueing
         own = [self._own.pop(item.event.id, 0.0) for item in items]
         claim = sum(self._claim_share.pop(item.event.id, 0.0) for item in items)
         share = (claim + max(0.0, wall - sum(own))) / len(items)
