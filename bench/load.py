@@ -179,9 +179,9 @@ class TimedProcessor(Processor):
                 waited.append(time.perf_counter() - started)
             yield
 
-    async def _claim_events(self, chats: Any, unsent: Any, marks: Any) -> Any:
+    async def _claim_events(self, held: Any, unsent: Any, marks: Any) -> Any:
         started, waited = time.perf_counter(), sum(WAITED.get())
-        events = await super()._claim_events(chats, unsent, marks)
+        events = await super()._claim_events(held, unsent, marks)
         work = time.perf_counter() - started - (sum(WAITED.get()) - waited)
         for event in events:
             self._claim_share[event.id] = work / len(events)

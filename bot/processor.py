@@ -307,10 +307,10 @@ class Processor(Sending):
                     self._let_go(held, skipped)
                 if not held.chats:
                     return
-                events = await self._claim_events(held.chats, unsent, marks)
+                events = await self._claim_events(held, unsent, marks)
                 batch = await self._prepare(events, lone)
                 await self._run_batch(held.connection, batch, marks)
-                await self._commit_marks(marks)  # before the chats are let go
+                await self._commit_marks(marks, held.connection)  # before the chats go
                 await self._release(held, [c for c in held.chats if c not in lone])
         except Exception:
             log.exception("Пакет из %s чатов: сбой обработки, повторю позже", len(chats))
@@ -339,14 +339,16 @@ class Processor(Sending):
                 await asyncio.gather(*lone.values(), return_exceptions=True)
 
     async def _claim_events(
-        self, chats: list[inbox.ChatKey], unsent: set[inbox.ChatKey], marks: list[Mark]
+        self, held: _Held, unsent: set[inbox.ChatKey], marks: list[Mark]
     ) -> list[InboxEvent]:
         """Replies left unsent (a crash; on PostgreSQL maybe another worker's) go first; then
-        the oldest event of each chat is claimed (committed with those sent marks)."""
+        the oldest event of each chat is claimed (committed with those sent marks). On the
+        batch's own connection: no wait for the pool."""
+        chats = held.chats
         leftovers = chats if self._postgres else [c for c in chats if c in unsent]
         if leftovers:
-            await self._flush_many(leftovers, marks)
-        async with self._write(), self.sessions() as session:
+            await self._flush_many(leftovers, marks, held.connection)
+        async with self._write(), self.sessions(bind=held.connection) as session:
             await inbox.mark_replies(session, marks)
             events = await inbox.claim_batch(session, chats)
             await session.commit()

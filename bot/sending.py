@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from bot.channel import Channel
 from handlers.types import RecipientBlocked, RetryLater
@@ -35,12 +35,14 @@ class Sending:
     def _write(self) -> contextlib.AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
-    async def _commit_marks(self, marks: list[Mark]) -> None:
+    async def _commit_marks(
+        self, marks: list[Mark], connection: AsyncConnection | None = None
+    ) -> None:
         """Commit the marks so far; the ones other chats of the batch add meanwhile stay."""
         if not marks:
             return
         taken = list(marks)
-        async with self._write(), self.sessions() as session:
+        async with self._write(), self._session(connection) as session:
             await inbox.mark_replies(session, taken)
             await session.commit()
         written = set(taken)
@@ -57,9 +59,17 @@ class Sending:
             replies = await inbox.pending_replies(session, chat)
         await self._send_rows(chat, replies, marks)
 
-    async def _flush_many(self, chats: Sequence[inbox.ChatKey], marks: list[Mark]) -> None:
+    def _session(self, connection: AsyncConnection | None) -> AsyncSession:
+        return self.sessions() if connection is None else self.sessions(bind=connection)
+
+    async def _flush_many(
+        self,
+        chats: Sequence[inbox.ChatKey],
+        marks: list[Mark],
+        connection: AsyncConnection | None = None,
+    ) -> None:
         """:meth:`_flush` of several chats: one query, then each chat's replies in order."""
-        async with self.sessions() as session:
+        async with self._session(connection) as session:
             found = await inbox.pending_replies_of(session, chats)
         await asyncio.gather(*(self._send_rows(chat, rows, marks) for chat, rows in found.items()))
 
