@@ -15,8 +15,9 @@ whatever is pending now: a lone user does not wait):
    statement before the chats are let go.
 
 Some events go alone, each in its own transaction, outside the batch's: retries (an event
-that failed, or whose process died, is never again counted with others) and files (the core
-downloads them inside the transaction, so a slow download never holds the batch's writer).
+that failed, or whose process died, is claimed on its own and they run one after another,
+so a killer event counts no attempt of others) and files (the core downloads them inside
+the transaction, so a slow download never holds the batch's writer).
 
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
@@ -308,6 +309,11 @@ class Processor(Sending):
                 if not held.chats:
                     return
                 events = await self._claim_events(held, unsent, marks)
+                claimed = {(e.platform, e.chat_id) for e in events}
+                retries = [c for c in held.chats if c not in claimed]
+                if retries:  # tried before: one at a time, each claimed on its own
+                    task = asyncio.create_task(self._retry_alone(retries))
+                    lone.update(dict.fromkeys(retries, task))
                 batch = await self._prepare(events, lone)
                 await self._run_batch(held.connection, batch, marks)
                 await self._commit_marks(marks, held.connection)  # before the chats go
@@ -364,9 +370,9 @@ class Processor(Sending):
         for event in events:
             chat = (event.platform, event.chat_id)
             channel = self.channels.get(event.platform)
-            if channel is not None and event.attempts == 1:
+            if channel is not None:
                 fresh.append((event, channel))
-            else:  # a retry (or no channel): alone, as it always was
+            else:  # given up on, alone
                 lone[chat] = asyncio.create_task(self._serve_lone(event, None))
         parsed_all = await asyncio.gather(
             *(channel.parse(_raw(event)) for event, channel in fresh), return_exceptions=True
@@ -506,6 +512,18 @@ class Processor(Sending):
             unreachable = item.error is None and item.parsed and item.parsed.unreachable
             if unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)
+
+    async def _retry_alone(self, chats: Sequence[inbox.ChatKey]) -> None:
+        """Events tried before (failed, or their process died), one after another: only the
+        one in flight has its attempt counted if the process dies again."""
+        for chat in chats:
+            if self._stopping:
+                return
+            async with self._write(), self.sessions() as session:
+                event = await inbox.claim_next(session, chat)
+                await session.commit()
+            if event is not None:
+                await self._serve_lone(event, None)
 
     async def _serve_lone(self, event: InboxEvent, parsed: Parsed | None) -> None:
         """An event (already claimed) in its own transaction, then its chat's replies."""

@@ -146,7 +146,9 @@ def _chats_filter(model: type[InboxEvent] | type[OutboxMessage], chats: Iterable
 
 async def claim_batch(session: AsyncSession, chats: Sequence[ChatKey]) -> list[InboxEvent]:
     """The oldest pending event of each chat, every attempt counted in one statement (the
-    caller commits before processing, as :func:`claim_next`). In ``id`` order."""
+    caller commits before processing, as :func:`claim_next`). In ``id`` order. A chat whose
+    oldest event was tried before is left out: it is claimed on its own (:func:`claim_next`),
+    so an event that kills the process never counts an attempt of its batch mates again."""
     if not chats:
         return []
     oldest = (
@@ -156,7 +158,7 @@ async def claim_batch(session: AsyncSession, chats: Sequence[ChatKey]) -> list[I
     )
     claimed = await session.scalars(
         update(InboxEvent)
-        .where(InboxEvent.id.in_(oldest))
+        .where(InboxEvent.id.in_(oldest), InboxEvent.attempts == 0)
         .values(attempts=InboxEvent.attempts + 1)
         .returning(InboxEvent)
         .execution_options(synchronize_session=False)

@@ -359,3 +359,52 @@ async def test_a_chat_let_go_early_is_never_served_by_two_batches(services):
     assert core.seen.count(("8001", "2")) == 1
     rows = await inbox_rows(services.sessions)
     assert {(r.status, r.attempts) for r in rows} == {(InboxStatus.DONE, 1)}
+
+
+class Killing(Recording):
+    """The process dies (is stopped mid-event) whenever it handles ``fatal``."""
+
+    def __init__(self, sessions, fatal: str) -> None:
+        super().__init__(sessions)
+        self.fatal = fatal
+
+    async def handle_in(self, session, event: Incoming) -> list[Outgoing]:
+        if event.text == self.fatal:
+            self.seen.append((event.user.chat_id, event.text))
+            self.entered[event.text].set()
+            await asyncio.Event().wait()
+        return await super().handle_in(session, event)
+
+
+async def test_an_event_that_kills_the_process_is_given_up_without_its_batch_mates(services):
+    core = Killing(services.sessions, "смертельное")
+    harness = TgHarness.for_core(core, services.sessions)
+    anna, boris, vera = (harness.user(9001 + n, name) for n, name in enumerate("АБВ"))
+    updates = [anna.text_update("1"), boris.text_update("смертельное"), vera.text_update("3")]
+    first = True
+    for _run in range(5):  # the first batch dies; then each restart dies on the fatal event
+        processor = Processor(services.sessions, {"tg": harness.channel}, core, retry_delay=0)
+        if first:
+            await processor.accept(list(harness.channel.raw_events(raw(updates))))
+            first = False
+        core.entered["смертельное"].clear()
+        draining = asyncio.create_task(processor.drain())
+        done, _ = await asyncio.wait(
+            [draining, asyncio.create_task(core.entered["смертельное"].wait())],
+            timeout=5,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if draining in done:
+            break  # nothing died this time
+        await processor.stop(timeout=0)  # killed
+        draining.cancel()
+        await asyncio.gather(draining, return_exceptions=True)
+
+    rows = {r.chat_id: r for r in await inbox_rows(services.sessions)}
+    assert rows["9002"].status == InboxStatus.FAILED
+    assert sent_to(harness, 9002) == [ERROR_TEXT]  # the apology, once
+    assert rows["9002"].attempts == 4  # the batch's try, two retries alone, the give-up
+    for chat, text in (("9001", "ok 1"), ("9003", "ok 3")):
+        # counted with the batch that died, then once on their own
+        assert (rows[chat].status, rows[chat].attempts) == (InboxStatus.DONE, 2)
+        assert sent_to(harness, int(chat)) == [text]  # answered once, never apologised
