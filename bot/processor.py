@@ -31,17 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import chat_locks
 from bot.channel import Channel, Parsed, RawEvent
+from bot.chat_locks import Held
 from bot.sending import Mark, Sending
 from handlers.types import (
     EventKind,
@@ -64,13 +64,6 @@ MAX_ATTEMPTS = 3
 HELD_ELSEWHERE_RETRY_S = 0.5
 
 Handle = Callable[[AsyncSession, Incoming], Awaitable[list[Outgoing]]]
-
-
-@dataclass(slots=True)
-class _Held:
-    connection: AsyncConnection  # the batch's transaction runs on it (and holds its locks)
-    chats: list[inbox.ChatKey]  # the batch's chats held (on PostgreSQL: locked) by us
-    mine: set[inbox.ChatKey]  # the batch's chats in ``_active`` for us (not yet let go)
 
 
 @dataclass(slots=True)
@@ -107,20 +100,6 @@ def core_handler(core: Any) -> Handle:
         return await core.handle(event)
 
     return handle
-
-
-_KEYS = bindparam("keys", type_=ARRAY(BigInteger))
-_TRY_LOCKS = text(
-    "SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k WHERE pg_try_advisory_lock(k)"
-).bindparams(_KEYS)
-_UNLOCKS = text(
-    "SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"
-).bindparams(_KEYS)
-
-
-def _lock_key(chat: inbox.ChatKey) -> int:
-    digest = hashlib.sha256(f"chat:{chat[0]}:{chat[1]}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _error_type(exc: BaseException) -> str:
@@ -263,34 +242,12 @@ class Processor(Sending):
         async with self._writer:
             yield
 
-    @contextlib.asynccontextmanager
-    async def _claim(self, chats: Sequence[inbox.ChatKey]) -> AsyncIterator[_Held]:
-        """Across processes on PostgreSQL: an advisory lock per chat on one connection,
-        held while serving (the batch's transaction runs on it too)."""
-        if not self._postgres:
-            async with self._bind.connect() as connection:
-                yield _Held(connection, list(chats), set(chats))
-            return
-        keys = {_lock_key(chat): chat for chat in chats}
-        async with self._bind.connect() as connection:
-            try:
-                got = await connection.execute(_TRY_LOCKS, {"keys": list(keys)})
-                held = {int(k) for (k,) in got.all()}
-                await connection.commit()
-                yield _Held(connection, [c for k, c in keys.items() if k in held], set(chats))
-            finally:
-                with contextlib.suppress(Exception):
-                    if connection.in_transaction():
-                        await connection.rollback()
-                    await connection.execute(select(func.pg_advisory_unlock_all()))
-                    await connection.commit()
+    def _claim(self, chats: Sequence[inbox.ChatKey]) -> AbstractAsyncContextManager[Held]:
+        return chat_locks.claim(self._bind, chats)
 
-    async def _release(self, held: _Held, chats: Sequence[inbox.ChatKey]) -> None:
+    async def _release(self, held: Held, chats: Sequence[inbox.ChatKey]) -> None:
         """Let chats go before the rest of the batch is done (their replies are sent)."""
-        if self._postgres and chats:
-            keys = [_lock_key(c) for c in chats]
-            await held.connection.execute(_UNLOCKS, {"keys": keys})
-            await held.connection.commit()
+        await chat_locks.release(held, chats)
         self._let_go(held, chats)
 
     # --- one batch -------------------------------------------------------------------------
@@ -298,7 +255,7 @@ class Processor(Sending):
     async def _serve_batch(self, chats: list[inbox.ChatKey], unsent: set[inbox.ChatKey]) -> None:
         marks: list[Mark] = []
         lone: dict[inbox.ChatKey, asyncio.Task[None]] = {}
-        held: _Held | None = None
+        held: Held | None = None
         try:
             async with self._claim(chats) as held, self._awaiting(lone):
                 skipped = set(chats).difference(held.chats)
@@ -330,7 +287,7 @@ class Processor(Sending):
                 # only the chats still ours: the ones let go may be another batch's by now
                 self._active.difference_update(held.mine if held else chats)
 
-    def _let_go(self, held: _Held, chats: Iterable[inbox.ChatKey]) -> None:
+    def _let_go(self, held: Held, chats: Iterable[inbox.ChatKey]) -> None:
         chats = set(chats) & held.mine
         held.mine.difference_update(chats)
         self._active.difference_update(chats)
@@ -345,7 +302,7 @@ class Processor(Sending):
                 await asyncio.gather(*lone.values(), return_exceptions=True)
 
     async def _claim_events(
-        self, held: _Held, unsent: set[inbox.ChatKey], marks: list[Mark]
+        self, held: Held, unsent: set[inbox.ChatKey], marks: list[Mark]
     ) -> list[InboxEvent]:
         """Replies left unsent (a crash; on PostgreSQL maybe another worker's) go first; then
         the oldest event of each chat is claimed (committed with those sent marks). On the
