@@ -18,9 +18,11 @@ recording session, no database) is fed as many updates by as many concurrent use
 With ``--db`` a throw-away database is created next to the given one and dropped at the end.
 
 Figures: updates/s; handler time per update (the processor's work on one event: attempt
-mark, parse, core, outbox, done-mark and commit — excluding the wait in the queue) p50/p95/
-p99/max; the reply latency a director sees; SQL statements per update (an engine event
-listener); errors = failed inbox rows + apologies sent + error log records.
+mark, parse, core, outbox, done-mark and commit — excluding the wait in the queue; in a
+group commit its own savepoint plus its share of the batch's claim and commit, see
+:class:`TimedProcessor`) p50/p95/p99/max; the batches (events per transaction); the reply
+latency a director sees; SQL statements per update (an engine event listener); errors =
+failed inbox rows + apologies sent + error log records.
 
 The last line is ``ratio=<ours/bare> p99_ms=<handler p99> sql_per_update=<N> errors=<N>``.
 """
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
 import shutil
@@ -37,6 +41,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -131,20 +136,81 @@ class ErrorCounter(logging.Handler):
             self.first.append(record.getMessage()[:200])
 
 
+SENDING: contextvars.ContextVar[list[float]] = contextvars.ContextVar("sending")
+WAITED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("waited")
+
+
 class TimedProcessor(Processor):
-    """The production processor; records the time of each event's processing and signals
-    a chat's director once its replies are sent."""
+    """The production processor; records each event's share of the processing and signals
+    a chat's director once its replies are sent.
+
+    An event's handler time is its own work (its savepoint: parse, core) plus an equal share
+    of its batch's common work (the claim, the outbox rows and done-marks, the commit), not
+    the time it waited for the other events of its batch, for the writer (SQLite: one at a
+    time) nor the sending; an event that went
+    alone (a file, a retry) counts its whole transaction, as before group commit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handler_times: list[float] = []
+        self.batch_sizes: list[int] = []
+        self.batch_walls: list[float] = []  # claim to the last commit, without queueing
         self.flushed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._own: dict[int, float] = {}
+        self._claim_share: dict[int, float] = {}  # event id -> its share of the claim
 
-    async def _process(self, event: InboxEvent) -> Any:
+    async def _process(self, event: InboxEvent, parsed: Any = None) -> Any:
         started = time.perf_counter()
-        rows = await super()._process(event)
-        self.handler_times.append(time.perf_counter() - started)
+        rows = await super()._process(event, parsed)
+        claim = self._claim_share.pop(event.id, 0.0)
+        self.handler_times.append(time.perf_counter() - started + claim)
         return rows
+
+    async def _serve_batch(self, chats: Any, unsent: Any) -> None:
+        WAITED.set([])  # this batch's task (and the tasks it starts)
+        await super()._serve_batch(chats, unsent)
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        async with super()._write():
+            waited = WAITED.get(None)
+            if waited is not None:
+                waited.append(time.perf_counter() - started)
+            yield
+
+    async def _claim_events(self, held: Any, unsent: Any, marks: Any) -> Any:
+        started, waited = time.perf_counter(), sum(WAITED.get())
+        events = await super()._claim_events(held, unsent, marks)
+        work = time.perf_counter() - started - (sum(WAITED.get()) - waited)
+        for event in events:
+            self._claim_share[event.id] = work / len(events)
+        return events
+
+    async def _run_one(self, connection: Any, item: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        await super()._run_one(connection, item, **kwargs)
+        self._own[item.event.id] = time.perf_counter() - started
+
+    async def _after_commit(self, chunk: Any, replies: Any, marks: Any) -> None:
+        started = time.perf_counter()
+        await super()._after_commit(chunk, replies, marks)
+        SENDING.get().append(time.perf_counter() - started)
+
+    async def _run_batch(self, connection: Any, items: Any, marks: Any) -> None:
+        if not items:
+            return await super()._run_batch(connection, items, marks)
+        SENDING.set([])  # this batch's task only
+        started, waited = time.perf_counter(), sum(WAITED.get())
+        await super()._run_batch(connection, items, marks)
+        wall = time.perf_counter() - started - sum(SENDING.get())
+        wall -= sum(WAITED.get()) - waited  # the wait for the writer is queueing
+        own = [self._own.pop(item.event.id, 0.0) for item in items]
+        claim = sum(self._claim_share.pop(item.event.id, 0.0) for item in items)
+        share = (claim + max(0.0, wall - sum(own))) / len(items)
+        self.handler_times.extend(t + share for t in own)
+        self.batch_sizes.append(len(items))
+        self.batch_walls.append(claim + wall)
 
     async def _send_rows(self, chat: Any, replies: Any, marks: Any) -> None:
         await super()._send_rows(chat, replies, marks)
@@ -333,6 +399,8 @@ async def ours(url: str, data_dir: Path, n: int, steps: int, concurrency: int | 
             "per_s": updates / elapsed,
             "elapsed": elapsed,
             "handler": processor.handler_times,
+            "batches": processor.batch_sizes,
+            "walls": processor.batch_walls,
             "latency": latencies,
             "sql": statements / max(1, len(processor.handler_times)),
             "errors": int(failed or 0) + apologies + errors.count + timeouts,
@@ -379,6 +447,12 @@ async def run(args: argparse.Namespace) -> None:
             f"{result['elapsed']:.1f} s = {result['per_s']:.0f} updates/s"
         )
         print(f"  handler: {summary(result['handler'])}")
+        sizes = result["batches"]
+        if sizes:
+            print(
+                f"  batches: {len(sizes)}, events per batch mean {sum(sizes) / len(sizes):.1f} "
+                f"max {max(sizes)}; claim to commit {summary(result['walls'])}"
+            )
         print(f"  reply latency: {summary(result['latency'])}")
         print(
             f"  sql per update: {result['sql']:.1f}; errors: {result['errors']} "

@@ -1,63 +1,92 @@
 """The processor of the durable intake: inbox rows in, core effects and outbox rows out.
 
-For each chat, one event at a time in arrival order; chats run concurrently. One event:
+For each chat, one event at a time in arrival order; chats run concurrently, and the events of
+several chats are worked off together (group commit). One batch (up to ``batch_size`` chats,
+whatever is pending now: a lone user does not wait):
 
-1. take the chat's oldest pending event and count the attempt, in one statement (committed),
-   so an event that kills the process is given up on;
-2. ``channel.parse`` (may call the platform: it is harmless twice);
-3. in ONE transaction: the core's effects, the outbox rows and the inbox done-mark;
-4. after the commit, send the outbox rows in order (the rows just recorded are sent as they
-   are; the outbox is read only for leftovers and apologies); the sent marks are committed
-   with step 1 of the chat's next event, or on their own when there is none.
+1. take the oldest pending event of each chat and count the attempts, in one statement
+   (committed), so an event that kills the process is given up on;
+2. ``channel.parse`` each (may call the platform: it is harmless twice), concurrently;
+3. in ONE transaction, each event in its own SAVEPOINT: the core's effects (an event that
+   raises is rolled back alone); then the outbox rows and the inbox done-marks of them all,
+   and one commit. A transaction takes at most ``BATCH_BUDGET_S`` of work; the rest of the
+   batch goes in the next one;
+4. after the commit, send every chat's replies in order; the sent marks are committed in one
+   statement before the chats are let go.
+
+Some events go alone, each in its own transaction, outside the batch's: retries (an event
+that failed, or whose process died, is claimed on its own and they run one after another,
+so a killer event counts no attempt of others) and files (the core downloads them inside
+the transaction, so a slow download never holds the batch's writer).
 
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
 then marked failed and the user gets :data:`ERROR_TEXT` once (recorded in the outbox with
-the failure mark). On PostgreSQL a chat is claimed with a session-level advisory lock, so
-several worker processes never serve one chat at once; on SQLite there is one process.
+the failure mark). On PostgreSQL the chats of a batch are claimed with session-level advisory
+locks (held elsewhere: skipped for now), so several worker processes never serve one chat at
+once; on SQLite there is one process, and its batches take the one writer in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.channel import Channel, RawEvent
+from bot import chat_locks
+from bot.channel import Channel, Parsed, RawEvent
+from bot.chat_locks import Held
+from bot.sending import Mark, Sending
 from handlers.types import (
+    EventKind,
     Incoming,
     Outgoing,
     OutText,
     Platform,
-    RecipientBlocked,
-    RetryLater,
 )
-from handlers.wire import decode, encode
+from handlers.wire import encode
 from storage import inbox
-from storage.models import Account, InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
+from storage.models import InboxEvent, InboxStatus, OutboxMessage
 
 log = logging.getLogger(__name__)
 
 ERROR_TEXT = "Произошла ошибка. Попробуйте ещё раз чуть позже или напишите /resume."
 
+BATCH_SIZE = 32  # chats whose events share one transaction
+BATCH_BUDGET_S = 0.2  # a batch's transaction commits after this much work (the writer is shared)
 MAX_ATTEMPTS = 3
-MAX_SEND_RETRIES = 3
-MAX_RETRY_AFTER_S = 60.0
 HELD_ELSEWHERE_RETRY_S = 0.5
 
 Handle = Callable[[AsyncSession, Incoming], Awaitable[list[Outgoing]]]
-Mark = tuple[int, OutboxStatus, str | None]  # outbox id, outcome, platform message id
 
 
-async def _write_marks(session: AsyncSession, marks: Sequence[Mark]) -> None:
-    for reply_id, status, message_id in marks:
-        await inbox.mark_reply(session, reply_id, status, message_id)
+@dataclass(slots=True)
+class _Item:
+    """One event of a batch: parsed (or the parse error), then its replies or error."""
+
+    event: InboxEvent
+    channel: Channel
+    parsed: Parsed | None
+    error: BaseException | None
+    replies: list[Outgoing] = field(default_factory=list)
+
+
+def _raw(event: InboxEvent) -> RawEvent:
+    return RawEvent(Platform(event.platform), event.event_key, event.chat_id, event.payload)
+
+
+def _slow(parsed: Parsed) -> bool:
+    """A file: the core downloads it inside the transaction (up to the attach timeout)."""
+    incoming = parsed.incoming
+    return incoming is not None and (
+        incoming.document is not None or incoming.kind in (EventKind.DOCUMENT, EventKind.PHOTO)
+    )
 
 
 def core_handler(core: Any) -> Handle:
@@ -73,23 +102,19 @@ def core_handler(core: Any) -> Handle:
     return handle
 
 
-def _lock_key(chat: inbox.ChatKey) -> int:
-    digest = hashlib.sha256(f"chat:{chat[0]}:{chat[1]}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 def _error_type(exc: BaseException) -> str:
     return type(exc).__name__[:200]
 
 
-class Processor:
+class Processor(Sending):
     def __init__(
         self,
         sessions: async_sessionmaker,
         channels: Mapping[str, Channel],
         core: Any,
         *,
-        concurrency: int = 4,  # on PostgreSQL each busy chat holds two pooled connections
+        concurrency: int = 4,  # batches at once; on PostgreSQL each holds one connection
+        batch_size: int = BATCH_SIZE,
         max_attempts: int = MAX_ATTEMPTS,
         retry_delay: float = 0.5,
         idle_interval: float = 1.0,
@@ -98,18 +123,20 @@ class Processor:
         self.channels = dict(channels)
         self.handle = core_handler(core)
         self.concurrency = concurrency
+        # a core that commits on its own (test doubles) shares no transaction: chats alone
+        self.batch_size = max(1, batch_size) if hasattr(core, "handle_in") else 1
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.idle_interval = idle_interval
         engine = sessions.kw.get("bind")
-        self._engine: AsyncEngine | None = (
-            engine
-            if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql"
-            else None
-        )
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("the processor needs a sessionmaker bound to an AsyncEngine")
+        self._bind: AsyncEngine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        self._writer = asyncio.Lock()  # SQLite: one writer; PostgreSQL does not take it
         self._active: set[inbox.ChatKey] = set()
-        # chats another worker holds: not asked for again until then (no busy loop)
-        self._held_elsewhere: dict[inbox.ChatKey, float] = {}
+        # chats held by another worker, or whose event just failed: not before then
+        self._not_before: dict[inbox.ChatKey, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -120,7 +147,8 @@ class Processor:
         """Store events (insert-or-ignore) and commit; only then may the caller confirm
         them to the platform. Returns how many were new."""
         rows = [inbox.NewEvent(str(e.platform), e.key, e.chat_id, e.payload) for e in events]
-        async with self.sessions() as session:
+        # SQLite: the process's writers take turns here (a waiting SQLite writer polls)
+        async with self._write(), self.sessions() as session:
             new = await inbox.insert_events(session, rows)
             await session.commit()
         if new:
@@ -137,7 +165,9 @@ class Processor:
             spawned = await self._spawn()
             if not self._tasks:
                 if not spawned:
-                    return
+                    if not self._not_before:
+                        return
+                    await asyncio.sleep(self._backoff_left())
                 continue
             await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
 
@@ -149,8 +179,11 @@ class Processor:
                 await self._spawn()
             except Exception:
                 log.exception("Не удалось прочитать очередь входящих; повторю")
+            timeout = self.idle_interval
+            if self._not_before:
+                timeout = min(timeout, self._backoff_left())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.idle_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Take no new events; let running ones finish and send their replies (bounded)."""
@@ -161,8 +194,12 @@ class Processor:
             for task in pending:
                 task.cancel()
             if pending:
-                log.warning("Остановка: %s чатов не успели завершиться", len(pending))
+                log.warning("Остановка: %s пакетов не успели завершиться", len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    def _backoff_left(self) -> float:
+        now = asyncio.get_running_loop().time()
+        return max(0.0, min(self._not_before.values(), default=now) - now)
 
     async def _spawn(self) -> int:
         if self._stopping:
@@ -170,72 +207,291 @@ class Processor:
         free = self.concurrency - len(self._tasks)
         if free <= 0:
             return 0
+        limit = len(self._active) + self.batch_size * free
         async with self.sessions() as session:
-            chats, unsent = await inbox.busy_chats_and_unsent(session, self.concurrency * 4)
-        spawned = 0
+            chats, unsent = await inbox.busy_chats_and_unsent(session, limit)
         now = asyncio.get_running_loop().time()
-        for chat in chats:
-            if spawned >= free:
-                break
-            if chat in self._active or self._held_elsewhere.get(chat, 0.0) > now:
-                continue
-            self._held_elsewhere.pop(chat, None)
-            self._active.add(chat)
+        for chat, until in list(self._not_before.items()):
+            if until <= now:
+                del self._not_before[chat]
+        ready = [c for c in chats if c not in self._active and c not in self._not_before]
+        if not ready:
+            return 0
+        count = min(free, -(-len(ready) // self.batch_size))
+        ready = ready[: count * self.batch_size]
+        size = -(-len(ready) // count)
+        for start in range(0, len(ready), size):
+            batch = ready[start : start + size]
+            self._active.update(batch)
             task = asyncio.create_task(
-                self._serve_chat(chat, chat in unsent), name=f"chat {chat[0]}:{chat[1]}"
+                self._serve_batch(batch, unsent), name=f"batch of {len(batch)}"
             )
             self._tasks.add(task)
             task.add_done_callback(self._done)
-            spawned += 1
-        return spawned
+        return count
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._wake.set()
 
     @contextlib.asynccontextmanager
-    async def _claim(self, chat: inbox.ChatKey) -> AsyncIterator[bool]:
-        """Across processes on PostgreSQL: an advisory lock per chat, held while serving."""
-        if self._engine is None:
-            yield True
+    async def _write(self) -> AsyncIterator[None]:
+        if self._postgres:
+            yield
             return
-        key = _lock_key(chat)
-        async with self._engine.connect() as connection:
-            claimed = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
-            await connection.commit()
-            try:
-                yield claimed
-            finally:
-                if claimed:
-                    await connection.scalar(select(func.pg_advisory_unlock(key)))
-                    await connection.commit()
+        async with self._writer:
+            yield
 
-    async def _serve_chat(self, chat: inbox.ChatKey, unsent: bool = True) -> None:
-        # sent marks are committed together with the claim of the chat's next event: one
-        # write transaction instead of two (SQLite has one writer at a time)
+    def _claim(self, chats: Sequence[inbox.ChatKey]) -> AbstractAsyncContextManager[Held]:
+        return chat_locks.claim(self._bind, chats)
+
+    async def _release(self, held: Held, chats: Sequence[inbox.ChatKey]) -> None:
+        """Let chats go before the rest of the batch is done (their replies are sent)."""
+        await chat_locks.release(held, chats)
+        self._let_go(held, chats)
+
+    # --- one batch -------------------------------------------------------------------------
+
+    async def _serve_batch(self, chats: list[inbox.ChatKey], unsent: set[inbox.ChatKey]) -> None:
+        marks: list[Mark] = []
+        lone: dict[inbox.ChatKey, asyncio.Task[None]] = {}
+        held: Held | None = None
+        try:
+            async with self._claim(chats) as held, self._awaiting(lone):
+                skipped = set(chats).difference(held.chats)
+                if skipped:  # another worker serves them: not asked for again for a while
+                    until = asyncio.get_running_loop().time() + HELD_ELSEWHERE_RETRY_S
+                    self._not_before.update(dict.fromkeys(skipped, until))
+                    self._let_go(held, skipped)
+                if not held.chats:
+                    return
+                events = await self._claim_events(held, unsent, marks)
+                claimed = {(e.platform, e.chat_id) for e in events}
+                retries = [c for c in held.chats if c not in claimed]
+                if retries:  # tried before: one at a time, each claimed on its own
+                    task = asyncio.create_task(self._retry_alone(retries))
+                    lone.update(dict.fromkeys(retries, task))
+                batch = await self._prepare(events, lone)
+                await self._run_batch(held.connection, batch, marks)
+                await self._commit_marks(marks, held.connection)  # before the chats go
+                await self._release(held, [c for c in held.chats if c not in lone])
+        except Exception:
+            log.exception("Пакет из %s чатов: сбой обработки, повторю позже", len(chats))
+            await asyncio.sleep(self.retry_delay)
+        finally:
+            try:
+                await self._commit_marks(marks)
+            except Exception:
+                log.exception("Не удалось отметить отправленные ответы")
+            finally:
+                # only the chats still ours: the ones let go may be another batch's by now
+                self._active.difference_update(held.mine if held else chats)
+
+    def _let_go(self, held: Held, chats: Iterable[inbox.ChatKey]) -> None:
+        chats = set(chats) & held.mine
+        held.mine.difference_update(chats)
+        self._active.difference_update(chats)
+
+    @contextlib.asynccontextmanager
+    async def _awaiting(self, lone: dict[inbox.ChatKey, asyncio.Task[None]]) -> AsyncIterator[None]:
+        """The events that went alone finish while their chats are still held."""
+        try:
+            yield
+        finally:
+            if lone:
+                await asyncio.gather(*lone.values(), return_exceptions=True)
+
+    async def _claim_events(
+        self, held: Held, unsent: set[inbox.ChatKey], marks: list[Mark]
+    ) -> list[InboxEvent]:
+        """Replies left unsent (a crash; on PostgreSQL maybe another worker's) go first; then
+        the oldest event of each chat is claimed (committed with those sent marks). On the
+        batch's own connection: no wait for the pool."""
+        chats = held.chats
+        leftovers = chats if self._postgres else [c for c in chats if c in unsent]
+        if leftovers:
+            await self._flush_many(leftovers, marks, held.connection)
+        async with self._write(), self.sessions(bind=held.connection) as session:
+            await inbox.mark_replies(session, marks)
+            events = await inbox.claim_batch(session, chats)
+            await session.commit()
+        marks.clear()
+        return events
+
+    async def _prepare(
+        self, events: Sequence[InboxEvent], lone: dict[inbox.ChatKey, asyncio.Task[None]]
+    ) -> list[_Item]:
+        """Parse the claimed events; the ones that go alone are started on their own."""
+        items: list[_Item] = []
+        fresh: list[tuple[InboxEvent, Channel]] = []
+        for event in events:
+            chat = (event.platform, event.chat_id)
+            channel = self.channels.get(event.platform)
+            if channel is not None:
+                fresh.append((event, channel))
+            else:  # given up on, alone
+                lone[chat] = asyncio.create_task(self._serve_lone(event, None))
+        parsed_all = await asyncio.gather(
+            *(channel.parse(_raw(event)) for event, channel in fresh), return_exceptions=True
+        )
+        for (event, channel), parsed in zip(fresh, parsed_all, strict=True):
+            if isinstance(parsed, asyncio.CancelledError):
+                raise parsed
+            if isinstance(parsed, BaseException):
+                items.append(_Item(event, channel, None, parsed))
+            elif _slow(parsed):
+                lone[(event.platform, event.chat_id)] = asyncio.create_task(
+                    self._serve_lone(event, parsed)
+                )
+            else:
+                items.append(_Item(event, channel, parsed, None))
+        return items
+
+    async def _run_batch(
+        self, connection: AsyncConnection, items: list[_Item], marks: list[Mark]
+    ) -> None:
+        """The batch's events in as few transactions as the time budget allows; after each
+        commit its replies are sent (each chat's in order)."""
+        loop = asyncio.get_running_loop()
+        left = list(items)
+        while left:
+            alone = len(left) == 1  # a lone user: a plain transaction, no savepoint
+            async with self._write():
+                await connection.begin()
+                try:
+                    if not self._postgres:
+                        # SAVEPOINTs need the transaction begun (pysqlite begins only before
+                        # a write); and the writer taken now: no "database is locked" later
+                        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    started = loop.time()
+                    chunk: list[_Item] = []
+                    while left and (not chunk or loop.time() - started < BATCH_BUDGET_S):
+                        item = left.pop(0)
+                        chunk.append(item)
+                        if item.error is None:
+                            await self._run_one(connection, item, savepoint=not alone)
+                    if alone and chunk[0].error is not None:
+                        await connection.rollback()  # its effects go; its failure is recorded
+                        await connection.begin()
+                    replies = await self._record(connection, chunk)
+                    await connection.commit()
+                except BaseException:
+                    await connection.rollback()
+                    raise
+            await self._after_commit(chunk, replies, marks)
+
+    async def _run_one(
+        self, connection: AsyncConnection, item: _Item, *, savepoint: bool = True
+    ) -> None:
+        """One event in its own SAVEPOINT of the batch's transaction (and its own session);
+        without ``savepoint`` the caller rolls the transaction back if the event failed."""
+        event, parsed = item.event, item.parsed
+        assert parsed is not None
+        mode = "create_savepoint" if savepoint else "rollback_only"
+        async with self.sessions(bind=connection, join_transaction_mode=mode) as s:
+            try:
+                replies: list[Outgoing] = []
+                if parsed.incoming is not None:
+                    replies = await self.handle(s, parsed.incoming)
+                elif parsed.reply is not None:
+                    replies = [OutText(parsed.reply)]
+                check = getattr(item.channel, "check", None)
+                for reply in replies:
+                    if check is not None:
+                        check(reply)  # refuse what the platform would reject, before commit
+                await s.commit()  # releases the savepoint: the outer commit makes it durable
+                item.replies = replies
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception(
+                    "Событие %s (%s, чат %s): ошибка на шаге core, попытка %s из %s",
+                    event.id,
+                    event.platform,
+                    event.chat_id,
+                    event.attempts,
+                    self.max_attempts,
+                )
+                await s.rollback()  # to the savepoint: only this event's effects
+                item.error = exc
+
+    async def _record(self, connection: AsyncConnection, chunk: list[_Item]) -> list[inbox.Reply]:
+        """Outbox rows, done-marks and failure marks of a chunk, in its transaction."""
+        done: list[int] = []
+        outbox: list[tuple[int | None, str, str, list[dict[str, Any]]]] = []
+        for item in chunk:
+            event = item.event
+            if item.error is None:
+                chat_id = event.chat_id
+                if chat_id is None and item.parsed and item.parsed.incoming is not None:
+                    chat_id = item.parsed.incoming.user.chat_id
+                if item.replies and chat_id is not None:
+                    messages = [encode(r) for r in item.replies]
+                    outbox.append((event.id, event.platform, chat_id, messages))
+                done.append(event.id)
+                continue
+            exc = item.error
+            parse_error = item.parsed is None
+            if parse_error:
+                log.error(
+                    "Событие %s (%s, чат %s): ошибка на шаге parse: %s",
+                    event.id,
+                    event.platform,
+                    event.chat_id,
+                    _error_type(exc),
+                    exc_info=exc,
+                )
+            if (parse_error and isinstance(exc, ValueError)) or event.attempts >= self.max_attempts:
+                # the library cannot read this update (pydantic's ValidationError is a
+                # ValueError): it never will, so it is failed at once, not retried
+                await inbox.finish(connection, event.id, InboxStatus.FAILED, _error_type(exc))
+                if event.chat_id is not None:
+                    apology = [encode(OutText(ERROR_TEXT))]
+                    outbox.append((event.id, event.platform, event.chat_id, apology))
+            else:  # retried alone, after a pause
+                await inbox.note_error(connection, event.id, _error_type(exc))
+                until = asyncio.get_running_loop().time() + self.retry_delay
+                self._not_before[(event.platform, event.chat_id)] = until
+        await inbox.finish_many(connection, done, InboxStatus.DONE)
+        return await inbox.record_replies(connection, outbox)
+
+    async def _after_commit(
+        self, chunk: list[_Item], replies: list[inbox.Reply], marks: list[Mark]
+    ) -> None:
+        by_chat: dict[inbox.ChatKey, list[inbox.Reply]] = {}
+        for reply in replies:
+            by_chat.setdefault((reply.platform, reply.chat_id), []).append(reply)
+        await asyncio.gather(
+            *(self._send_rows(chat, rows, marks) for chat, rows in by_chat.items())
+        )
+        for item in chunk:
+            event = item.event
+            unreachable = item.error is None and item.parsed and item.parsed.unreachable
+            if unreachable and event.chat_id is not None:
+                await self._mark_unreachable(event.platform, event.chat_id)
+
+    async def _retry_alone(self, chats: Sequence[inbox.ChatKey]) -> None:
+        """Events tried before (failed, or their process died), one after another: only the
+        one in flight has its attempt counted if the process dies again."""
+        for chat in chats:
+            if self._stopping:
+                return
+            async with self._write(), self.sessions() as session:
+                event = await inbox.claim_next(session, chat)
+                await session.commit()
+            if event is not None:
+                await self._serve_lone(event, None)
+
+    async def _serve_lone(self, event: InboxEvent, parsed: Parsed | None) -> None:
+        """An event (already claimed) in its own transaction, then its chat's replies."""
+        chat = (event.platform, event.chat_id)
         marks: list[Mark] = []
         try:
-            async with self._claim(chat) as claimed:
-                if not claimed:
-                    self._held_elsewhere[chat] = (
-                        asyncio.get_running_loop().time() + HELD_ELSEWHERE_RETRY_S
-                    )
-                    return
-                if unsent or self._engine is not None:  # another worker may have left some
-                    await self._flush(chat, marks)
-                while not self._stopping:
-                    async with self.sessions() as session:
-                        await _write_marks(session, marks)
-                        event = await inbox.claim_next(session, chat)
-                        await session.commit()
-                    marks.clear()
-                    if event is None:
-                        break
-                    replies = await self._process(event)
-                    if replies is None:
-                        await self._flush(chat, marks)
-                    else:
-                        await self._send_rows(chat, replies, marks)
+            replies = await self._process(event, parsed)
+            if replies is None:
+                await self._flush(chat, marks)
+            else:
+                await self._send_rows(chat, replies, marks)
         except Exception:
             log.exception("Чат %s:%s: сбой обработки, повторю позже", *chat)
             await asyncio.sleep(self.retry_delay)
@@ -244,22 +500,15 @@ class Processor:
                 await self._commit_marks(marks)
             except Exception:
                 log.exception("Чат %s:%s: не удалось отметить отправленные ответы", *chat)
-            finally:
-                self._active.discard(chat)
-
-    async def _commit_marks(self, marks: list[Mark]) -> None:
-        if not marks:
-            return
-        async with self.sessions() as session:
-            await _write_marks(session, marks)
-            await session.commit()
-        marks.clear()
 
     # --- one event -------------------------------------------------------------------------
 
-    async def _process(self, event: InboxEvent) -> list[OutboxMessage] | None:
-        """One event whose attempt is already counted (committed). Returns the outbox rows
-        it recorded, to be sent now; None when the chat's outbox must be read instead."""
+    async def _process(
+        self, event: InboxEvent, parsed: Parsed | None = None
+    ) -> list[OutboxMessage] | None:
+        """One event whose attempt is already counted (committed), in its own transaction
+        (``parsed``: already parsed). Returns the outbox rows it recorded, to be sent now;
+        None when the chat's outbox must be read instead."""
         attempt = event.attempts
         channel = self.channels.get(event.platform)
         if channel is None:
@@ -270,10 +519,10 @@ class Processor:
             log.error("Событие %s: превышено число попыток, пропускаю", event.id)
             await self._give_up(event, event.error_type or "TooManyAttempts")
             return None
-        raw = RawEvent(Platform(event.platform), event.event_key, event.chat_id, event.payload)
         stage = "parse"
         try:
-            parsed = await channel.parse(raw)
+            if parsed is None:
+                parsed = await channel.parse(_raw(event))
             stage = "core"
             async with self.sessions() as session:
                 replies: list[Outgoing] = []
@@ -321,82 +570,18 @@ class Processor:
         if attempt >= self.max_attempts:
             await self._give_up(event, _error_type(exc))
             return
-        async with self.sessions() as session:
-            row = await session.get(InboxEvent, event.id)
-            if row is not None:
-                row.error_type = _error_type(exc)
+        async with self._write(), self.sessions() as session:
+            await inbox.note_error(session, event.id, _error_type(exc))
             await session.commit()
-        await asyncio.sleep(self.retry_delay)
+        # retried by a later batch (alone), not before the pause
+        until = asyncio.get_running_loop().time() + self.retry_delay
+        self._not_before[(event.platform, event.chat_id)] = until
 
     async def _give_up(self, event: InboxEvent, error_type: str, *, apologize: bool = True) -> None:
-        async with self.sessions() as session:
+        async with self._write(), self.sessions() as session:
             await inbox.finish(session, event.id, InboxStatus.FAILED, error_type)
             if apologize and event.chat_id is not None:
                 inbox.add_replies(
                     session, event, event.platform, event.chat_id, [encode(OutText(ERROR_TEXT))]
                 )
             await session.commit()
-
-    # --- sending -----------------------------------------------------------------------------
-
-    async def _flush(self, chat: inbox.ChatKey, marks: list[Mark]) -> None:
-        """Send the chat's recorded replies in order (see :meth:`_send_rows`)."""
-        channel = self.channels.get(chat[0])
-        if channel is None:
-            return
-        async with self.sessions() as session:
-            replies = await inbox.pending_replies(session, chat)
-        await self._send_rows(chat, replies, marks)
-
-    async def _send_rows(
-        self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage], marks: list[Mark]
-    ) -> None:
-        """Send recorded replies in order; each outcome goes to ``marks``, which the caller
-        commits right after (with its next claim)."""
-        channel = self.channels.get(chat[0])
-        if channel is None:
-            return
-        for reply in replies:
-            status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
-            marks.append((reply.id, status, message_id))
-            if status == OutboxStatus.BLOCKED:
-                await self._commit_marks(marks)
-                await self._mark_unreachable(reply.platform, reply.chat_id)
-
-    async def _mark_unreachable(self, platform: str, chat_id: str) -> None:
-        """Coordinators see who blocked the bot; a failure here must not resend anything."""
-        try:
-            async with self.sessions() as session:
-                await session.execute(
-                    update(Account)
-                    .where(
-                        Account.platform == platform,
-                        Account.chat_id == chat_id,
-                        Account.unreachable_since.is_(None),
-                    )
-                    .values(unreachable_since=utcnow())
-                )
-                await session.commit()
-        except Exception:
-            log.exception("Не удалось отметить чат %s как недоступный", chat_id)
-
-    async def _send(
-        self, channel: Channel, chat_id: str, reply_id: int, data: Mapping[str, Any]
-    ) -> tuple[OutboxStatus, str | None]:
-        for attempt in range(MAX_SEND_RETRIES + 1):
-            try:
-                message = decode(data)
-                message_id = await channel.send(chat_id, message, dedup=str(reply_id))
-                return OutboxStatus.SENT, message_id
-            except RetryLater as wait:
-                if attempt == MAX_SEND_RETRIES:
-                    break
-                await asyncio.sleep(min(wait.seconds, MAX_RETRY_AFTER_S))
-            except RecipientBlocked:
-                log.warning("Чат %s заблокировал бота; ответ не доставлен", chat_id)
-                return OutboxStatus.BLOCKED, None
-            except Exception:
-                log.exception("Не удалось отправить ответ %s в чат %s", reply_id, chat_id)
-                return OutboxStatus.FAILED, None
-        log.warning("Ответ %s в чат %s: платформа просит подождать, сдаюсь", reply_id, chat_id)
-        return OutboxStatus.FAILED, None

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
@@ -124,6 +124,152 @@ async def claim_next(session: AsyncSession, chat: ChatKey) -> InboxEvent | None:
         .values(attempts=InboxEvent.attempts + 1)
         .returning(InboxEvent)
         .execution_options(synchronize_session=False)
+    )
+
+
+def _chats_filter(model: type[InboxEvent] | type[OutboxMessage], chats: Iterable[ChatKey]) -> Any:
+    """Any of ``chats``: one ``IN`` per platform (and ``IS NULL`` for chat-less events)."""
+    by_platform: dict[str, list[str]] = {}
+    chatless: list[str] = []
+    for platform, chat_id in chats:
+        if chat_id is None:
+            chatless.append(platform)
+        else:
+            by_platform.setdefault(platform, []).append(chat_id)
+    clauses = [
+        and_(model.platform == platform, model.chat_id.in_(ids))
+        for platform, ids in by_platform.items()
+    ]
+    clauses += [and_(model.platform == p, model.chat_id.is_(None)) for p in chatless]
+    return or_(*clauses)
+
+
+async def claim_batch(session: AsyncSession, chats: Sequence[ChatKey]) -> list[InboxEvent]:
+    """The oldest pending event of each chat, every attempt counted in one statement (the
+    caller commits before processing, as :func:`claim_next`). In ``id`` order. A chat whose
+    oldest event was tried before is left out: it is claimed on its own (:func:`claim_next`),
+    so an event that kills the process never counts an attempt of its batch mates again."""
+    if not chats:
+        return []
+    oldest = (
+        select(func.min(InboxEvent.id))
+        .where(InboxEvent.status == InboxStatus.PENDING, _chats_filter(InboxEvent, chats))
+        .group_by(InboxEvent.platform, InboxEvent.chat_id)
+    )
+    claimed = await session.scalars(
+        update(InboxEvent)
+        .where(InboxEvent.id.in_(oldest), InboxEvent.attempts == 0)
+        .values(attempts=InboxEvent.attempts + 1)
+        .returning(InboxEvent)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(claimed, key=lambda e: e.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An outbox row as recorded by :func:`record_replies` (what sending needs)."""
+
+    id: int
+    inbox_id: int | None
+    platform: str
+    chat_id: str
+    message: dict[str, Any]
+
+
+Link = AsyncSession | AsyncConnection
+
+
+async def record_replies(
+    link: Link, replies: Sequence[tuple[int | None, str, str, list[dict[str, Any]]]]
+) -> list[Reply]:
+    """Outbox rows of several events in one statement: (inbox id, platform, chat id, the
+    encoded messages in order) each. Returns them with their ids, in the order given."""
+    rows = [
+        {
+            "inbox_id": inbox_id,
+            "platform": platform,
+            "chat_id": chat_id,
+            "position": position,
+            "message": message,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "created_at": utcnow(),
+        }
+        for inbox_id, platform, chat_id, messages in replies
+        for position, message in enumerate(messages)
+    ]
+    if not rows:
+        return []
+    table = OutboxMessage.__table__
+    result = await link.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    )
+    return [
+        Reply(int(id_), row["inbox_id"], row["platform"], row["chat_id"], row["message"])
+        for (id_,), row in zip(result.all(), rows, strict=True)
+    ]
+
+
+async def finish_many(link: Link, event_ids: Sequence[int], status: InboxStatus) -> None:
+    if event_ids:
+        await link.execute(
+            update(InboxEvent.__table__)
+            .where(InboxEvent.__table__.c.id.in_(event_ids))
+            .values(status=status, error_type=None, processed_at=utcnow())
+        )
+
+
+async def note_error(link: Link, event_id: int, error_type: str) -> None:
+    """A failed attempt that will be retried: only its error is kept."""
+    table = InboxEvent.__table__
+    await link.execute(update(table).where(table.c.id == event_id).values(error_type=error_type))
+
+
+async def pending_replies_of(
+    session: AsyncSession, chats: Sequence[ChatKey]
+) -> dict[ChatKey, list[OutboxMessage]]:
+    """:func:`pending_replies` of several chats in one query."""
+    found: dict[ChatKey, list[OutboxMessage]] = {}
+    if not chats:
+        return found
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.PENDING, _chats_filter(OutboxMessage, chats))
+        .order_by(OutboxMessage.inbox_id, OutboxMessage.position, OutboxMessage.id)
+    )
+    for row in rows:
+        found.setdefault((row.platform, row.chat_id), []).append(row)
+    return found
+
+
+async def mark_replies(link: Link, marks: Sequence[tuple[int, OutboxStatus, str | None]]) -> None:
+    """The outcomes of several sends in one (executemany) statement."""
+    if not marks:
+        return
+    table = OutboxMessage.__table__
+    now = utcnow()
+    await link.execute(
+        update(table)
+        .where(table.c.id == bindparam("reply_id"))
+        .values(
+            status=bindparam("new_status", type_=table.c.status.type),
+            attempts=table.c.attempts + 1,
+            platform_message_id=func.coalesce(
+                bindparam("message_id", type_=table.c.platform_message_id.type),
+                table.c.platform_message_id,
+            ),
+            sent_at=func.coalesce(bindparam("sent", type_=table.c.sent_at.type), table.c.sent_at),
+        ),
+        [
+            {
+                "reply_id": reply_id,
+                "new_status": status,
+                "message_id": message_id if status == OutboxStatus.SENT else None,
+                "sent": now if status == OutboxStatus.SENT else None,
+            }
+            for reply_id, status, message_id in marks
+        ],
     )
 
 
