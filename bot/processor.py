@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.channel import Channel, RawEvent
 from handlers.types import (
     Incoming,
@@ -294,6 +295,7 @@ class Processor:
                     )
                 await inbox.finish(session, event.id, InboxStatus.DONE)
                 await session.commit()
+            metrics.processed(event.platform)
             if parsed.unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)
             return rows
