@@ -266,12 +266,14 @@ def _write_archive(path: Path, manifest: dict, dump: Path, root: Path, files: di
 
 BROKEN = (
     "Архив {name} повреждён или это не резервная копия бота ({why}). Ничего не изменено. "
-    "Возьмите другую копию (python -m bot backup делает новую)."
+    "Возьмите другую копию ({command} backup делает новую)."
 )
 
 
 def _broken(archive: Path, why: str) -> BackupError:
-    return BackupError(BROKEN.format(name=archive.name, why=why), 2)
+    from bot import COMMAND
+
+    return BackupError(BROKEN.format(name=archive.name, why=why, command=COMMAND), 2)
 
 
 def _safe(name: str) -> bool:
