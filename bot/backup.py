@@ -36,6 +36,7 @@ PG_MEMBER = "database.pgdump"
 FILES_PREFIX = "files/"
 PG_DUMP = os.environ.get("PG_DUMP", "pg_dump")
 PG_RESTORE = os.environ.get("PG_RESTORE", "pg_restore")
+PSQL = os.environ.get("PSQL", "psql")
 
 
 class BackupError(Exception):
@@ -350,9 +351,14 @@ async def _restore_postgres(url: URL, dump: Path, force: bool) -> dict[str, int]
     finally:
         await connection.close()
     target, env = _libpq(url)
-    command = [PG_RESTORE, "--no-owner", "--exit-on-error", "--single-transaction"]
-    command += ["--clean", "--if-exists"]  # one transaction: the old data or the copy
-    await _in_thread(_run, [*command, "--dbname", target, str(dump)], env, "Восстановление")
+    # The dump as SQL, then in ONE transaction: drop the schema (tables of a later migration
+    # too), recreate it from the copy. A failure leaves the old data as it was.
+    script = dump.with_suffix(".sql")
+    restore = [PG_RESTORE, "--no-owner", "--no-acl", "--exit-on-error", "-f", str(script)]
+    await _in_thread(_run, [*restore, str(dump)], env, "Восстановление")
+    load = [PSQL, "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--dbname", target]
+    load += ["-c", "DROP SCHEMA IF EXISTS public CASCADE", "-c", "CREATE SCHEMA public"]
+    await _in_thread(_run, [*load, "-f", str(script)], env, "Восстановление")
     connection = await _pg_connect(url)
     try:
         return await _pg_counts(connection)

@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, inspect, select, text
 
 from bot.app import create_services
 from bot.config import load_settings
@@ -208,3 +208,30 @@ async def test_restore_that_does_not_match_the_manifest_says_so(seeded, tmp_path
     assert result.returncode == 1
     assert "не совпадают" in result.stderr and "schools" in result.stderr
     assert "Не запускайте бота" in result.stderr
+
+
+async def test_restore_replaces_a_newer_schema_whole(seeded, tmp_path):
+    """The target has a table the copy does not know (a later migration): after restore the
+    database is exactly the copy, so the next `db upgrade` starts from the copy's revision."""
+    before = await snapshot(seeded)
+    assert bot("backup", "--to", str(tmp_path / "b")).returncode == 0
+    archive = only_archive(tmp_path / "b")
+    services = await create_services(seeded, migrate=False)
+    try:
+        async with services.sessions() as session:
+            await session.execute(text("CREATE TABLE later_feature (id integer)"))
+            await session.execute(text("INSERT INTO later_feature VALUES (1)"))
+            await session.commit()
+    finally:
+        await services.close()
+    done = bot("restore", str(archive), "--force")
+    assert done.returncode == 0, done.stderr
+    assert await snapshot(seeded) == before
+    services = await create_services(seeded, migrate=False)
+    try:
+        async with services.sessions() as session:
+            tables = await session.run_sync(lambda s: inspect(s.connection()).get_table_names())
+    finally:
+        await services.close()
+    assert "later_feature" not in tables and "schools" in tables
+    assert bot("db", "upgrade").returncode == 0
