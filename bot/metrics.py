@@ -64,6 +64,7 @@ async def _by_platform(session: AsyncSession, model, status: str) -> dict[str, i
 
 
 def _set(gauge: Gauge, counts: dict[str, int], platforms: Iterable[str]) -> None:
+    gauge.clear()  # a platform no longer configured and with nothing queued is not shown
     for platform in {*platforms, *counts}:
         gauge.labels(platform=platform).set(counts.get(platform, 0))
 

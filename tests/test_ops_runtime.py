@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +26,8 @@ from sqlalchemy import func, select
 from bot.app import create_services
 from bot.config import load_settings
 from bot.telegram import SECRET_HEADER
+from handlers.types import OutText
+from storage import notices
 from storage.models import InboxEvent
 from tests import runtime
 from tests.conftest import seed_region
@@ -281,3 +284,66 @@ def test_unknown_log_format_is_refused_with_a_russian_hint(tmp_path) -> None:
     assert done.returncode == 2
     assert "LOG_FORMAT" in done.stderr and "text или json" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+async def scrape(app) -> tuple[int, str]:
+    from bot.webhook import WebhookServer
+
+    server = WebhookServer(app, "127.0.0.1", 0)
+    port = await server.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as answer,
+        ):
+            return answer.status, await answer.text()
+    finally:
+        await server.stop()
+
+
+async def never(_events) -> None:
+    raise AssertionError("nothing is posted here")
+
+
+async def test_metrics_show_a_late_reminder_and_failed_sends(settings) -> None:
+    from bot.webhook import create_app
+    from storage.models import Account, OutboxMessage, Person, Role
+
+    services = await create_services(settings)
+    try:
+        due = datetime.now(UTC) - timedelta(minutes=10)
+        async with services.sessions() as session:
+            person = Person(role=Role.DIRECTOR, full_name="Ольга")
+            session.add(person)
+            await session.flush()
+            account = Account(person_id=person.id, platform="tg", platform_user_id="9", chat_id="9")
+            session.add(account)
+            await session.flush()
+            assert await notices.notify(
+                session, person.id, OutText("Срок завтра"), key="late-1", now=due
+            )
+            session.add(OutboxMessage(platform="vk", chat_id="5", message={}, status="failed"))
+            await session.commit()
+        status, text = await scrape(create_app([], never, services.sessions))
+    finally:
+        await services.close()
+    assert status == 200
+    scraped = samples(text)
+    lag = scraped[("shnor_reminder_lag_seconds", ())]
+    assert 590 <= lag <= 900, lag
+    assert scraped[("shnor_send_failed", (("queue", "outbox"),))] == 1
+    assert scraped[("shnor_send_failed", (("queue", "deliveries"),))] == 0
+    assert not any(name == "shnor_inbox_pending" for name, _ in scraped)  # no channel, no queue
+
+
+async def test_metrics_without_the_database_answer_503(settings) -> None:
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from bot.webhook import create_app
+
+    engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    try:
+        status, text = await scrape(create_app([], never, async_sessionmaker(engine)))
+    finally:
+        await engine.dispose()
+    assert status == 503 and "database error" in text
