@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot import COMMAND
+from bot.cli_backup import register as register_backup
 from bot.cli_campaign import campaign_app
 from bot.cli_common import cli_session, fail, settings_or_exit
 from bot.cli_people import invites_reissue, people_app
@@ -35,6 +36,7 @@ app.add_typer(people_app, name="people")
 invites_app = typer.Typer(help="Коды приглашения.", invoke_without_command=True)
 invites_app.command("reissue")(invites_reissue)
 app.add_typer(invites_app, name="invites")
+register_backup(app)
 
 log = logging.getLogger("bot")
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")

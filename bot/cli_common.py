@@ -4,11 +4,25 @@ message, reading a date."""
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date
+from pathlib import Path
 
 import typer
 
-from bot.config import ConfigError, Settings, load_settings
+from bot import logsafe
+from bot.config import ENV_FILE, ConfigError, Settings, load_settings
+
+
+def _log_format() -> str | None:
+    """LOG_FORMAT from the environment, else from .env (read before the settings are)."""
+    if "LOG_FORMAT" in os.environ:
+        return os.environ["LOG_FORMAT"]
+    if not Path(ENV_FILE).is_file():
+        return None
+    from dotenv import dotenv_values
+
+    return dotenv_values(ENV_FILE).get("LOG_FORMAT")
 
 
 def settings_or_exit() -> Settings:
@@ -19,10 +33,15 @@ def settings_or_exit() -> Settings:
             f"{exc}\nИсправьте настройку в .env или в окружении и запустите снова.", err=True
         )
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.app.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        logsafe.configure(settings.app.log_level, _log_format())
+    except ValueError as exc:
+        typer.echo(
+            f"LOG_FORMAT: неизвестный формат «{exc}», ожидается text или json.\n"
+            "Исправьте настройку в .env или в окружении и запустите снова.",
+            err=True,
+        )
+        raise typer.Exit(2) from None
     logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 

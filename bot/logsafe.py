@@ -9,10 +9,12 @@ text are masked before any handler (console, file, pytest's caplog) formats them
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import traceback
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 MASK = "***"
 # bot<id>:<token> in URLs, and a bare <id>:<token> of BotFather's shape
@@ -81,3 +83,54 @@ def install(secrets: Iterable[str] = ()) -> SecretFilter:
     logging.setLogRecordFactory(factory)
     _installed = secret_filter
     return secret_filter
+
+
+# --- the log format ----------------------------------------------------------------------------
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged too.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "_secrets_masked"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, extra fields, exc (if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD and not name.startswith("_"):
+                entry[name] = value if isinstance(value, int | float | bool | None) else str(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        line = json.dumps(entry, ensure_ascii=False)
+        return _installed.mask(line) if _installed is not None else line
+
+
+def configure(level: str, log_format: str | None) -> None:
+    """The process's logging: human text (default) or ``json``; raises ValueError on an
+    unknown format. Secrets are masked either way once :func:`install` ran (``run`` does)."""
+    chosen = (log_format or "text").strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise ValueError(chosen)
+    root = logging.getLogger()
+    if root.handlers:  # like logging.basicConfig: someone (pytest, an embedding app) owns it
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # vkbottle gives its logger a coloured console handler of its own unless it has one
+    # already: this one, so its records reach the root handler alone, in our format.
+    own = logging.getLogger("vkbottle")
+    if not own.handlers:
+        own.addHandler(logging.NullHandler())

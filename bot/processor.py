@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot import chat_locks
+from bot import chat_locks, metrics
 from bot.channel import Channel, Parsed, RawEvent
 from bot.chat_locks import Held
 from bot.sending import Mark, Sending
@@ -466,6 +466,8 @@ class Processor(Sending):
         )
         for item in chunk:
             event = item.event
+            if item.error is None:
+                metrics.processed(event.platform)
             unreachable = item.error is None and item.parsed and item.parsed.unreachable
             if unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)
@@ -543,6 +545,7 @@ class Processor(Sending):
                     )
                 await inbox.finish(session, event.id, InboxStatus.DONE)
                 await session.commit()
+            metrics.processed(event.platform)
             if parsed.unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)
             return rows

@@ -3,7 +3,8 @@
 Each channel answers on its own path (``channel.webhook_path``) and checks its platform's
 secret itself; the HTTP answer goes out only after ``sink`` stored the events, so a 200 means
 the events are in the inbox. ``/health`` reports the database, the inbox backlog and the
-last event per platform as JSON (HTTP 503 when the database does not answer).
+last event per platform as JSON (HTTP 503 when the database does not answer); ``/metrics``
+the Prometheus metrics of :mod:`bot.metrics`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot import metrics
 from bot.channel import Channel, Sink
 from storage import inbox
 
@@ -78,7 +80,20 @@ def create_app(
         status, report = await health(sessions)
         return web.json_response(report, status=status)
 
+    async def get_metrics(_request: web.Request) -> web.Response:
+        try:
+            async with sessions() as session:
+                await metrics.refresh(session, platforms, datetime.now(UTC))
+        except Exception as exc:
+            log.warning("metrics: база данных не отвечает (%s)", type(exc).__name__)
+            return web.Response(status=503, text=f"database error: {type(exc).__name__}\n")
+        response = web.Response(body=metrics.generate())
+        response.headers["Content-Type"] = metrics.CONTENT_TYPE
+        return response
+
+    platforms = [str(channel.platform) for channel in channels]
     app.router.add_get("/health", get_health)
+    app.router.add_get("/metrics", get_metrics)
     return app
 
 
