@@ -162,6 +162,7 @@ async def _serve(
     settings: Settings, services: Services, specs: dict[str, ChannelSpec], stop: asyncio.Event
 ) -> None:
     from bot.webhook import WebhookServer, create_app
+    from scheduler.leader import run_when_leading
     from scheduler.runner import create_scheduler, create_sender
 
     channels = {name: spec.create(settings) for name, spec in specs.items()}
@@ -174,7 +175,9 @@ async def _serve(
             services.conversation.register_fetcher(name, channel.fetcher)
         # Everything the bot sends unprompted (reminders, export progress and files) goes
         # through one rate-limited sender that waits out the platforms' flood control.
-        sender = create_sender(services, channels)
+        # With REDIS_URL the send rate of a token is shared by every process using it.
+        tokens = {name: spec.lock_name(settings) for name, spec in specs.items()}
+        sender = create_sender(services, channels, tokens)
         services.conversation.messengers.update(sender.messengers_view())
         scheduler = create_scheduler(services, channels, sender=sender)
         processor = Processor(services.sessions, channels, services.conversation)
@@ -183,7 +186,12 @@ async def _serve(
             app = create_app(list(channels.values()), processor.sink, services.sessions)
             server = WebhookServer(app, webhook.host, webhook.port)
             await server.start()
-        scheduler.start()
+        # The jobs run only in the process holding the PostgreSQL leader lock (SQLite: here).
+        leader = run_when_leading(
+            scheduler, services.engine, retry_s=settings.workers.leader_retry_seconds
+        )
+        leader_stop = asyncio.Event()
+        leading = asyncio.create_task(leader.run(leader_stop), name="scheduler leader")
         processing = asyncio.create_task(processor.run(), name="processor")
         polls = (
             []
@@ -214,7 +222,10 @@ async def _serve(
             await processor.stop(STOP_TIMEOUT_S)
             processing.cancel()
             await asyncio.gather(processing, return_exceptions=True)
+            leader_stop.set()  # gives the lock back: another worker takes over at once
+            await asyncio.gather(leading, return_exceptions=True)
             scheduler.shutdown(wait=False)
+            await sender.close()
         if isinstance(failure, ChannelSetupError):
             raise _fail(str(failure))
         if failure is not None:
