@@ -192,6 +192,10 @@ async def _serve(
         )
         leader_stop = asyncio.Event()
         leading = asyncio.create_task(leader.run(leader_stop), name="scheduler leader")
+        # Export jobs queued by any worker (or left by a dead one) are claimed here too.
+        exporting = asyncio.create_task(
+            services.conversation.exports.run(leader_stop), name="export jobs"
+        )
         processing = asyncio.create_task(processor.run(), name="processor")
         polls = (
             []
@@ -223,7 +227,7 @@ async def _serve(
             processing.cancel()
             await asyncio.gather(processing, return_exceptions=True)
             leader_stop.set()  # gives the lock back: another worker takes over at once
-            await asyncio.gather(leading, return_exceptions=True)
+            await asyncio.gather(leading, exporting, return_exceptions=True)
             scheduler.shutdown(wait=False)
             await sender.close()
         if isinstance(failure, ChannelSetupError):
