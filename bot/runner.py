@@ -109,6 +109,17 @@ def any_configured(settings: Settings) -> bool:
     return bool(configured_specs(settings))
 
 
+def _run_locks(settings: Settings, specs: dict[str, ChannelSpec], services: Services) -> list[str]:
+    """One process per token, unless WORKERS > 1 webhook workers share PostgreSQL: then they
+    split the webhook traffic, claim chats (bot.processor), export jobs and the scheduler
+    (scheduler.leader) between them. Pollers always stay alone: the platforms refuse a
+    second poller on one token."""
+    several = settings.workers.count > 1 and settings.webhook.enabled
+    if several and services.engine.dialect.name == "postgresql":
+        return []
+    return [spec.lock_name(settings) for spec in specs.values()]
+
+
 def _fail(message: str) -> SystemExit:
     print(message, file=sys.stderr)
     return SystemExit(EXIT_SETUP)
@@ -131,9 +142,8 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
             f"Не удалось открыть базу данных ({type(exc).__name__}). Проверьте DATABASE_URL "
             "и что сервер базы запущен, затем запустите бота снова."
         ) from None
-    lock = RunLock(
-        services.engine, settings.storage.data_dir, [s.lock_name(settings) for s in specs.values()]
-    )
+    names = _run_locks(settings, specs, services)
+    lock = RunLock(services.engine, settings.storage.data_dir, names)
     try:
         await lock.acquire()
     except AlreadyRunning as exc:

@@ -44,7 +44,8 @@ from handlers.render import shorten
 from handlers.texts import mb
 from handlers.types import Button, Messenger, OutFile, Outgoing, OutText
 from storage import export_jobs
-from storage.models import ExportJob, Municipality
+from storage.export_jobs import ExportJob
+from storage.models import Municipality
 
 if TYPE_CHECKING:
     from handlers.core_context import CoreContext

@@ -11,12 +11,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Index, Integer, String, Text, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import ExportJob, ExportJobStatus
+from storage.models import Base, utcnow
+
+
+class ExportJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExportJob(Base):
+    """An export asked for in the chat; any worker process claims and runs it
+    (handlers/export_chat.py). ``claimed_at`` is the running worker's heartbeat."""
+
+    __tablename__ = "export_jobs"
+    __table_args__ = (
+        Index("ix_export_jobs_status", "status", "id"),
+        Index("ix_export_jobs_user", "platform", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=ExportJobStatus.QUEUED)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
 
 MAX_ATTEMPTS = 2
 STALE_AFTER = timedelta(minutes=5)

@@ -583,34 +583,3 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
-
-
-class ExportJobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class ExportJob(Base):
-    """An export asked for in the chat; any worker process claims and runs it
-    (handlers/export_jobs.py). ``claimed_at`` is the running worker's heartbeat."""
-
-    __tablename__ = "export_jobs"
-    __table_args__ = (
-        Index("ix_export_jobs_status", "status", "id"),
-        Index("ix_export_jobs_user", "platform", "user_id", "status"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    platform: Mapped[str] = mapped_column(String(16))
-    user_id: Mapped[str] = mapped_column(String(64))
-    chat_id: Mapped[str] = mapped_column(String(64))
-    request: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), default=ExportJobStatus.QUEUED)
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
-    claimed_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]

@@ -22,7 +22,7 @@ from handlers.export_chat import ExportChat
 from handlers.types import OutFile
 from storage import export_jobs
 from storage.database import create_engine, create_sessionmaker
-from storage.models import ExportJob, ExportJobStatus
+from storage.export_jobs import ExportJob, ExportJobStatus
 from tests.reminder_helpers import postgres_db, postgres_engine, sqlite_db
 from tests.test_export_chat import (
     REGIONAL_ID,

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 from sqlalchemy.engine import make_url
 
 from bot.config import load_settings
 from bot.runner import run_bot
+from bot.telegram.channel import SECRET_HEADER
 from handlers.types import OutText
 from scheduler.leader import lock_key
 from storage import notices
@@ -162,3 +165,78 @@ async def test_two_bot_processes_one_runs_the_jobs_and_the_other_takes_over(
                     await asyncio.wait_for(bot, 30)
             for api in apis:
                 await api.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@requires_postgres
+async def test_two_webhook_workers_share_one_token_on_postgresql(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """WORKERS=2 behind a load balancer: both start on one token, both take updates, one
+    runs the jobs; a request without the webhook secret is refused."""
+    api = FakeBotApi()
+    base = await api.start()
+    ports = [free_port(), free_port()]
+    async with temporary_database() as url:
+        settings = []
+        for i, port in enumerate(ports):
+            for name, value in {
+                "DATA_DIR": str(tmp_path / f"worker{i}"),
+                "DATABASE_URL": url,
+                "BOT_TOKEN": api.token,
+                "TELEGRAM_API_URL": base,
+                "WEBHOOK_BASE_URL": f"http://127.0.0.1:{port}",
+                "WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+                "TELEGRAM_WEBHOOK_SECRET": "worker-secret",
+                "WORKERS": "2",
+                "LEADER_RETRY_SECONDS": "0.3",
+            }.items():
+                monkeypatch.setenv(name, value)
+            settings.append(load_settings(env_file=None))
+        stops = [asyncio.Event(), asyncio.Event()]
+        bots = [asyncio.create_task(run_bot(settings[0], stop=stops[0]))]
+        try:
+
+            async def locked() -> bool:
+                return await holders(url) == 1
+
+            await until(locked, 60)  # one after the other: see the test above
+            bots.append(asyncio.create_task(run_bot(settings[1], stop=stops[1])))
+            async with aiohttp.ClientSession() as http:
+
+                async def post(port: int, text: str, secret: str | None) -> int:
+                    update = {
+                        "update_id": api.next_id(),
+                        "message": api._message(CHAT, text=text),
+                    }
+                    headers = {SECRET_HEADER: secret} if secret else {}
+                    try:
+                        async with http.post(
+                            f"http://127.0.0.1:{port}/telegram", json=update, headers=headers
+                        ) as response:
+                            return response.status
+                    except aiohttp.ClientConnectionError:
+                        return 0
+
+                async def second_serves() -> bool:
+                    return await post(ports[1], "привет", None) == 403
+
+                await until(second_serves, 60)  # the second worker started: not refused
+                for i, port in enumerate(ports):
+                    api._mark = len(api.sent)
+                    assert await post(port, f"/help {i}", "worker-secret") == 200
+                    await api.reply(CHAT, "не зарегистрированы")  # answered
+            assert not any(bot.done() for bot in bots)  # neither was refused or failed
+            assert await holders(url) == 1
+        finally:
+            for stop in stops:
+                stop.set()
+            for bot in bots:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(bot, 30)
+            await api.stop()
