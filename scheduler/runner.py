@@ -15,7 +15,7 @@ from scheduler.downloads import retry_pending_downloads
 from scheduler.ratelimit import RedisBucket, redis_client
 from scheduler.reminders import Reminders, reminders_tick
 from scheduler.sender import Sender
-from storage import inbox
+from storage import export_jobs, inbox
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -115,8 +115,10 @@ def create_scheduler(
 
 
 async def prune_inbox(sessions: async_sessionmaker) -> int:
-    """Forget finished intake events older than the key retention (at least 24 h)."""
+    """Forget finished intake events older than the key retention (at least 24 h), and
+    finished export jobs older than a week."""
     async with sessions() as session:
         removed = await inbox.prune(session)
+        removed += await export_jobs.prune(session, datetime.now(UTC))
         await session.commit()
     return removed

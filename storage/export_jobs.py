@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, and_, func, or_, select, update
+from sqlalchemy import Index, Integer, String, Text, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,7 +54,7 @@ class ExportJob(Base):
 
 MAX_ATTEMPTS = 2
 STALE_AFTER = timedelta(minutes=5)
-UNFINISHED = (ExportJobStatus.QUEUED, ExportJobStatus.RUNNING)
+KEEP_FINISHED = timedelta(days=7)
 
 
 async def enqueue(
@@ -176,3 +176,14 @@ async def finish(
         )
         await session.commit()
         return result.rowcount == 1
+
+
+async def prune(session: AsyncSession, now: datetime, keep: timedelta = KEEP_FINISHED) -> int:
+    """Forget finished jobs older than ``keep`` (the queue stays small)."""
+    result = await session.execute(
+        delete(ExportJob).where(
+            ExportJob.status.in_([ExportJobStatus.DONE, ExportJobStatus.FAILED]),
+            ExportJob.finished_at < now - keep,
+        )
+    )
+    return result.rowcount or 0

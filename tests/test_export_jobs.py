@@ -179,3 +179,25 @@ async def test_two_workers_claim_from_one_postgresql_queue() -> None:
     finally:
         await second.dispose()
         await drop()
+
+
+async def test_finished_jobs_are_pruned_after_a_week(tmp_path: Path) -> None:
+    from scheduler.runner import prune_inbox
+
+    _, engine, sessions = await sqlite_db(tmp_path)
+    try:
+        await enqueue_many(sessions, 3)
+        now = datetime.now(UTC)
+        old = await export_jobs.claim(sessions, "w", ["tg"], now)
+        recent = await export_jobs.claim(sessions, "w", ["tg"], now)
+        assert old and recent
+        await export_jobs.finish(sessions, old.id, "w", now - timedelta(days=8))
+        await export_jobs.finish(sessions, recent.id, "w", now - timedelta(days=1), error="x")
+        assert await prune_inbox(sessions) >= 1
+        async with sessions() as session:
+            left = {j.id: j.status for j in await session.scalars(select(ExportJob))}
+        assert old.id not in left  # finished a week ago: gone
+        assert left[recent.id] == ExportJobStatus.FAILED  # recent: kept
+        assert ExportJobStatus.QUEUED in left.values()  # unfinished: never pruned
+    finally:
+        await engine.dispose()
