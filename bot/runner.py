@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -75,6 +76,12 @@ def _max(settings: Settings) -> Channel:
     return MaxChannel.from_settings(settings.max)
 
 
+def _redis_password(settings: Settings) -> list[str]:
+    url = settings.workers.redis_url
+    password = urlsplit(url.get_secret_value()).password if url else None
+    return [password] if password else []
+
+
 def _secrets(*values: SecretStr | None) -> list[str]:
     return [value.get_secret_value() for value in values if value]
 
@@ -128,7 +135,8 @@ def _fail(message: str) -> SystemExit:
 async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set). Raises SystemExit on setup errors."""
     specs = configured_specs(settings)
-    install_log_masking(secret for spec in specs.values() for secret in spec.secrets(settings))
+    secrets = [secret for spec in specs.values() for secret in spec.secrets(settings)]
+    install_log_masking([*secrets, *_redis_password(settings)])
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -240,3 +240,13 @@ def test_worker_settings_in_russian_without_echoing_the_redis_url(monkeypatch) -
     workers = load_settings(env_file=None).workers
     assert workers.count == 4 and workers.redis_url is not None
     assert "cache" not in repr(workers)
+
+
+def test_a_redis_password_is_masked_in_the_logs(monkeypatch) -> None:
+    from bot.runner import _redis_password
+
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@cache:6379/0")
+    assert _redis_password(load_settings(env_file=None)) == ["hunter2"]
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    assert _redis_password(load_settings(env_file=None)) == []
