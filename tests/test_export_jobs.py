@@ -201,3 +201,28 @@ async def test_finished_jobs_are_pruned_after_a_week(tmp_path: Path) -> None:
         assert ExportJobStatus.QUEUED in left.values()  # unfinished: never pruned
     finally:
         await engine.dispose()
+
+
+async def test_a_running_export_keeps_its_claim_fresh(services, messenger, monkeypatch) -> None:  # noqa: F811
+    release = asyncio.Event()
+    real = export_chat.run_export
+
+    async def slow_export(*args, **kwargs):
+        await release.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(export_chat, "run_export", slow_export)
+    exports = services.conversation.exports
+    exports.heartbeat_every = 0.0
+    await ask_for_export(services)
+    await asyncio.sleep(0.05)
+    [job] = await jobs(services)
+    first = job.claimed_at
+    await asyncio.sleep(0.2)
+    [job] = await jobs(services)
+    assert job.status == ExportJobStatus.RUNNING and job.claimed_at > first
+    # a fresh claim is not taken over by another worker
+    assert await export_jobs.claim(services.sessions, "other", ["tg"], datetime.now(UTC)) is None
+    release.set()
+    await exports.wait()
+    assert sum(isinstance(m, OutFile) for _, m in messenger.sent) == 1
