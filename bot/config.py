@@ -26,7 +26,7 @@ _COMMON = SettingsConfigDict(env_file=ENV_FILE, env_file_encoding="utf-8", extra
 PUBLIC_TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 LOCAL_TELEGRAM_DOWNLOAD_LIMIT = 2000 * 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-SECRET_VARIABLES = {"BOT_TOKEN"}  # never repeated in an error message
+SECRET_VARIABLES = {"BOT_TOKEN", "REDIS_URL"}  # never repeated in an error message
 
 
 class ConfigError(Exception):
@@ -376,6 +376,30 @@ class WebhookSettings(BaseSettings):
         return int(self.listen.rpartition(":")[2])
 
 
+class WorkerSettings(BaseSettings):
+    """Several bot processes on one PostgreSQL (and Redis): who runs the jobs, the send rate."""
+
+    model_config = _COMMON
+
+    # Bot processes sharing one token; without Redis each sends at SEND_RATE_PER_S / WORKERS.
+    count: int = Field(default=1, ge=1, le=256, alias="WORKERS")
+    # The shared send rate (a token bucket per platform token), e.g. redis://127.0.0.1:6379/0.
+    redis_url: SecretStr | None = Field(default=None, alias="REDIS_URL")
+    # How often a follower tries to become the scheduler leader (and the leader checks itself).
+    leader_retry_seconds: float = Field(default=5.0, gt=0, le=300, alias="LEADER_RETRY_SECONDS")
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url_shape(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            if not value.strip().startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("ожидается адрес вида redis://127.0.0.1:6379/0")
+            return value.strip()
+        return value
+
+
 class Settings(BaseModel):
     telegram: TelegramSettings
     storage: StorageSettings
@@ -384,6 +408,7 @@ class Settings(BaseModel):
     max: MaxSettings = Field(default_factory=MaxSettings)
     vk: VkSettings = Field(default_factory=VkSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
 
 
 # What pydantic's own checks mean, said in Russian; custom validators word their own.
@@ -441,6 +466,7 @@ def load_settings(env_file: str | Path | None = ENV_FILE) -> Settings:
         ("max", MaxSettings),
         ("vk", VkSettings),
         ("webhook", WebhookSettings),
+        ("workers", WorkerSettings),
     ):
         try:
             sections[key] = section(_env_file=env_file)  # type: ignore[call-arg]

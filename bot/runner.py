@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -75,6 +76,12 @@ def _max(settings: Settings) -> Channel:
     return MaxChannel.from_settings(settings.max)
 
 
+def _redis_password(settings: Settings) -> list[str]:
+    url = settings.workers.redis_url
+    password = urlsplit(url.get_secret_value()).password if url else None
+    return [password] if password else []
+
+
 def _secrets(*values: SecretStr | None) -> list[str]:
     return [value.get_secret_value() for value in values if value]
 
@@ -109,6 +116,17 @@ def any_configured(settings: Settings) -> bool:
     return bool(configured_specs(settings))
 
 
+def _run_locks(settings: Settings, specs: dict[str, ChannelSpec], services: Services) -> list[str]:
+    """One process per token, unless WORKERS > 1 webhook workers share PostgreSQL: then they
+    split the webhook traffic, claim chats (bot.processor), export jobs and the scheduler
+    (scheduler.leader) between them. Pollers always stay alone: the platforms refuse a
+    second poller on one token."""
+    several = settings.workers.count > 1 and settings.webhook.enabled
+    if several and services.engine.dialect.name == "postgresql":
+        return []
+    return [spec.lock_name(settings) for spec in specs.values()]
+
+
 def _fail(message: str) -> SystemExit:
     print(message, file=sys.stderr)
     return SystemExit(EXIT_SETUP)
@@ -117,7 +135,8 @@ def _fail(message: str) -> SystemExit:
 async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set). Raises SystemExit on setup errors."""
     specs = configured_specs(settings)
-    install_log_masking(secret for spec in specs.values() for secret in spec.secrets(settings))
+    secrets = [secret for spec in specs.values() for secret in spec.secrets(settings)]
+    install_log_masking([*secrets, *_redis_password(settings)])
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -131,9 +150,8 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> N
             f"Не удалось открыть базу данных ({type(exc).__name__}). Проверьте DATABASE_URL "
             "и что сервер базы запущен, затем запустите бота снова."
         ) from None
-    lock = RunLock(
-        services.engine, settings.storage.data_dir, [s.lock_name(settings) for s in specs.values()]
-    )
+    names = _run_locks(settings, specs, services)
+    lock = RunLock(services.engine, settings.storage.data_dir, names)
     try:
         await lock.acquire()
     except AlreadyRunning as exc:
@@ -162,6 +180,7 @@ async def _serve(
     settings: Settings, services: Services, specs: dict[str, ChannelSpec], stop: asyncio.Event
 ) -> None:
     from bot.webhook import WebhookServer, create_app
+    from scheduler.leader import run_when_leading
     from scheduler.runner import create_scheduler, create_sender
 
     channels = {name: spec.create(settings) for name, spec in specs.items()}
@@ -174,7 +193,9 @@ async def _serve(
             services.conversation.register_fetcher(name, channel.fetcher)
         # Everything the bot sends unprompted (reminders, export progress and files) goes
         # through one rate-limited sender that waits out the platforms' flood control.
-        sender = create_sender(services, channels)
+        # With REDIS_URL the send rate of a token is shared by every process using it.
+        tokens = {name: spec.lock_name(settings) for name, spec in specs.items()}
+        sender = create_sender(services, channels, tokens)
         services.conversation.messengers.update(sender.messengers_view())
         scheduler = create_scheduler(services, channels, sender=sender)
         processor = Processor(services.sessions, channels, services.conversation)
@@ -183,7 +204,16 @@ async def _serve(
             app = create_app(list(channels.values()), processor.sink, services.sessions)
             server = WebhookServer(app, webhook.host, webhook.port)
             await server.start()
-        scheduler.start()
+        # The jobs run only in the process holding the PostgreSQL leader lock (SQLite: here).
+        leader = run_when_leading(
+            scheduler, services.engine, retry_s=settings.workers.leader_retry_seconds
+        )
+        leader_stop = asyncio.Event()
+        leading = asyncio.create_task(leader.run(leader_stop), name="scheduler leader")
+        # Export jobs queued by any worker (or left by a dead one) are claimed here too.
+        exporting = asyncio.create_task(
+            services.conversation.exports.run(leader_stop), name="export jobs"
+        )
         processing = asyncio.create_task(processor.run(), name="processor")
         polls = (
             []
@@ -214,7 +244,10 @@ async def _serve(
             await processor.stop(STOP_TIMEOUT_S)
             processing.cancel()
             await asyncio.gather(processing, return_exceptions=True)
+            leader_stop.set()  # gives the lock back: another worker takes over at once
+            await asyncio.gather(leading, exporting, return_exceptions=True)
             scheduler.shutdown(wait=False)
+            await sender.close()
         if isinstance(failure, ChannelSetupError):
             raise _fail(str(failure))
         if failure is not None:

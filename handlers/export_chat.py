@@ -4,9 +4,13 @@ Admins and regional coordinators export everything, a municipal coordinator thei
 municipality; directors get a polite refusal. With several campaigns the bot asks which one
 (or all); when the campaigns have documents it asks whether to add the documents archive.
 
-The export itself runs in the background: the bot answers at once with a progress message,
-keeps editing it, and finally sends the xlsx (and the ZIP, when asked and when it fits the
-platform's upload limit — otherwise it says how to get it with the CLI). The chat, and everybody
+The export itself is a job (:mod:`storage.export_jobs`): the button queues a row, and
+whichever worker process claims it (this one at once when it has a free slot, any other one
+on its next poll) sends a progress message, keeps editing it, and finally sends the xlsx (and
+the ZIP, when asked and when it fits the platform's upload limit — otherwise it says how to
+get it with the CLI). A worker that dies mid-export stops refreshing its claim; another one
+runs the job again (at least once: a crash between sending the file and marking the job done
+sends it again; a worker whose claim was taken over sends nothing). The chat, and everybody
 else's chats, go on meanwhile: the database is read in small chunks on the event loop and the
 workbook is built in a worker thread (and, for big exports, serialised by a writer process).
 Without a :class:`Messenger` for the platform (the console) the export runs inline and the
@@ -21,11 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import socket
 import tempfile
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exports.data import CampaignInfo, ExportNotAllowed, ExportScope, campaigns_in_scope, scope_for
 from exports.data import load_header as _load_header
@@ -35,6 +43,8 @@ from handlers import callbacks as cb
 from handlers.render import shorten
 from handlers.texts import mb
 from handlers.types import Button, Messenger, OutFile, Outgoing, OutText
+from storage import export_jobs
+from storage.export_jobs import ExportJob
 from storage.models import Municipality
 
 if TYPE_CHECKING:
@@ -86,6 +96,8 @@ FAILED = (
 STALE = "Эта кнопка устарела. Чтобы сделать выгрузку, отправьте /export"
 
 PROGRESS_EVERY = 2.0  # seconds between progress edits
+HEARTBEAT_EVERY = 30.0  # seconds between refreshes of a running job's claim
+POLL_EVERY = 2.0  # seconds between looks for jobs queued by other workers
 
 
 @dataclass(frozen=True)
@@ -107,15 +119,36 @@ def _title(campaigns: list[CampaignInfo]) -> str:
     return campaigns[0].title if len(campaigns) == 1 else "все анкеты"
 
 
+def _to_json(request: _Request) -> dict[str, Any]:
+    data = asdict(request)
+    scope = data["scope"]
+    scope["campaign_ids"] = list(scope["campaign_ids"]) if scope["campaign_ids"] else None
+    return data
+
+
+def _from_json(data: dict[str, Any]) -> _Request:
+    scope = dict(data["scope"])
+    ids = scope.get("campaign_ids")
+    scope["campaign_ids"] = tuple(int(i) for i in ids) if ids else None
+    return _Request(**{**data, "scope": ExportScope(**scope)})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)  # the wall clock: claims of other processes are judged by it
+
+
 class ExportChat:
     """The /export command and its buttons; owns the background export tasks."""
 
     def __init__(self, conversation: CoreContext) -> None:
         self.conversation = conversation
         self.progress_every = PROGRESS_EVERY
+        self.heartbeat_every = HEARTBEAT_EVERY
+        self.stale_after = export_jobs.STALE_AFTER
+        self.slots = MAX_PARALLEL_EXPORTS
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._tasks: set[asyncio.Task] = set()
-        self._running: set[tuple[str, str]] = set()
-        self._slots: asyncio.Semaphore | None = None
+        self._kicked = False
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -160,6 +193,25 @@ class ExportChat:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """Look for jobs queued by other workers (or left by a dead one) until ``stop``."""
+        while not stop.is_set():
+            self.kick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL_EVERY)
+
+    def kick(self) -> None:
+        """Claim queued jobs in this process while it has a free export slot."""
+        platforms = list(self.conversation.messengers)
+        if not platforms or self.slots <= 0:
+            return
+        self._kicked = True
+        if sum(not task.done() for task in self._tasks) >= self.slots:
+            return  # a running drainer takes the job when its export is done
+        task = asyncio.create_task(self._drain(platforms), name="export jobs")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # --- steps ------------------------------------------------------------------------------
 
     def _scope(self, turn: Turn) -> ExportScope | None:
@@ -199,8 +251,11 @@ class ExportChat:
 
     async def _start(self, turn: Turn, scope: ExportScope, documents: bool) -> None:
         user = turn.event.user
-        key = (str(user.platform), user.user_id)
-        if key in self._running:
+        messenger = self.conversation.messengers.get(str(user.platform))
+        now = _now()
+        if messenger is not None and await export_jobs.unfinished(
+            turn.session, str(user.platform), user.user_id, self.stale_after, now
+        ):
             turn.say(BUSY)
             return
         header = await _load_header(turn.session, scope)
@@ -213,16 +268,25 @@ class ExportChat:
             documents=documents,
             cli=await self._cli(turn, scope),
         )
-        messenger = self.conversation.messengers.get(request.platform)
         if messenger is None:  # the console: run inline, the files come with the reply
             ready, replies = await self._export(request, None, self._folder(keep=True))
             turn.say(ready)
             turn.out.extend(replies)
             return
-        self._running.add(key)
-        task = asyncio.create_task(self._background(request, messenger), name="export")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Committed at once, apart from the turn: any worker may claim it from now on.
+        async with self.conversation.sessions() as session:
+            await export_jobs.enqueue(
+                session,
+                platform=request.platform,
+                user_id=request.user_id,
+                chat_id=request.chat_id,
+                request=_to_json(request),
+                now=now,
+            )
+            await session.commit()
+        if sum(not task.done() for task in self._tasks) >= self.slots:
+            turn.say(QUEUED.format(title=request.title))
+        self.kick()
 
     async def _cli(self, turn: Turn, scope: ExportScope) -> str:
         parts = ["python3 scripts/dev.py export --out выгрузка.xlsx"]
@@ -237,37 +301,79 @@ class ExportChat:
 
     # --- the export -------------------------------------------------------------------------
 
-    async def _background(self, request: _Request, messenger: Messenger) -> None:
+    async def _drain(self, platforms: list[str]) -> None:
+        while True:
+            self._kicked = False
+            try:
+                job = await export_jobs.claim(
+                    self.conversation.sessions, self.worker, platforms, _now(), self.stale_after
+                )
+            except Exception:
+                log.exception("could not claim an export job")
+                return
+            if job is None:
+                if self._kicked:  # queued while we looked: look again
+                    continue
+                return
+            await self._run_job(job)
+
+    async def _run_job(self, job: ExportJob) -> None:
+        messenger = self.conversation.messengers[job.platform]
+        try:
+            request = _from_json(job.request)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("export job %s is unreadable: %r", job.id, exc)
+            await self._finish(job.id, f"unreadable: {exc!r}")
+            return
+        if job.attempts > export_jobs.MAX_ATTEMPTS:  # its workers died every time
+            with contextlib.suppress(Exception):
+                await messenger.send(job.chat_id, OutText(FAILED))
+            await self._finish(job.id, "abandoned by its workers")
+            return
+        await self._background(job.id, request, messenger)
+
+    async def _finish(self, job_id: int, error: str | None = None) -> None:
+        try:
+            await export_jobs.finish(
+                self.conversation.sessions, job_id, self.worker, _now(), error=error
+            )
+        except Exception:
+            log.exception("could not finish export job %s", job_id)
+
+    async def _background(self, job_id: int, request: _Request, messenger: Messenger) -> None:
         chat = request.chat_id
         progress = ExportProgress()
         message_id: str | None = None
         folder: Path | None = None
+        error: str | None = None
         try:
-            if self._slots is None:
-                self._slots = asyncio.Semaphore(MAX_PARALLEL_EXPORTS)
-            waiting = self._slots.locked()
-            text = (QUEUED if waiting else STARTED).format(title=request.title)
-            message_id = await messenger.send(chat, OutText(text))
-            async with self._slots:
-                ticker = asyncio.create_task(self._tick(request, messenger, message_id, progress))
-                try:
-                    folder = self._folder(keep=False)
-                    ready, replies = await self._export(request, progress, folder)
-                finally:
-                    ticker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await ticker
+            message_id = await messenger.send(chat, OutText(STARTED.format(title=request.title)))
+            ticker = asyncio.create_task(
+                self._tick(job_id, request, messenger, message_id, progress)
+            )
+            try:
+                folder = self._folder(keep=False)
+                ready, replies = await self._export(request, progress, folder)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            sessions = self.conversation.sessions
+            if not await export_jobs.heartbeat(sessions, job_id, self.worker, _now()):
+                log.warning("export job %s was taken over by another worker", job_id)
+                return  # that worker sends the files
             await self._say(messenger, chat, message_id, ready)
             for reply in replies:
                 await messenger.send(chat, reply)
-        except Exception:
+        except Exception as exc:
             log.exception("export for %s:%s failed", request.platform, request.user_id)
+            error = repr(exc)[:500]
             with contextlib.suppress(Exception):
                 await self._say(messenger, chat, message_id, FAILED)
         finally:
-            self._running.discard((request.platform, request.user_id))
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+        await self._finish(job_id, error)
 
     def _folder(self, keep: bool) -> Path:
         """Where the files are made: a temp folder, or DATA_DIR/exports when the reply needs
@@ -279,14 +385,25 @@ class ExportChat:
 
     async def _tick(
         self,
+        job_id: int,
         request: _Request,
         messenger: Messenger,
         message_id: str | None,
         progress: ExportProgress,
     ) -> None:
         shown = -1
-        while message_id is not None:
+        loop = asyncio.get_running_loop()
+        beat = loop.time()
+        while True:
             await asyncio.sleep(self.progress_every)
+            if loop.time() - beat >= self.heartbeat_every:
+                beat = loop.time()
+                with contextlib.suppress(Exception):  # a missed beat is retried next time
+                    await export_jobs.heartbeat(
+                        self.conversation.sessions, job_id, self.worker, _now()
+                    )
+            if message_id is None:
+                continue
             if progress.done == shown or not progress.total:
                 continue
             shown = progress.done

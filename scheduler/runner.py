@@ -12,23 +12,43 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from handlers.types import Messenger
 from scheduler.digests import send_digests
 from scheduler.downloads import retry_pending_downloads
+from scheduler.ratelimit import RedisBucket, redis_client
 from scheduler.reminders import Reminders, reminders_tick
 from scheduler.sender import Sender
-from storage import inbox
+from storage import export_jobs, inbox
 
 if TYPE_CHECKING:
     from bot.app import Services
 
 
-def create_sender(services: Services, messengers: Mapping[str, Messenger]) -> Sender:
-    """The one rate-limited sender for every unprompted message of this process."""
+def create_sender(
+    services: Services,
+    messengers: Mapping[str, Messenger],
+    token_names: Mapping[str, str] | None = None,
+) -> Sender:
+    """The one rate-limited sender for every unprompted message of this process.
+
+    ``token_names``: platform → a name of its token (a hash, ``bot.runlock.identity``). With
+    REDIS_URL those platforms share one send rate across every process on the token;
+    otherwise each of the WORKERS processes sends at its share of SEND_RATE_PER_S."""
     config = services.settings.reminders
+    workers = services.settings.workers
+    buckets: dict[str, RedisBucket] = {}
+    if workers.redis_url is not None and token_names:
+        client = redis_client(workers.redis_url.get_secret_value())
+        buckets = {
+            platform: RedisBucket(client, name, workers=workers.count)
+            for platform, name in token_names.items()
+            if platform in messengers
+        }
     return Sender(
         messengers,
         rate_per_s=config.rate_per_s,
         per_chat_per_s=config.per_chat_per_s,
         max_retries=config.max_retries,
         sessions=services.sessions,
+        buckets=buckets,
+        workers=workers.count,
     )
 
 
@@ -95,8 +115,10 @@ def create_scheduler(
 
 
 async def prune_inbox(sessions: async_sessionmaker) -> int:
-    """Forget finished intake events older than the key retention (at least 24 h)."""
+    """Forget finished intake events older than the key retention (at least 24 h), and
+    finished export jobs older than a week."""
     async with sessions() as session:
         removed = await inbox.prune(session)
+        removed += await export_jobs.prune(session, datetime.now(UTC))
         await session.commit()
     return removed

@@ -12,6 +12,10 @@
 Slots are handed out in order: a caller first waits for its chat to be free, then takes the
 next global slot, so a busy chat never wastes slots other chats could use. Time and sleep
 are injectable (tests run on a virtual clock).
+
+Several processes on one token: give the platform a :class:`~scheduler.ratelimit.RedisBucket`
+(``buckets``) and its global slots come from Redis, shared by every process; flood control
+seen by one pauses all. Per-chat spacing stays per process.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from handlers.types import Messenger, Outgoing, OutText, RecipientBlocked, RetryLater
+from scheduler.ratelimit import RedisBucket, local_share
 from storage.models import Account
 
 log = logging.getLogger(__name__)
@@ -73,10 +78,14 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         per_chat_margin: float = PER_CHAT_MARGIN_S,
+        bucket: RedisBucket | None = None,
     ) -> None:
         if rate_per_s <= 0 or per_chat_per_s <= 0:
             raise ValueError("rates must be positive")
         self.interval = 1.0 / rate_per_s
+        self.bucket = bucket
+        # Redis down: this process alone may use only its share of the token's rate.
+        self.fallback_interval = self.interval * (bucket.workers if bucket is not None else 1)
         self.chat_interval = 1.0 / per_chat_per_s + per_chat_margin
         self.clock = clock
         self.sleep = sleep
@@ -94,13 +103,23 @@ class RateLimiter:
         if chat is not None and chat in self._chats:
             self._chats[chat].next_at = max(self._chats[chat].next_at, until)
 
+    async def share_pause(self, seconds: float) -> None:
+        """Tell the other processes on this token to pause too."""
+        if self.bucket is not None:
+            await self.bucket.pause(min(seconds, MAX_RETRY_AFTER_S))
+
     async def _take_global_slot(self) -> None:
         while True:
+            shared = await self.bucket.reserve(self.interval) if self.bucket else None
             now = self.clock()
-            slot = max(now, self._next_slot, self._paused_until)
-            self._next_slot = slot + self.interval
-            if slot > now:
-                await self.sleep(slot - now)
+            if shared is None:
+                slot = max(now, self._next_slot, self._paused_until)
+                self._next_slot = slot + self.fallback_interval
+                wait = slot - now
+            else:
+                wait = max(shared, self._paused_until - now)
+            if wait > 0:
+                await self.sleep(wait)
             if self.clock() >= self._paused_until:  # a pause may have begun while we slept
                 return
 
@@ -206,9 +225,22 @@ class Sender:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        buckets: Mapping[str, RedisBucket] | None = None,
+        workers: int = 1,
     ) -> None:
+        """``rate_per_s`` is the platform token's limit; ``workers`` processes share it: a
+        platform with a bucket takes its slots from Redis, the others use 1/``workers``."""
         self.messengers = dict(messengers)
-        self.limiter = RateLimiter(rate_per_s, per_chat_per_s, clock=clock, sleep=sleep)
+        self.limiter = RateLimiter(
+            local_share(rate_per_s, workers), per_chat_per_s, clock=clock, sleep=sleep
+        )
+        # A platform with a shared bucket gets its own limiter; the others share ``limiter``.
+        self.limiters = {
+            platform: RateLimiter(
+                rate_per_s, per_chat_per_s, clock=clock, sleep=sleep, bucket=bucket
+            )
+            for platform, bucket in (buckets or {}).items()
+        }
         self.max_retries = max_retries
         self.sessions = sessions
         self.now = now
@@ -216,6 +248,18 @@ class Sender:
     @property
     def platforms(self) -> tuple[str, ...]:
         return tuple(self.messengers)
+
+    def limiter_for(self, platform: str) -> RateLimiter:
+        return self.limiters.get(platform, self.limiter)
+
+    async def close(self) -> None:
+        """Close the Redis connections of the shared buckets."""
+        clients = {id(lim.bucket.redis): lim.bucket for lim in self.limiters.values() if lim.bucket}
+        for bucket in clients.values():
+            try:
+                await bucket.close()
+            except Exception as exc:
+                log.debug("closing redis: %r", exc)
 
     async def send(
         self,
@@ -234,7 +278,8 @@ class Sender:
         if messenger is None:
             return SendResult(Outcome.FAILED, error=f"no messenger for platform {platform!r}")
         attempts = 0
-        async with self.limiter.slot(f"{platform}:{chat_id}") as slot:
+        limiter = self.limiter_for(platform)
+        async with limiter.slot(f"{platform}:{chat_id}") as slot:
             while True:
                 if not await slot.go(before):
                     return SendResult(Outcome.SKIPPED, attempts=attempts)
@@ -245,7 +290,8 @@ class Sender:
                     log.warning(
                         "flood control on %s:%s: waiting %s s", platform, chat_id, exc.seconds
                     )
-                    self.limiter.pause(exc.seconds, f"{platform}:{chat_id}")
+                    limiter.pause(exc.seconds, f"{platform}:{chat_id}")
+                    await limiter.share_pause(exc.seconds)
                     if attempts > self.max_retries:
                         return SendResult(
                             Outcome.FAILED, error=f"flood control: {exc}", attempts=attempts
@@ -309,6 +355,7 @@ class RateLimitedMessenger:
 
     async def edit(self, chat_id: str, message_id: str, message: OutText) -> None:
         messenger = self.sender.messengers[self.platform]
-        async with self.sender.limiter.slot(f"{self.platform}:{chat_id}") as slot:
+        limiter = self.sender.limiter_for(self.platform)
+        async with limiter.slot(f"{self.platform}:{chat_id}") as slot:
             await slot.go()
             await messenger.edit(chat_id, message_id, message)

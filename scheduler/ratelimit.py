@@ -1,0 +1,128 @@
+"""The send rate shared by every process that uses one platform token.
+
+A platform limits a bot token, not a process: with several workers each one spacing its own
+sends at 25/s would send 25·N/s. :class:`RedisBucket` keeps the token's next free send slot
+in Redis and hands slots out atomically with a Lua script (a reservation-style token bucket:
+each caller gets the next slot and waits until it comes, so starts across all processes are
+spaced by ``1/rate``). Flood control (429 ``retry_after``) seen by one process moves the slot
+for all of them. Without Redis each process gets ``rate / WORKERS``
+(:func:`local_share`); when Redis fails mid-run the process falls back to that share until it
+answers again. Time comes from Redis (``TIME``) unless a ``clock`` is given (tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "shnor:send-slot:"
+
+# KEYS[1]: the next free slot (seconds, as a string). ARGV: interval, pause, now (or -1).
+# Returns how long the caller waits (seconds, as a string: Lua numbers would be truncated).
+_SCRIPT = """
+local now = tonumber(ARGV[3])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local interval = tonumber(ARGV[1])
+local pause = tonumber(ARGV[2])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wait = 0
+if pause > 0 then
+  nxt = math.max(nxt, now + pause)
+  wait = nxt - now
+else
+  local slot = math.max(now, nxt)
+  nxt = slot + interval
+  wait = slot - now
+end
+local ttl = math.ceil((nxt - now) * 1000) + 60000
+redis.call('SET', KEYS[1], string.format('%.6f', nxt), 'PX', ttl)
+return string.format('%.6f', wait)
+"""
+
+
+def bucket_key(name: str) -> str:
+    """The Redis key for one platform token (``name`` is already a hash, never the token)."""
+    return KEY_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:24]
+
+
+def local_share(rate_per_s: float, workers: int) -> float:
+    """The rate one process may use alone when ``workers`` processes share the token."""
+    return rate_per_s / max(1, workers)
+
+
+class RedisBucket:
+    """Shared send slots of one platform token in Redis."""
+
+    def __init__(
+        self,
+        redis: Any,
+        name: str,
+        *,
+        workers: int = 1,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.key = bucket_key(name)
+        self.workers = max(1, workers)
+        self.clock = clock
+        self.calls = 0  # round trips in flight (tests wait for them on a virtual clock)
+        self.failures = 0
+        self._script = redis.register_script(_SCRIPT)
+        self._failing_since: float | None = None
+
+    async def reserve(self, interval: float) -> float | None:
+        """Seconds until this caller's send slot; None when Redis cannot be asked."""
+        return await self._call(interval, 0.0)
+
+    async def pause(self, seconds: float) -> None:
+        """No send on this token for ``seconds`` in any process (flood control)."""
+        await self._call(0.0, max(0.0, seconds))
+
+    async def _call(self, interval: float, pause: float) -> float | None:
+        now = self.clock() if self.clock is not None else -1.0
+        self.calls += 1
+        try:
+            reply = await self._script(keys=[self.key], args=[interval, pause, now])
+        except Exception as exc:
+            self.failures += 1
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                log.warning(
+                    "Redis is unavailable for the shared send rate (%r); this process "
+                    "sends at its share (1/%d of the limit) until it answers",
+                    exc,
+                    self.workers,
+                )
+            return None
+        finally:
+            self.calls -= 1
+        if self._failing_since is not None:
+            self._failing_since = None
+            log.info("Redis answers again: the send rate is shared")
+        return max(0.0, float(reply))
+
+    async def close(self) -> None:
+        close = getattr(self.redis, "aclose", None) or self.redis.close
+        await close()
+
+
+def redis_client(url: str, connections: int = 16) -> Any:
+    """A client whose callers queue for a connection instead of failing when all are busy."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=connections,
+        timeout=5.0,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+    )
+    return Redis.from_pool(pool)
