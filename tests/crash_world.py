@@ -21,15 +21,19 @@ Definitions (all four are 0 on a good run):
 * ``duplicates``: a message the fake server delivered twice. An outbox row records the
   message id of its delivery; a delivered message no row recorded whose text equals that
   of a sent outbox row of the same chat is a second delivery of that row (sent, then the
-  process died before the sent mark was committed, then sent again). Reminders: more «⏰»
+  process died before the sent mark was committed, then sent again; ``duplicates_after_kill``
+  counts those whose first delivery came from a worker killed within
+  :data:`KILL_WINDOW_S` after it, any other is unexplained). Reminders: more «⏰»
   messages delivered to a chat than ``deliveries`` rows ``sent`` to it;
 * ``stuck``: a chat with pending inbox events or unsent replies after the drain, or a
   director whose last action got no reply even after the drain.
 
 Reminders: the campaign's deadline is today, REMINDER_OFFSETS=0 and REMINDER_TIME is the
-minute the run starts, so every worker's tick (at each start and then every minute) plans a
-reminder for every director registered by then. ``reminders_missed`` counts deliveries
-that ended missed or failed, are still pending, or are marked sent but never arrived.
+minute ``reminder_in`` seconds after the start, so the first worker tick after that moment
+(at a restart, or the minute tick) plans one reminder for every director registered before
+it (the planner skips accounts newer than the moment, by design). ``reminders_missed``
+counts deliveries that ended missed or failed, are still pending, or are marked sent but
+never arrived.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from storage.models import (
     Person,
     Response,
     School,
+    utcnow,
 )
 from storage.school_import import SchoolRow
 from tests import runtime
@@ -84,6 +89,7 @@ SAVED = "✅ Сохранено"
 NOTE_SAVED = "✅ Записка сохранена"
 REMINDER_MARK = "⏰"
 FIRST_USER = 7_000_000
+KILL_WINDOW_S = 1.0  # a reply delivered this long before its sender's SIGKILL may come again
 
 
 def is_reminder(sent: Sent) -> bool:
@@ -134,7 +140,12 @@ async def seed(url: str, data_dir: Path, n: int) -> tuple[list[str], dict[str, Q
         async with services.sessions() as session:
             await import_schools(session, "Область краш-теста", rows, ZONE)
             form = services.forms.latest("shnor_school")
-            await open_campaign(session, form, today, today - timedelta(days=7), "Мониторинг")
+            campaign, _ = await open_campaign(
+                session, form, today, today - timedelta(days=7), "Мониторинг"
+            )
+            # opened a week ago: this morning's reminder moment (REMINDER_TIME, the minute
+            # the run starts) is after the campaign's creation, so it is planned
+            campaign.created_at = utcnow() - timedelta(days=7)
             invites = await issue_invites(session)
             names = {s.name: s.code for s in await session.scalars(select(School))}
             await session.commit()
@@ -219,6 +230,8 @@ def worker_env(
         "REMINDER_TIME": reminder_time,
         "REMINDER_QUIET_START": "00:00",
         "REMINDER_QUIET_END": "00:00",
+        # a dead worker's claimed reminders are recovered after this (default 10 min)
+        "REMINDER_CLAIM_TIMEOUT": "30",
     }
 
 
@@ -384,6 +397,7 @@ class Figures:
     retried: int = 0
     duplicates: int = 0
     duplicate_replies: int = 0
+    duplicates_after_kill: int = 0  # first delivered by a worker killed right after it
     unexplained: int = 0
     stuck: int = 0
     unanswered: int = 0  # actions whose reply did not come within the reply timeout
@@ -403,7 +417,8 @@ class Figures:
             f"({self.updates / max(self.elapsed, 0.001):.0f}/s) refused_posts={self.refused}",
             f"answers acknowledged={self.acked} lost={self.acked_lost}; inbox: "
             f"failed={self.failed} retried_after_kill={self.retried}",
-            f"replies delivered twice={self.duplicate_replies} "
+            f"replies delivered twice={self.duplicate_replies} (first sent by a worker "
+            f"killed < {KILL_WINDOW_S:.0f} s later: {self.duplicates_after_kill}) "
             f"unexplained_deliveries={self.unexplained} unanswered_actions={self.unanswered}",
             f"reminders: planned={self.reminders_planned} sent={self.reminders_sent} "
             f"delivered={self.reminders_delivered} twice={self.reminders_twice} "
@@ -424,10 +439,10 @@ async def killer(
     made = 0
     while made < kills:
         await asyncio.sleep(rng.uniform(0.3, 1.7) * interval)
-        alive = [w for w in world.workers if w.alive]
-        if not alive:
+        serving = [w for w in world.workers if w.alive and w.listening]
+        if not serving:
             continue
-        victim = rng.choice(alive)
+        victim = rng.choice(serving)
         world.kills.append((time.monotonic(), victim.index))
         await victim.kill()
         made += 1
@@ -549,6 +564,11 @@ async def _check_replies(db, world: World, figures: Figures) -> None:
                 resent = [f"{s.token[-2:]} {s.at - message.at:+.3f}s" for s in again]
                 near = [f"W{w} {at - message.at:+.3f}s" for at, w in world.kills]
                 near = [k for k in near if abs(float(k.split()[1][:-1])) < 5]
+                sender = int(message.token.rpartition("-W")[2] or -1)
+                if any(
+                    w == sender and 0 <= at - message.at < KILL_WINDOW_S for at, w in world.kills
+                ):
+                    figures.duplicates_after_kill += 1
                 figures.evidence.append(
                     f"delivered twice to chat {chat_id}: {message.text[:40]!r} first by "
                     f"{message.token[-2:]} (message {message.message_id}, not recorded), "
@@ -627,6 +647,7 @@ async def run_crash(
     steps: int = 40,
     reply_timeout: float = 90.0,
     drain_timeout: float = 90.0,
+    reminder_in: float = 120.0,
     folder: Path | None = None,
 ) -> Figures:
     assert workers >= 2, "the crash test needs two or more workers"
@@ -641,7 +662,8 @@ async def run_crash(
     try:
         async with fresh_database(admin_url) as url:
             codes, questions = await seed(url, folder / "seed", n)
-            reminder_time = datetime.now(ZoneInfo(ZONE)).strftime("%H:%M")
+            moment = datetime.now(ZoneInfo(ZONE)) + timedelta(seconds=reminder_in)
+            reminder_time = moment.strftime("%H:%M")
             pool = [
                 Worker(i, worker_env(i, url, api, api_url, folder, reminder_time),
                        free_port(), folder / f"worker{i}.log")
