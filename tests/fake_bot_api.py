@@ -5,6 +5,10 @@ hands out every update not yet confirmed (an update is confirmed by a later getU
 a higher ``offset``), send* calls are recorded, files are served from memory under
 /file/bot<token>/. A wrong token answers 401. Knobs for faults: ``down`` (every call 502),
 ``send_delay`` (sendMessage waits), ``push_raw`` (an update of any shape).
+
+For webhook runs with several bot processes (bench/crash.py): ``also_tokens`` are accepted
+as the same bot, ``text_update``/``click_update`` build updates without queueing them for
+getUpdates, and ``by_chat``/``wait_chat`` look at one chat's messages without a scan.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class Sent:
     text: str
     buttons: list[tuple[str, str]]
     message_id: int
+    token: str = ""  # which of the bot's tokens sent it
+    at: float = 0.0  # time.monotonic() of the delivery
 
 
 @dataclass
@@ -48,6 +54,10 @@ class FakeBotApi:
     _new_message: asyncio.Event = field(default_factory=asyncio.Event)
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     _mark: int = 0  # replies are looked for after the user's last action
+    also_tokens: set[str] = field(default_factory=set)  # more tokens of the same bot
+    by_chat: dict[int, list[Sent]] = field(default_factory=dict)
+    _chat_events: dict[int, asyncio.Event] = field(default_factory=dict)
+    _token_now: str = ""
 
     async def start(self) -> str:
         app = web.Application()
@@ -143,6 +153,51 @@ class FakeBotApi:
     def next_id(self) -> int:
         return next(self._ids)
 
+    def text_update(self, user_id: int, text: str) -> dict[str, Any]:
+        """A message update, recorded in ``history`` but not queued for getUpdates."""
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        update = {"update_id": next(self._ids), "message": self._message(user_id, **content)}
+        self.history.append(update)
+        return update
+
+    def click_update(self, user_id: int, label: str) -> dict[str, Any]:
+        """A press on the newest button ``label`` in the user's chat (not queued)."""
+        for sent in reversed(self.by_chat.get(user_id, [])):
+            for text, payload in sent.buttons:
+                if text == label:
+                    message = self._message(user_id, text=sent.text)
+                    message["message_id"] = sent.message_id
+                    message["from"] = {"id": BOT_ID, "is_bot": True, "first_name": "Бот"}
+                    update = {
+                        "update_id": next(self._ids),
+                        "callback_query": {
+                            "id": str(next(self._ids)),
+                            "from": self._user(user_id),
+                            "chat_instance": "ci",
+                            "message": message,
+                            "data": payload,
+                        },
+                    }
+                    self.history.append(update)
+                    return update
+        raise AssertionError(f"no button {label!r} in chat {user_id}")
+
+    async def wait_chat(self, user_id: int, seen: int, timeout: float) -> bool:
+        """Wait until the chat has more than ``seen`` messages; False on timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.by_chat.get(user_id, [])) <= seen:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            signal = self._chat_events.setdefault(user_id, asyncio.Event())
+            signal.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), left)
+        return True
+
     async def reply(self, user_id: int, *fragments: str, timeout: float = 15) -> Sent:
         """Wait until a message to the user contains every fragment."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -169,7 +224,9 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
             )
-        if request.match_info["token"] != self.token:
+        if request.match_info["token"] != self.token and (
+            request.match_info["token"] not in self.also_tokens
+        ):
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
@@ -178,6 +235,7 @@ class FakeBotApi:
             if request.transport is None or request.transport.is_closing():
                 raise ConnectionResetError("the bot went away")  # never delivered
         handler = getattr(self, f"_m_{method}", None)
+        self._token_now = request.match_info["token"]  # read by _record before any await
         result = await handler(data) if handler else True
         return web.json_response({"ok": True, "result": result})
 
@@ -215,8 +273,12 @@ class FakeBotApi:
         ]
         message_id = next(self._ids)
         chat_id = int(data["chat_id"])
-        self.sent.append(Sent(method, chat_id, text, buttons, message_id))
+        sent = Sent(method, chat_id, text, buttons, message_id, self._token_now, time.monotonic())
+        self.sent.append(sent)
+        self.by_chat.setdefault(chat_id, []).append(sent)
         self._new_message.set()
+        if chat_id in self._chat_events:
+            self._chat_events[chat_id].set()
         return {
             "message_id": message_id,
             "date": int(time.time()),

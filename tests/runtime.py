@@ -28,7 +28,10 @@ async def running(settings: Settings) -> AsyncIterator[asyncio.Task]:
 
 
 async def spawn(
-    env: Mapping[str, str], *args: str, stderr: Any = asyncio.subprocess.PIPE
+    env: Mapping[str, str],
+    *args: str,
+    stderr: Any = asyncio.subprocess.PIPE,
+    stdout: Any = asyncio.subprocess.PIPE,
 ) -> asyncio.subprocess.Process:
     """`python -m bot ARGS` in the project folder with exactly ``env``."""
     return await asyncio.create_subprocess_exec(
@@ -39,6 +42,6 @@ async def spawn(
         cwd=ROOT,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=stdout,
         stderr=stderr,
     )
