@@ -390,6 +390,7 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
     api = IndexedBotApi()
     api_url = await api.start()
     processes: list[Any] = []
+    logs: list[Any] = []
     try:
         codes, questions = await seed_world(url, folder / "data", n)
         ports = [free_port() for _ in range(workers)]
@@ -398,6 +399,8 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             for port in ports:  # one after the other: migrations done, still no races
                 env = worker_env(url, folder / "data", api_url, port, workers)
+                log = open(folder / f"worker{port}.log", "wb")  # noqa: SIM115 (closed below)
+                logs.append(log)
                 process = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
@@ -407,10 +410,14 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
                     env=env,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.DEVNULL,
-                    stderr=open(folder / f"worker{port}.log", "wb"),  # noqa: SIM115
+                    stderr=log,
                 )
                 processes.append(process)
-                await wait_serving(http, port, process)
+                try:
+                    await wait_serving(http, port, process)
+                except RuntimeError as exc:
+                    tail = (folder / f"worker{port}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{exc}; its log ends:\n{tail}") from None
             stats = Stats()
             balancer = itertools.cycle(ports)
             directors = [
@@ -460,7 +467,6 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
                 "machine": busy * (os.cpu_count() or 1),
             },
             "first": stats.first_errors,
-            "logs": folder,
         }
     finally:
         for process in processes:
@@ -472,6 +478,8 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        for log in logs:
+            log.close()
         await api.stop()
         await drop()
         shutil.rmtree(folder, ignore_errors=True)
