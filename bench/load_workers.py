@@ -380,6 +380,8 @@ async def inbox_state(url: str) -> dict[str, Any]:
         "total": sum(int(v) for v in counts.values()),
         "out_of_order": len(disorder),
         "chats": len({c for c, _i, _p in inbox}),
+        # finish_many stamps one processed_at per group commit: events per transaction
+        "batches": len({p for _c, _i, p in inbox if p is not None}),
     }
 
 
@@ -495,7 +497,8 @@ def print_run(result: dict[str, Any], n: int) -> None:
     print(f"  errors: {result['errors']} ({result['detail']})")
     print(
         f"  inbox: {state['total']} events from {state['chats']} chats, backlog at the end "
-        f"{state['pending']} pending; chats out of order: {state['out_of_order']}"
+        f"{state['pending']} pending; chats out of order: {state['out_of_order']}; "
+        f"events per commit {state['total'] / max(1, state['batches']):.1f}"
     )
     print(
         f"  cores busy: workers {cores['workers']:.2f} (idle before the walk "
