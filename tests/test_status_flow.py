@@ -173,9 +173,11 @@ def payloads(user) -> dict[str, str]:
 
 def flow_statements(seen: list[str]) -> list[str]:
     """The statements of the event's handling: after the sender is loaded, before the
-    replies are written to the outbox (the intake's own statements differ by database)."""
+    intake marks the event done and writes its replies (the intake's own statements differ by
+    database and by batch)."""
     start = next(i for i, s in enumerate(seen) if s.startswith("SELECT accounts.id"))
-    end = next(i for i, s in enumerate(seen) if s.startswith("INSERT INTO outbox"))
+    intake = ("INSERT INTO outbox", "UPDATE inbox")  # the done-mark and the replies, any order
+    end = next(i for i, s in enumerate(seen) if i > start and s.startswith(intake))
     return seen[start + 1 : end]
 
 
