@@ -4,6 +4,7 @@
     python3 scripts/dev.py run             # install, migrate, start (console when no BOT_TOKEN)
     python3 scripts/dev.py console         # the questionnaire in the terminal (demo DB)
     python3 scripts/dev.py test [ARGS]     # install with test extras, ruff, pytest ARGS
+                                           # (no ARGS: the whole suite on every core)
     python3 scripts/dev.py lock [--upgrade | --upgrade-package NAME]
                                            # regenerate constraints.txt from pyproject.toml
     python3 scripts/dev.py COMMAND …       # any bot command, e.g. campaign list, --help
@@ -123,7 +124,9 @@ def main(argv: list[str]) -> int:
         lint = subprocess.call([str(PYTHON), "-m", "ruff", "check", "."], cwd=ROOT)
         if lint:
             return lint
-        return subprocess.call([str(PYTHON), "-m", "pytest", "-q", *rest], cwd=ROOT)
+        # the whole suite on every core (pytest-xdist); a chosen test or option runs as asked
+        spread = [] if rest else ["-n", "auto"]
+        return subprocess.call([str(PYTHON), "-m", "pytest", "-q", *spread, *rest], cwd=ROOT)
     if command == "lock":
         return lock(rest)
     ensure_venv("")
