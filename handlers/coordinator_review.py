@@ -217,19 +217,29 @@ class CoordinatorReview:
         number = self._number(turn, opened, payload)
         if opened is None or number is None:
             return
+        await self._verdict(turn, opened, number, Verdict.ACCEPTED)
+        self._after_verdict(turn, opened, number, t.ACCEPTED_ONE.format(number=number))
+
+    async def _verdict(
+        self,
+        turn: Turn,
+        opened: pages.Opened,
+        number: int,
+        verdict: str,
+        comment: str | None = None,
+    ) -> None:
         self._leave_comment(turn)
         slot = opened.slots[number - 1]
-        row = await review.set_verdict(
+        opened.verdicts[slot] = await review.set_verdict(
             turn.session,
             opened.response.id,
             slot,
-            Verdict.ACCEPTED,
+            verdict,
             turn.person.id,
             self.core.clock(),
+            comment=comment,
             snapshot=opened.snapshot(slot),
         )
-        opened.verdicts[slot] = row
-        self._after_verdict(turn, opened, number, t.ACCEPTED_ONE.format(number=number))
 
     async def ask_comment(self, turn: Turn, payload: cb.Payload) -> None:
         opened = await self._load(turn, payload, reviewing=True)
@@ -274,19 +284,7 @@ class CoordinatorReview:
             warning = t.COMMENT_TOO_LONG.format(length=len(comment), high=COMMENT_MAX)
             self._ask(turn, opened, number, warning)
             return
-        self._leave_comment(turn)
-        slot = opened.slots[number - 1]
-        row = await review.set_verdict(
-            turn.session,
-            opened.response.id,
-            slot,
-            Verdict.RETURNED,
-            turn.person.id,
-            self.core.clock(),
-            comment=comment,
-            snapshot=opened.snapshot(slot),
-        )
-        opened.verdicts[slot] = row
+        await self._verdict(turn, opened, number, Verdict.RETURNED, comment)
         self._after_verdict(turn, opened, number, t.RETURNED_ONE.format(number=number))
 
     def _after_verdict(self, turn: Turn, opened: pages.Opened, number: int, done: str) -> None:
