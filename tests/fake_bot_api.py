@@ -4,7 +4,9 @@ It speaks just enough of the HTTP protocol for long polling, as Telegram does: g
 hands out every update not yet confirmed (an update is confirmed by a later getUpdates with
 a higher ``offset``), send* calls are recorded, files are served from memory under
 /file/bot<token>/. A wrong token answers 401. Knobs for faults: ``down`` (every call 502),
-``send_delay`` (sendMessage waits), ``push_raw`` (an update of any shape).
+``send_delay`` (sendMessage waits), ``push_raw`` (an update of any shape), ``revoke``
+(BotFather's /revoke: a new token for the same bot; the old one answers 401 from then on,
+even to a sendMessage already waiting out ``send_delay``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Sent:
     text: str
     buttons: list[tuple[str, str]]
     message_id: int
+    token: str = ""  # the token the bot sent it with
 
 
 @dataclass
@@ -48,6 +51,9 @@ class FakeBotApi:
     _new_message: asyncio.Event = field(default_factory=asyncio.Event)
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     _mark: int = 0  # replies are looked for after the user's last action
+    revoked: list[str] = field(default_factory=list)  # tokens that answer 401 now
+    also_valid: set[str] = field(default_factory=set)  # a second token for the same bot
+    webhook_secret: str | None = None  # the secret_token of the last setWebhook
 
     async def start(self) -> str:
         app = web.Application()
@@ -140,6 +146,11 @@ class FakeBotApi:
         self.confirmed_up_to = 0
         self._new_update.set()
 
+    def revoke(self, new_token: str) -> None:
+        """BotFather /revoke: the same bot (same id), a new token; the old one is dead."""
+        self.revoked.append(self.token)
+        self.token = new_token
+
     def next_id(self) -> int:
         return next(self._ids)
 
@@ -169,7 +180,7 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
             )
-        if request.match_info["token"] != self.token:
+        if not self._valid(request.match_info["token"]):
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
@@ -177,9 +188,17 @@ class FakeBotApi:
             await asyncio.sleep(self.send_delay)
             if request.transport is None or request.transport.is_closing():
                 raise ConnectionResetError("the bot went away")  # never delivered
+            if not self._valid(request.match_info["token"]):  # revoked meanwhile
+                return web.json_response(
+                    {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+                )
         handler = getattr(self, f"_m_{method}", None)
+        data["_token"] = request.match_info["token"]
         result = await handler(data) if handler else True
         return web.json_response({"ok": True, "result": result})
+
+    def _valid(self, token: str) -> bool:
+        return token == self.token or token in self.also_valid
 
     async def _file(self, request: web.Request) -> web.Response:
         self.calls.append("file")
@@ -192,6 +211,10 @@ class FakeBotApi:
 
     async def _m_getme(self, data) -> dict:
         return {"id": BOT_ID, "is_bot": True, "first_name": "Бот", "username": "shnor_test_bot"}
+
+    async def _m_setwebhook(self, data) -> bool:
+        self.webhook_secret = str(data.get("secret_token") or "") or None
+        return True
 
     async def _m_getupdates(self, data) -> list:
         self.polls += 1
@@ -215,7 +238,7 @@ class FakeBotApi:
         ]
         message_id = next(self._ids)
         chat_id = int(data["chat_id"])
-        self.sent.append(Sent(method, chat_id, text, buttons, message_id))
+        self.sent.append(Sent(method, chat_id, text, buttons, message_id, data["_token"]))
         self._new_message.set()
         return {
             "message_id": message_id,

@@ -1,0 +1,230 @@
+"""Token rotation (issue 11 §5): BotFather /revoke gives the same bot a new token; the admin
+puts it into BOT_TOKEN and restarts. Every update is processed once, replies recorded under
+the old token are sent with the new one, and the old token is written nowhere."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.app import create_services
+from bot.telegram import SECRET_HEADER
+from storage.models import Account, InboxEvent, OutboxMessage, OutboxStatus
+from tests.fake_bot_api import FakeBotApi
+from tests.runtime import running
+from tests.test_intake_runtime import (
+    USER,
+    Env,
+    _listening,
+    count,
+    free_port,
+    make_env,
+    registered_replies,
+    spawn,
+    until,
+)
+
+OLD = "4242:FAKE-TOKEN"
+NEW = "4242:NEW-TOKEN-B"
+
+
+@pytest.fixture
+async def env(settings, tmp_path, monkeypatch) -> AsyncIterator[Env]:
+    async with make_env(tmp_path, monkeypatch) as made:
+        assert made.api.token == OLD
+        yield made
+
+
+def help_replies(api: FakeBotApi) -> list[str]:
+    return [s.token for s in api.sent if s.chat_id == USER and "/resume" in s.text]
+
+
+async def sending_now(api: FakeBotApi) -> None:
+    """Wait until a sendMessage is in flight (held by ``send_delay``)."""
+    before = api.calls.count("sendmessage")
+    await until(lambda: api.calls.count("sendmessage") > before)
+
+
+async def outbox_statuses(env: Env) -> list[str]:
+    services = await create_services(env.settings(), migrate=False)
+    try:
+        async with services.sessions() as session:
+            return [str(s) for s in await session.scalars(select(OutboxMessage.status))]
+    finally:
+        await services.close()
+
+
+def assert_old_token_nowhere(env: Env, *texts: str) -> None:
+    old = OLD.partition(":")[2].encode()
+    for text in texts:
+        assert old.decode() not in text
+    for path in Path(env.env["DATA_DIR"]).rglob("*"):
+        if path.is_file():
+            assert old not in path.read_bytes(), path
+
+
+async def register(env: Env) -> None:
+    env.api.send_text(USER, f"/start {env.codes['S1']}")
+    await env.api.reply(USER, "зарегистрированы", timeout=60)
+
+
+async def stop(process: asyncio.subprocess.Process) -> str:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    _out, err = await asyncio.wait_for(process.communicate(), 60)
+    return err.decode()
+
+
+# --------------------------------------------------------------------------- polling
+
+
+async def test_polling_sigterm_revoke_restart_processes_every_update_once(env: Env):
+    api = env.api
+    old = await spawn(env, "run")
+    try:
+        await register(env)
+        api.send_delay = 1.0
+        api.send_text(USER, "/help")
+        await sending_now(api)
+        old.send_signal(signal.SIGTERM)  # a reply on its way, more updates arriving
+        api.send_text(USER, "/help")
+        api.send_text(USER, "/help")
+        old_err = await stop(old)
+    finally:
+        if old.returncode is None:
+            old.kill()
+    assert old.returncode == 0, old_err
+    api.send_delay = 0
+    api.revoke(NEW)
+    api.send_text(USER, "/help")  # sent while no bot runs: waits at Telegram
+    new = await spawn(env, "run", BOT_TOKEN=NEW)
+    try:
+        await until(lambda: len(help_replies(api)) == 4, 60)
+        api.send_text(USER, "/help")
+        await until(lambda: len(help_replies(api)) == 5)
+    finally:
+        new_err = await stop(new)
+    assert new.returncode == 0, new_err
+    assert help_replies(api)[1:] == [NEW] * 4
+    assert len(registered_replies(api)) == 1
+    assert await count(env.settings(), InboxEvent) == 6
+    assert await count(env.settings(), Account) == 1
+    assert_old_token_nowhere(env, old_err, new_err)
+
+
+async def test_revoked_while_running_exits_in_russian_and_the_new_token_sends_the_reply(
+    env: Env,
+):
+    api = env.api
+    old = await spawn(env, "run")
+    try:
+        await register(env)
+        api.send_delay = 1.0
+        api.send_text(USER, "/help")
+        await sending_now(api)
+        api.revoke(NEW)  # the reply in flight and the next getUpdates answer 401
+        old_err = await stop_by_itself(old)
+    finally:
+        if old.returncode is None:
+            old.kill()
+    assert old.returncode == 2, old_err
+    assert "Telegram не принял BOT_TOKEN" in old_err
+    assert "Traceback" not in old_err
+    assert help_replies(api) == []
+    assert "failed" not in await outbox_statuses(env)  # left for the next process
+    api.send_delay = 0
+    api.send_text(USER, "/help")
+    new = await spawn(env, "run", BOT_TOKEN=NEW)
+    try:
+        await until(lambda: len(help_replies(api)) == 2, 60)
+    finally:
+        new_err = await stop(new)
+    assert help_replies(api) == [NEW, NEW]
+    assert set(await outbox_statuses(env)) == {str(OutboxStatus.SENT)}
+    assert await count(env.settings(), InboxEvent) == 3
+    assert_old_token_nowhere(env, old_err, new_err)
+
+
+async def stop_by_itself(process: asyncio.subprocess.Process) -> str:
+    _out, err = await asyncio.wait_for(process.communicate(), 60)
+    return err.decode()
+
+
+async def test_old_and_new_token_of_one_bot_never_run_at_once(env: Env):
+    """Same bot id, another token: the lock is the bot's, not the token's."""
+    env.api.also_valid.add(NEW)  # e.g. the old process drains while the new one starts
+    async with running(env.settings()):
+        await register(env)
+        process = await spawn(env, "run", BOT_TOKEN=NEW)
+        err = await stop_by_itself(process)
+    assert process.returncode == 2, err
+    assert "уже запущен" in err
+    assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+async def test_webhook_rotation_sets_the_new_secret_and_refuses_the_old(env: Env, monkeypatch):
+    api = env.api
+    port = free_port()
+    monkeypatch.setenv("WEBHOOK_BASE_URL", "https://bot.example.test")
+    monkeypatch.setenv("WEBHOOK_LISTEN", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}/telegram"
+    ids = iter(range(900, 1000))
+
+    def update(text: str) -> dict:
+        length = len(text.split()[0])
+        return {
+            "update_id": next(ids),
+            "message": {
+                "message_id": next(ids),
+                "date": 1_800_000_000,
+                "chat": {"id": USER, "type": "private"},
+                "from": {"id": USER, "is_bot": False, "first_name": "Ольга"},
+                "text": text,
+                "entities": [{"type": "bot_command", "offset": 0, "length": length}],
+            },
+        }
+
+    async with aiohttp.ClientSession() as http:
+
+        async def post(body: dict, secret: str | None) -> int:
+            headers = {SECRET_HEADER: secret} if secret else {}
+            async with http.post(url, json=body, headers=headers) as answer:
+                return answer.status
+
+        async with running(env.settings()):
+            await until(lambda: api.webhook_secret is not None)
+            await until(lambda: _listening(port))
+            old_secret = api.webhook_secret
+            assert await post(update(f"/start {env.codes['S1']}"), old_secret) == 200
+            await api.reply(USER, "зарегистрированы")
+            api.send_delay = 1.0
+            assert await post(update("/help"), old_secret) == 200
+            await sending_now(api)
+            api.revoke(NEW)  # the reply in flight is refused: it stays in the outbox
+            await asyncio.sleep(1.5)
+        assert help_replies(api) == []
+        api.send_delay = 0
+        api.webhook_secret = None
+        monkeypatch.setenv("BOT_TOKEN", NEW)
+        async with running(env.settings()):
+            await until(lambda: api.webhook_secret is not None)
+            await until(lambda: _listening(port))
+            assert api.webhook_secret != old_secret
+            await until(lambda: len(help_replies(api)) == 1)  # the old reply, with NEW
+            before = await count(env.settings(), InboxEvent)
+            assert await post(update("/help"), old_secret) == 403
+            assert await count(env.settings(), InboxEvent) == before
+            assert await post(update("/help"), api.webhook_secret) == 200
+            await until(lambda: len(help_replies(api)) == 2)
+    assert help_replies(api) == [NEW, NEW]
+    assert set(await outbox_statuses(env)) == {str(OutboxStatus.SENT)}
+    assert_old_token_nowhere(env)
