@@ -15,8 +15,18 @@ from sqlalchemy import select
 
 from bot.app import create_services
 from bot.telegram import SECRET_HEADER
-from storage.models import Account, InboxEvent, OutboxMessage, OutboxStatus
+from handlers.types import OutText, TokenRejected
+from storage import notices
+from storage.models import (
+    Account,
+    Delivery,
+    DeliveryStatus,
+    InboxEvent,
+    OutboxMessage,
+    OutboxStatus,
+)
 from tests.fake_bot_api import FakeBotApi
+from tests.reminder_helpers import TG, FixedClock, World, build_world, utc, world_database
 from tests.runtime import running
 from tests.test_intake_runtime import (
     USER,
@@ -29,6 +39,7 @@ from tests.test_intake_runtime import (
     spawn,
     until,
 )
+from tests.test_link_reminders import reminders
 
 OLD = "4242:FAKE-TOKEN"
 NEW = "4242:NEW-TOKEN-B"
@@ -228,3 +239,33 @@ async def test_webhook_rotation_sets_the_new_secret_and_refuses_the_old(env: Env
     assert help_replies(api) == [NEW, NEW]
     assert set(await outbox_statuses(env)) == {str(OutboxStatus.SENT)}
     assert_old_token_nowhere(env)
+
+
+# --------------------------------------------------------------------------- notices
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def world(request, tmp_path: Path):
+    made_sessions, engine, drop = await world_database(request.param, tmp_path)
+    yield await build_world(made_sessions, engine)
+    await drop()
+
+
+async def test_a_notice_refused_for_the_revoked_token_is_sent_by_the_new_process(world: World):
+    now = utc(2026, 3, 2, 9, 0)
+    async with world.sessions() as session:
+        message = OutText("Анкета возвращена на доработку.")
+        await notices.notify(session, world.people["d1"], message, key="returned:1:1", now=now)
+        await session.commit()
+    old, old_messengers = reminders(world, FixedClock(now))
+    old_messengers[TG].fail["d1"] = TokenRejected("Unauthorized")
+    await old.tick()
+    async with world.sessions() as session:
+        rows = list(await session.scalars(select(Delivery)))
+    assert [(r.status, r.attempts) for r in rows] == [(DeliveryStatus.PENDING, 0)]
+    new, new_messengers = reminders(world, FixedClock(now))
+    await new.tick()
+    assert new_messengers[TG].texts("d1") == ["Анкета возвращена на доработку."]
+    async with world.sessions() as session:
+        rows = list(await session.scalars(select(Delivery)))
+    assert [r.status for r in rows] == [DeliveryStatus.SENT]
