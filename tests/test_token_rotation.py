@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import create_services
+from bot.config import load_settings
 from bot.telegram import SECRET_HEADER
 from handlers.types import OutText, TokenRejected
 from storage import notices
@@ -25,7 +26,10 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
+from tests.fake_vk_api import GROUP_ID, FakeVkApi
+from tests.fake_vk_api import TOKEN as VK_TOKEN
 from tests.reminder_helpers import TG, FixedClock, World, build_world, utc, world_database
 from tests.runtime import running
 from tests.test_intake_runtime import (
@@ -40,6 +44,7 @@ from tests.test_intake_runtime import (
     until,
 )
 from tests.test_link_reminders import reminders
+from tests.test_run_all_platforms import VK_USER, vk_message
 
 OLD = "4242:FAKE-TOKEN"
 NEW = "4242:NEW-TOKEN-B"
@@ -269,3 +274,50 @@ async def test_a_notice_refused_for_the_revoked_token_is_sent_by_the_new_process
     async with world.sessions() as session:
         rows = list(await session.scalars(select(Delivery)))
     assert [r.status for r in rows] == [DeliveryStatus.SENT]
+
+
+# --------------------------------------------------------------------------- VK
+
+
+async def test_vk_token_replaced_between_runs_loses_no_event(settings, tmp_path, monkeypatch):
+    """A new community key (the old one deleted): the saved long-poll ``ts`` is the group's,
+    so the events that came while no bot ran are processed once, with the new key."""
+    vk = FakeVkApi()
+    variables = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "VK_TOKEN": VK_TOKEN,
+        "VK_GROUP_ID": str(GROUP_ID),
+        "VK_API_URL": await vk.start(),
+    }
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    try:
+        services = await create_services(load_settings(env_file=None))
+        try:
+            codes = (await seed_region(services)).codes
+        finally:
+            await services.close()
+
+        def texts(fragment: str) -> list[str]:
+            return [m.text for m in vk.to_peer(VK_USER) if fragment in m.text]
+
+        async with running(load_settings(env_file=None)):
+            await until(lambda: bool(vk.lp_requests))  # the first poll starts at the newest
+            vk.push("message_new", vk_message(f"/start {codes['S1']}"))
+            await until(lambda: texts("МБОУ"))
+        vk.token = "vk-new-token"  # the old key answers error 5 from now on
+        vk.push("message_new", vk_message("/help"))
+        monkeypatch.setenv("VK_TOKEN", "vk-new-token")
+        new_settings = load_settings(env_file=None)
+        async with running(new_settings):
+            await until(lambda: texts("/resume"))
+            vk.push("message_new", vk_message("/help"))
+            await until(lambda: len(texts("/resume")) == 2)
+        assert len(texts("МБОУ")) == 1
+        assert await count(new_settings, InboxEvent) == 3
+        for path in Path(variables["DATA_DIR"]).rglob("*"):
+            if path.is_file():
+                assert VK_TOKEN.encode() not in path.read_bytes(), path
+    finally:
+        await vk.stop()
