@@ -68,7 +68,11 @@ async def sending_now(api: FakeBotApi) -> None:
 
 
 async def outbox_statuses(env: Env) -> list[str]:
-    services = await create_services(env.settings(), migrate=False)
+    return await outbox_statuses_of(env.settings())
+
+
+async def outbox_statuses_of(settings) -> list[str]:
+    services = await create_services(settings, migrate=False)
     try:
         async with services.sessions() as session:
             return [str(s) for s in await session.scalars(select(OutboxMessage.status))]
@@ -319,5 +323,46 @@ async def test_vk_token_replaced_between_runs_loses_no_event(settings, tmp_path,
         for path in Path(variables["DATA_DIR"]).rglob("*"):
             if path.is_file():
                 assert VK_TOKEN.encode() not in path.read_bytes(), path
+    finally:
+        await vk.stop()
+
+
+async def test_vk_reply_refused_for_the_deleted_key_is_sent_with_the_new_one(
+    settings, tmp_path, monkeypatch
+):
+    vk = FakeVkApi()
+    variables = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "VK_TOKEN": VK_TOKEN,
+        "VK_GROUP_ID": str(GROUP_ID),
+        "VK_API_URL": await vk.start(),
+    }
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    try:
+        services = await create_services(load_settings(env_file=None))
+        try:
+            codes = (await seed_region(services)).codes
+        finally:
+            await services.close()
+
+        def texts(fragment: str) -> list[str]:
+            return [m.text for m in vk.to_peer(VK_USER) if fragment in m.text]
+
+        async with running(load_settings(env_file=None)):
+            await until(lambda: bool(vk.lp_requests))
+            vk.push("message_new", vk_message(f"/start {codes['S1']}"))
+            await until(lambda: texts("МБОУ"))
+            vk.token = "vk-new-token"  # the key is deleted while the bot runs
+            sends = len(vk.calls_of("messages.send"))
+            vk.push("message_new", vk_message("/help"))
+            await until(lambda: len(vk.calls_of("messages.send")) > sends)
+        statuses = await outbox_statuses_of(load_settings(env_file=None))
+        assert "failed" not in statuses and "pending" in statuses
+        monkeypatch.setenv("VK_TOKEN", "vk-new-token")
+        async with running(load_settings(env_file=None)):
+            await until(lambda: texts("/resume"))
+        assert set(await outbox_statuses_of(load_settings(env_file=None))) == {"sent"}
     finally:
         await vk.stop()
