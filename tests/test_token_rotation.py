@@ -5,6 +5,7 @@ the old token are sent with the new one, and the old token is written nowhere.""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,8 +27,11 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from tests import runtime
 from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
+from tests.fake_max_api import TOKEN as MAX_TOKEN
+from tests.fake_max_api import FakeMaxApi, bot_started, user_message, user_obj
 from tests.fake_vk_api import GROUP_ID, FakeVkApi
 from tests.fake_vk_api import TOKEN as VK_TOKEN
 from tests.reminder_helpers import TG, FixedClock, World, build_world, utc, world_database
@@ -44,7 +48,7 @@ from tests.test_intake_runtime import (
     until,
 )
 from tests.test_link_reminders import reminders
-from tests.test_run_all_platforms import VK_USER, vk_message
+from tests.test_run_all_platforms import MAX_USER, VK_USER, vk_message
 
 OLD = "4242:FAKE-TOKEN"
 NEW = "4242:NEW-TOKEN-B"
@@ -366,3 +370,59 @@ async def test_vk_reply_refused_for_the_deleted_key_is_sent_with_the_new_one(
         assert set(await outbox_statuses_of(load_settings(env_file=None))) == {"sent"}
     finally:
         await vk.stop()
+
+
+# --------------------------------------------------------------------------- MAX
+
+
+async def test_max_token_revoked_while_running_the_reply_waits_for_the_new_one(
+    settings, tmp_path, monkeypatch
+):
+    fake = await FakeMaxApi().start()
+    process_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DATA_DIR": str(tmp_path / "data"),
+        "MAX_TOKEN": MAX_TOKEN,
+        "MAX_API_URL": fake.base_url,
+    }
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    for name, value in process_env.items():
+        monkeypatch.setenv(name, value)
+    user = user_obj(MAX_USER)
+
+    def texts(fragment: str) -> list[str]:
+        sent = [m.text or "" for u, _kind, m in fake.log if u == MAX_USER]
+        return [text for text in sent if fragment in text]
+
+    try:
+        services = await create_services(load_settings(env_file=None))
+        try:
+            codes = (await seed_region(services)).codes
+        finally:
+            await services.close()
+        old = await runtime.spawn(process_env, "run")
+        try:
+            fake.push(bot_started(user, codes["U1"]))
+            await until(lambda: texts("МБОУ"), 60)
+            polls = len(fake.requests_to("GET", "/updates"))
+            await until(lambda: len(fake.requests_to("GET", "/updates")) > polls)
+            fake.token = "max-new-token"  # revoked while a long poll is open:
+            fake.push(user_message(user, "/help"))  # it still brings this, the reply gets 401
+            old_err = await stop_by_itself(old)
+        finally:
+            if old.returncode is None:
+                old.kill()
+        assert old.returncode == 2, old_err
+        assert "Traceback" not in old_err and MAX_TOKEN not in old_err
+        statuses = await outbox_statuses_of(load_settings(env_file=None))
+        assert "failed" not in statuses and "pending" in statuses
+        new = await runtime.spawn({**process_env, "MAX_TOKEN": "max-new-token"}, "run")
+        try:
+            await until(lambda: texts("/resume"), 60)
+        finally:
+            await stop(new)
+        assert len(texts("/resume")) == 1
+        assert set(await outbox_statuses_of(load_settings(env_file=None))) == {"sent"}
+    finally:
+        await fake.close()
