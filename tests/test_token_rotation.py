@@ -68,7 +68,7 @@ def help_replies(api: FakeBotApi) -> list[str]:
 async def sending_now(api: FakeBotApi) -> None:
     """Wait until a sendMessage is in flight (held by ``send_delay``)."""
     before = api.calls.count("sendmessage")
-    await until(lambda: api.calls.count("sendmessage") > before)
+    await until(lambda: api.calls.count("sendmessage") > before, 60)
 
 
 async def outbox_statuses(env: Env) -> list[str]:
@@ -128,12 +128,16 @@ async def test_polling_sigterm_revoke_restart_processes_every_update_once(env: E
     api.revoke(NEW)
     api.send_text(USER, "/help")  # sent while no bot runs: waits at Telegram
     new = await spawn(env, "run", BOT_TOKEN=NEW)
+    new_err = ""
     try:
         await until(lambda: len(help_replies(api)) == 4, 60)
         api.send_text(USER, "/help")
-        await until(lambda: len(help_replies(api)) == 5)
-    finally:
+        await until(lambda: len(help_replies(api)) == 5, 60)
+    except AssertionError:
         new_err = await stop(new)
+        raise AssertionError(f"{help_replies(api)}\n{old_err[-3000:]}\n{new_err[-3000:]}") from None
+    finally:
+        new_err = new_err or await stop(new)
     assert new.returncode == 0, new_err
     assert help_replies(api)[1:] == [NEW] * 4
     assert len(registered_replies(api)) == 1
