@@ -62,7 +62,7 @@ async def env(settings, tmp_path, monkeypatch) -> AsyncIterator[Env]:
 
 
 def help_replies(api: FakeBotApi) -> list[str]:
-    return [s.token for s in api.sent if s.chat_id == USER and "/resume" in s.text]
+    return [s.token for s in api.sent if s.chat_id == USER and "/help — эта справка" in s.text]
 
 
 async def sending_now(api: FakeBotApi) -> None:
