@@ -2,8 +2,9 @@
 
 SQLite (one process by design): an exclusive ``fcntl.flock`` on a file in DATA_DIR, held
 while the bot runs and released by the kernel if the process dies. PostgreSQL: a
-session-level advisory lock held on a dedicated connection. The lock is per channel
-identity (a hash of the token), so relaxing it for several workers later is one place.
+session-level advisory lock held on a dedicated connection. The lock is per bot (a hash of
+the Telegram bot id, the VK group id; MAX: one bot per database), never per token: a rotated
+token names the same bot, so the old process and the new one cannot both serve it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 ALREADY_RUNNING_TEXT = (
-    "Бот с этим токеном уже запущен с этой же базой данных ({what}). Два процесса мешали "
-    "бы друг другу. Остановите другой процесс или дождитесь его завершения и запустите снова."
+    "Этот бот уже запущен с этой же базой данных ({what}), возможно, ещё со старым токеном. "
+    "Два процесса мешали бы друг другу. Остановите другой процесс или дождитесь его "
+    "завершения и запустите снова."
 )
 
 
@@ -28,9 +30,9 @@ class AlreadyRunning(Exception):
     pass
 
 
-def identity(platform: str, secret: str) -> str:
-    """A stable name for the lock that does not reveal the token."""
-    return f"{platform}-{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+def identity(platform: str, bot: str) -> str:
+    """A stable name for the bot's lock (and its shared send rate)."""
+    return f"{platform}-{hashlib.sha256(bot.encode()).hexdigest()[:16]}"
 
 
 class RunLock:

@@ -41,7 +41,9 @@ class ChannelSpec:
 
     configured: Callable[[Settings], bool]
     create: Callable[[Settings], Channel]
-    lock_name: Callable[[Settings], str]  # one bot process per token and database
+    # One process per bot and database: the bot's id, not the token, so that after a token
+    # rotation the old process (still draining) and the new one never run at once.
+    lock_name: Callable[[Settings], str]
     secrets: Callable[[Settings], list[str]]  # masked in every log record
 
 
@@ -58,6 +60,13 @@ def _telegram(settings: Settings) -> Channel:
         token.get_secret_value(), configured.get_secret_value() if configured else None
     )
     return TelegramChannel(bot, webhook_secret=secret)
+
+
+def _telegram_bot_id(settings: Settings) -> str:
+    """The part of ``<bot id>:<secret>`` that BotFather's /revoke keeps."""
+    token = settings.telegram.bot_token
+    assert token is not None
+    return token.get_secret_value().partition(":")[0]
 
 
 def _telegram_secrets(settings: Settings) -> list[str]:
@@ -90,19 +99,19 @@ CHANNELS: dict[str, ChannelSpec] = {
     str(Platform.TELEGRAM): ChannelSpec(
         configured=lambda s: s.telegram.bot_token is not None,
         create=_telegram,
-        lock_name=lambda s: identity("tg", s.telegram.bot_token.get_secret_value()),  # type: ignore[union-attr]
+        lock_name=lambda s: identity("tg", _telegram_bot_id(s)),
         secrets=_telegram_secrets,
     ),
     str(Platform.VK): ChannelSpec(
         configured=lambda s: s.vk.configured,
         create=_vk,
-        lock_name=lambda s: identity("vk", s.vk.token.get_secret_value()),  # type: ignore[union-attr]
+        lock_name=lambda s: identity("vk", str(s.vk.group_id)),
         secrets=lambda s: _secrets(s.vk.token, s.vk.callback_secret),
     ),
     str(Platform.MAX): ChannelSpec(
         configured=lambda s: s.max.token is not None,
         create=_max,
-        lock_name=lambda s: identity("max", s.max.token.get_secret_value()),  # type: ignore[union-attr]
+        lock_name=lambda s: identity("max", "bot"),  # the token does not name the bot
         secrets=lambda s: _secrets(s.max.token, s.max.webhook_secret),
     ),
 }

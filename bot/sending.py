@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from bot.channel import Channel
-from handlers.types import RecipientBlocked, RetryLater
+from handlers.types import RecipientBlocked, RetryLater, TokenRejected
 from handlers.wire import decode
 from storage import inbox
 from storage.models import Account, OutboxMessage, OutboxStatus, utcnow
@@ -83,6 +83,8 @@ class Sending:
             return
         for reply in replies:
             status, message_id = await self._send(channel, reply.chat_id, reply.id, reply.message)
+            if status is None:  # the token was revoked: these stay for the next process
+                return
             marks.append((reply.id, status, message_id))
             if status == OutboxStatus.BLOCKED:
                 await self._commit_marks(marks)
@@ -107,7 +109,8 @@ class Sending:
 
     async def _send(
         self, channel: Channel, chat_id: str, reply_id: int, data: Mapping[str, Any]
-    ) -> tuple[OutboxStatus, str | None]:
+    ) -> tuple[OutboxStatus | None, str | None]:
+        """The outcome to mark; None (no mark) when the platform refused the token."""
         for attempt in range(MAX_SEND_RETRIES + 1):
             try:
                 message = decode(data)
@@ -117,6 +120,13 @@ class Sending:
                 if attempt == MAX_SEND_RETRIES:
                     break
                 await asyncio.sleep(min(wait.seconds, MAX_RETRY_AFTER_S))
+            except TokenRejected:
+                log.error(
+                    "Платформа %s не приняла токен бота; ответ %s останется неотправленным",
+                    channel.platform,
+                    reply_id,
+                )
+                return None, None
             except RecipientBlocked:
                 log.warning("Чат %s заблокировал бота; ответ не доставлен", chat_id)
                 return OutboxStatus.BLOCKED, None

@@ -90,6 +90,11 @@ class RecipientBlocked(Exception):
     """The recipient blocked the bot (Telegram 403): do not retry, mark them unreachable."""
 
 
+class TokenRejected(Exception):
+    """The platform no longer accepts the bot's token (revoked): nothing was delivered. The
+    reply stays unsent for the process that runs with the new token."""
+
+
 class RetryLater(Exception):
     """The platform asked to slow down; nothing was delivered. Retry after ``seconds``."""
 

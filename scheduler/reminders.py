@@ -356,6 +356,9 @@ class Reminders:
         if result.outcome == Outcome.SKIPPED:
             log.warning("deliveries %s were taken back before sending", job.ids)
             return
+        if result.outcome == Outcome.REFUSED:  # a revoked token: the next process sends them
+            await self._requeue(job.ids)
+            return
         status, error = {
             Outcome.SENT: (DeliveryStatus.SENT, None),
             Outcome.BLOCKED: (DeliveryStatus.UNREACHABLE, result.error),
@@ -388,6 +391,21 @@ class Reminders:
             await session.commit()
         log.info("deliveries %s go to the person's %s account instead", job.ids, other.platform)
         return other
+
+    async def _requeue(self, ids: Iterable[int]) -> None:
+        """Back to pending, the attempt not counted: the platform took nothing."""
+        async with self._write_lock, self.sessions() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(list(ids)), Delivery.status == DeliveryStatus.CLAIMED)
+                .values(
+                    status=DeliveryStatus.PENDING,
+                    claimed_by=None,
+                    claimed_at=None,
+                    attempts=Delivery.attempts - 1,
+                )
+            )
+            await session.commit()
 
     async def _finish(self, ids: Iterable[int], status: str, error: str | None = None) -> None:
         ids = list(ids)

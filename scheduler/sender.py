@@ -7,6 +7,8 @@
   delivered, so a retry cannot duplicate it);
 * :class:`~handlers.types.RecipientBlocked` (403) is never retried; with ``sessions`` the
   account is marked unreachable (``Account.unreachable_since``) so coordinators see it;
+* :class:`~handlers.types.TokenRejected` (a revoked token) is REFUSED: nothing arrived, the
+  caller queues it again for the process running with the new token;
 * any other error is returned as FAILED and not retried: the message may have arrived.
 
 Slots are handed out in order: a caller first waits for its chat to be free, then takes the
@@ -31,7 +33,14 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from handlers.types import Messenger, Outgoing, OutText, RecipientBlocked, RetryLater
+from handlers.types import (
+    Messenger,
+    Outgoing,
+    OutText,
+    RecipientBlocked,
+    RetryLater,
+    TokenRejected,
+)
 from scheduler.ratelimit import RedisBucket, local_share
 from storage.models import Account
 
@@ -47,6 +56,7 @@ class Outcome(StrEnum):
     BLOCKED = "blocked"  # the recipient blocked the bot
     FAILED = "failed"  # unknown whether it arrived; not retried
     SKIPPED = "skipped"  # the ``before`` hook declined (e.g. the claim was lost)
+    REFUSED = "refused"  # the platform refused the token (revoked): nothing was delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +308,9 @@ class Sender:
                         )
                     await slot.wait()
                     continue
+                except TokenRejected as exc:
+                    log.error("%s: the platform refused the bot's token", platform)
+                    return SendResult(Outcome.REFUSED, error=str(exc), attempts=attempts)
                 except RecipientBlocked as exc:
                     await self._mark_unreachable(platform, chat_id)
                     return SendResult(
@@ -349,6 +362,8 @@ class RateLimitedMessenger:
             return result.message_id
         if result.outcome == Outcome.BLOCKED:
             raise RecipientBlocked(result.error or "blocked")
+        if result.outcome == Outcome.REFUSED:
+            raise TokenRejected(result.error or "token refused")
         if result.exception is not None:
             raise result.exception
         raise RuntimeError(result.error or "not sent")

@@ -4,7 +4,9 @@ It speaks just enough of the HTTP protocol for long polling, as Telegram does: g
 hands out every update not yet confirmed (an update is confirmed by a later getUpdates with
 a higher ``offset``), send* calls are recorded, files are served from memory under
 /file/bot<token>/. A wrong token answers 401. Knobs for faults: ``down`` (every call 502),
-``send_delay`` (sendMessage waits), ``push_raw`` (an update of any shape).
+``send_delay`` (sendMessage waits), ``push_raw`` (an update of any shape), ``revoke``
+(BotFather's /revoke: a new token for the same bot; the old one answers 401 from then on,
+even to a sendMessage already waiting out ``send_delay``).
 
 For webhook runs with several bot processes (bench/crash.py): ``also_tokens`` are accepted
 as the same bot, ``text_update``/``click_update`` build updates without queueing them for
@@ -58,6 +60,9 @@ class FakeBotApi:
     by_chat: dict[int, list[Sent]] = field(default_factory=dict)
     _chat_events: dict[int, asyncio.Event] = field(default_factory=dict)
     _token_now: str = ""
+    revoked: list[str] = field(default_factory=list)  # tokens that answer 401 now
+    also_valid: set[str] = field(default_factory=set)  # a second token for the same bot
+    webhook_secret: str | None = None  # the secret_token of the last setWebhook
 
     async def start(self) -> str:
         app = web.Application()
@@ -150,6 +155,11 @@ class FakeBotApi:
         self.confirmed_up_to = 0
         self._new_update.set()
 
+    def revoke(self, new_token: str) -> None:
+        """BotFather /revoke: the same bot (same id), a new token; the old one is dead."""
+        self.revoked.append(self.token)
+        self.token = new_token
+
     def next_id(self) -> int:
         return next(self._ids)
 
@@ -224,9 +234,7 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
             )
-        if request.match_info["token"] != self.token and (
-            request.match_info["token"] not in self.also_tokens
-        ):
+        if not self._valid(request.match_info["token"]):
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
@@ -234,10 +242,19 @@ class FakeBotApi:
             await asyncio.sleep(self.send_delay)
             if request.transport is None or request.transport.is_closing():
                 raise ConnectionResetError("the bot went away")  # never delivered
+            if not self._valid(request.match_info["token"]):  # revoked meanwhile
+                return web.json_response(
+                    {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+                )
         handler = getattr(self, f"_m_{method}", None)
         self._token_now = request.match_info["token"]  # read by _record before any await
         result = await handler(data) if handler else True
         return web.json_response({"ok": True, "result": result})
+
+    def _valid(self, token: str) -> bool:
+        if token in self.revoked:
+            return False
+        return token == self.token or token in self.also_valid or token in self.also_tokens
 
     async def _file(self, request: web.Request) -> web.Response:
         self.calls.append("file")
@@ -250,6 +267,10 @@ class FakeBotApi:
 
     async def _m_getme(self, data) -> dict:
         return {"id": BOT_ID, "is_bot": True, "first_name": "Бот", "username": "shnor_test_bot"}
+
+    async def _m_setwebhook(self, data) -> bool:
+        self.webhook_secret = str(data.get("secret_token") or "") or None
+        return True
 
     async def _m_getupdates(self, data) -> list:
         self.polls += 1

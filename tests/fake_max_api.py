@@ -206,6 +206,7 @@ class FakeMaxApi:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.cdn_url = ""
+        self.token = TOKEN  # a test may rotate it: the old one answers 401 from then on
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -295,7 +296,8 @@ class FakeMaxApi:
                 return _error(failure.status, failure.code, failure.message, failure.headers)
         open_paths = ("/upload/", "/files/")
         if not request.path.startswith(open_paths):
-            if request.headers.get("Authorization") != TOKEN or "access_token" in request.query:
+            given = request.headers.get("Authorization")
+            if given != self.token or "access_token" in request.query:
                 return _error(401, "verify.token", "Invalid access_token")
         elif "Authorization" in request.headers:
             return _error(400, "leak", "the bot token must not be sent to upload/file hosts")

@@ -34,7 +34,7 @@ from bot.max.api import POLL_SLACK_S, MaxApi, MaxApiError, TokenBucket
 from bot.max.events import raw_events, stopped_user, understand
 from bot.max.render import FilePart, TextPart, edited_body, render
 from bot.text_parts import BOT_COMMANDS
-from handlers.types import Outgoing, OutText, Platform, RecipientBlocked, RetryLater
+from handlers.types import Outgoing, OutText, Platform, RecipientBlocked, RetryLater, TokenRejected
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,8 @@ class MaxChannel:
         except MaxApiError as e:
             if e.status == 403:
                 raise RecipientBlocked(e.message) from e
+            if e.status == 401:  # a revoked token: the next process sends it
+                raise TokenRejected(e.message) from e
             raise
         return last
 

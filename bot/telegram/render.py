@@ -26,7 +26,12 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import (
     BotCommand,
     FSInputFile,
@@ -48,6 +53,7 @@ from handlers.types import (
     Platform,
     RecipientBlocked,
     RetryLater,
+    TokenRejected,
     UserRef,
 )
 
@@ -304,6 +310,8 @@ class TelegramMessenger:
                     last = await _send_part(self.bot, chat_id, part)
         except TelegramForbiddenError as e:
             raise RecipientBlocked(e.message) from e
+        except TelegramUnauthorizedError as e:
+            raise TokenRejected(e.message) from e
         return str(last.message_id) if last is not None else None
 
     async def edit(self, chat_id: str, message_id: str, message: OutText) -> None:

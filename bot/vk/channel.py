@@ -30,7 +30,15 @@ from bot.text_parts import UNSUPPORTED_TEXT
 from bot.vk import events as ev
 from bot.vk.api import Clock, RateLimiter, Sleep, VkApi
 from bot.vk.render import FilePart, Part, TextPart, random_id, render
-from handlers.types import Incoming, Outgoing, OutText, Platform, RecipientBlocked, RetryLater
+from handlers.types import (
+    Incoming,
+    Outgoing,
+    OutText,
+    Platform,
+    RecipientBlocked,
+    RetryLater,
+    TokenRejected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -411,6 +419,8 @@ class VkChannel:
         except VKAPIError as error:
             if error.code in BLOCKED_CODES:
                 raise RecipientBlocked(f"VK {error.code}: {error}") from error
+            if error.code in BAD_TOKEN_CODES:  # the key was deleted: the next process sends it
+                raise TokenRejected(f"VK {error.code}") from error
             raise
         return str(sent["response"])
 
