@@ -195,12 +195,13 @@ def worker_env(
         "TELEGRAM_API_URL": api_url,
         "WEBHOOK_BASE_URL": "https://bot.example.test",
         "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "WORKERS": "2",  # several webhook workers share the bot on PostgreSQL
         "REMINDER_OFFSETS": "0",
         "REMINDER_TIME": reminder_time,
         "REMINDER_QUIET_START": "00:00",
         "REMINDER_QUIET_END": "00:00",
         # a dead worker's claimed reminders are recovered after this (default 10 min)
-        "REMINDER_CLAIM_TIMEOUT": "30",
+        "REMINDER_CLAIM_TIMEOUT": "20",
     }
 
 

@@ -23,7 +23,9 @@ async def test_kills_lose_nothing_repeat_nothing_and_leave_nothing_stuck(tmp_pat
         kill_interval=1.0,
         steps=12,
         reply_timeout=60,
-        drain_timeout=30,
+        # a reminder claimed by a killed worker is taken back after REMINDER_CLAIM_TIMEOUT
+        # (20 s) at the next minute's tick: the drain waits for that too
+        drain_timeout=100,
         reminder_in=30,
         folder=tmp_path,
     )
