@@ -130,9 +130,10 @@ async def test_polling_sigterm_revoke_restart_processes_every_update_once(env: E
     new = await spawn(env, "run", BOT_TOKEN=NEW)
     new_err = ""
     try:
-        await until(lambda: len(help_replies(api)) == 4, 60)
+        # generous: a cold start under a full test run on 2 cores takes a while
+        await until(lambda: len(help_replies(api)) == 4, 150)
         api.send_text(USER, "/help")
-        await until(lambda: len(help_replies(api)) == 5, 60)
+        await until(lambda: len(help_replies(api)) == 5, 150)
     except AssertionError:
         new_err = await stop(new)
         raise AssertionError(f"{help_replies(api)}\n{old_err[-3000:]}\n{new_err[-3000:]}") from None
