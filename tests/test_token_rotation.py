@@ -5,6 +5,7 @@ the old token are sent with the new one, and the old token is written nowhere.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -298,9 +299,18 @@ async def test_a_notice_refused_for_the_revoked_token_is_sent_by_the_new_process
 # --------------------------------------------------------------------------- VK
 
 
-async def test_vk_token_replaced_between_runs_loses_no_event(settings, tmp_path, monkeypatch):
-    """A new community key (the old one deleted): the saved long-poll ``ts`` is the group's,
-    so the events that came while no bot ran are processed once, with the new key."""
+class VkWorld:
+    """A fake VK API, the bot's VK settings in the environment and a seeded region."""
+
+    def __init__(self, vk: FakeVkApi, codes: dict[str, str], data_dir: Path) -> None:
+        self.vk, self.codes, self.data_dir = vk, codes, data_dir
+
+    def texts(self, fragment: str) -> list[str]:
+        return [m.text for m in self.vk.to_peer(VK_USER) if fragment in m.text]
+
+
+@contextlib.asynccontextmanager
+async def vk_world(tmp_path: Path, monkeypatch) -> AsyncIterator[VkWorld]:
     vk = FakeVkApi()
     variables = {
         "DATA_DIR": str(tmp_path / "data"),
@@ -317,10 +327,16 @@ async def test_vk_token_replaced_between_runs_loses_no_event(settings, tmp_path,
             codes = (await seed_region(services)).codes
         finally:
             await services.close()
+        yield VkWorld(vk, codes, Path(variables["DATA_DIR"]))
+    finally:
+        await vk.stop()
 
-        def texts(fragment: str) -> list[str]:
-            return [m.text for m in vk.to_peer(VK_USER) if fragment in m.text]
 
+async def test_vk_token_replaced_between_runs_loses_no_event(settings, tmp_path, monkeypatch):
+    """A new community key (the old one deleted): the saved long-poll ``ts`` is the group's,
+    so the events that came while no bot ran are processed once, with the new key."""
+    async with vk_world(tmp_path, monkeypatch) as world:
+        vk, codes, texts = world.vk, world.codes, world.texts
         async with running(load_settings(env_file=None)):
             await until(lambda: bool(vk.lp_requests))  # the first poll starts at the newest
             vk.push("message_new", vk_message(f"/start {codes['S1']}"))
@@ -335,36 +351,16 @@ async def test_vk_token_replaced_between_runs_loses_no_event(settings, tmp_path,
             await until(lambda: len(texts("/resume")) == 2)
         assert len(texts("МБОУ")) == 1
         assert await count(new_settings, InboxEvent) == 3
-        for path in Path(variables["DATA_DIR"]).rglob("*"):
+        for path in world.data_dir.rglob("*"):
             if path.is_file():
                 assert VK_TOKEN.encode() not in path.read_bytes(), path
-    finally:
-        await vk.stop()
 
 
 async def test_vk_reply_refused_for_the_deleted_key_is_sent_with_the_new_one(
     settings, tmp_path, monkeypatch
 ):
-    vk = FakeVkApi()
-    variables = {
-        "DATA_DIR": str(tmp_path / "data"),
-        "VK_TOKEN": VK_TOKEN,
-        "VK_GROUP_ID": str(GROUP_ID),
-        "VK_API_URL": await vk.start(),
-    }
-    monkeypatch.delenv("BOT_TOKEN", raising=False)
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    try:
-        services = await create_services(load_settings(env_file=None))
-        try:
-            codes = (await seed_region(services)).codes
-        finally:
-            await services.close()
-
-        def texts(fragment: str) -> list[str]:
-            return [m.text for m in vk.to_peer(VK_USER) if fragment in m.text]
-
+    async with vk_world(tmp_path, monkeypatch) as world:
+        vk, codes, texts = world.vk, world.codes, world.texts
         async with running(load_settings(env_file=None)):
             await until(lambda: bool(vk.lp_requests))
             vk.push("message_new", vk_message(f"/start {codes['S1']}"))
@@ -379,8 +375,6 @@ async def test_vk_reply_refused_for_the_deleted_key_is_sent_with_the_new_one(
         async with running(load_settings(env_file=None)):
             await until(lambda: texts("/resume"))
         assert set(await outbox_statuses_of(load_settings(env_file=None))) == {"sent"}
-    finally:
-        await vk.stop()
 
 
 # --------------------------------------------------------------------------- MAX
