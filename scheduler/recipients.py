@@ -4,9 +4,10 @@ schools and municipalities that decides whose items are whose."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,8 @@ from roadmaps.audience import SchoolFacts
 from scheduler.timing import as_utc
 from storage import roadmaps_db as rdb
 from storage.models import Account, Municipality, Person, Region, Roadmap, RoadmapItem, Role, School
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,25 @@ def preferred(accounts: Sequence[Recipient]) -> Recipient:
     """The one account of a person that gets reminders and notices: a reachable one on the
     platform the person chose, else the reachable one used last (all blocked: the last one,
     so the delivery is recorded as unreachable and the coordinator is told)."""
-    reachable = [a for a in accounts if not a.unreachable] or list(accounts)
-    chosen = [a for a in reachable if a.platform == a.notify_platform]
-    return max(
-        chosen or reachable,
-        key=lambda a: (as_utc(a.last_active_at or a.created_at), a.account_id),
+    return pick_preferred(
+        accounts,
+        unreachable=lambda a: a.unreachable,
+        chosen=lambda a: a.platform == a.notify_platform,
+        recency=lambda a: (as_utc(a.last_active_at or a.created_at), a.account_id),
     )
+
+
+def pick_preferred(
+    accounts: Sequence[T],
+    *,
+    unreachable: Callable[[T], bool],
+    chosen: Callable[[T], bool],
+    recency: Callable[[T], Any],
+) -> T:
+    """The rule of :func:`preferred` for any account-like rows (storage/notices.py uses it
+    on ``Account`` rows)."""
+    reachable = [a for a in accounts if not unreachable(a)] or list(accounts)
+    return max([a for a in reachable if chosen(a)] or reachable, key=recency)
 
 
 def one_per_person(recipients: Iterable[Recipient]) -> list[Recipient]:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.types import OutText
 from handlers.wire import encode
+from scheduler.recipients import pick_preferred
 from scheduler.timing import as_utc
 from storage.models import Account, Delivery, DeliveryKind, DeliveryStatus, Person
 
@@ -37,11 +38,11 @@ async def preferred_account(session: AsyncSession, person_id: int) -> Account | 
     )
     if not accounts:
         return None
-    reachable = [a for a in accounts if a.unreachable_since is None] or accounts
-    chosen = [a for a in reachable if a.platform == person.notify_platform]
-    return max(
-        chosen or reachable,
-        key=lambda a: (as_utc(a.last_active_at or a.created_at), a.id),
+    return pick_preferred(
+        accounts,
+        unreachable=lambda a: a.unreachable_since is not None,
+        chosen=lambda a: a.platform == person.notify_platform,
+        recency=lambda a: (as_utc(a.last_active_at or a.created_at), a.id),
     )
 
 
