@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 REMINDER_MARK = "⏰"
 KILL_WINDOW_S = 1.0  # a reply delivered this long before its sender's SIGKILL may come again
+# the fake server stamps a delivery when the request arrives; a request sent in the instant
+# before the SIGKILL can arrive just after it (seen: 0.0001 s)
+IN_FLIGHT_S = 0.05
 
 
 def is_reminder(sent: Sent) -> bool:
@@ -193,7 +196,8 @@ async def _check_replies(db, world: World, figures: Figures) -> None:
                 near = [k for k in near if abs(float(k.split()[1][:-1])) < 5]
                 sender = int(message.token.rpartition("-W")[2] or -1)
                 if any(
-                    w == sender and 0 <= at - message.at < KILL_WINDOW_S for at, w in world.kills
+                    w == sender and -IN_FLIGHT_S <= at - message.at < KILL_WINDOW_S
+                    for at, w in world.kills
                 ):
                     figures.duplicates_after_kill += 1
                 figures.evidence.append(
