@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot import chat_locks, metrics
 from bot.channel import Channel, Parsed, RawEvent
 from bot.chat_locks import Held
+from bot.handover import Answer, Handover, Waiter
 from bot.sending import Mark, Sending
 from handlers.types import (
     EventKind,
@@ -52,7 +53,7 @@ from handlers.types import (
 )
 from handlers.wire import encode
 from storage import inbox
-from storage.models import InboxEvent, InboxStatus, OutboxMessage
+from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class _Item:
     parsed: Parsed | None
     error: BaseException | None
     replies: list[Outgoing] = field(default_factory=list)
+    handed: tuple[Waiter, Answer] | None = None  # its one reply goes in the webhook answer
 
 
 def _raw(event: InboxEvent) -> RawEvent:
@@ -118,6 +120,8 @@ class Processor(Sending):
         max_attempts: int = MAX_ATTEMPTS,
         retry_delay: float = 0.5,
         idle_interval: float = 1.0,
+        handover: Handover | None = None,
+        foreign_grace: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.channels = dict(channels)
@@ -140,6 +144,14 @@ class Processor(Sending):
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
+        # webhook answers (bot/handover.py); with several workers, the chats whose events
+        # another worker accepted are left to it for ``foreign_grace`` seconds
+        self.handover = handover
+        if handover is not None:
+            handover.wake = self._wake.set
+        self.foreign_grace = foreign_grace
+        self._accepted_at: dict[inbox.ChatKey, float] = {}
+        self._foreign_seen: dict[inbox.ChatKey, float] = {}
 
     # --- intake ------------------------------------------------------------------------
 
@@ -151,6 +163,9 @@ class Processor(Sending):
         async with self._write(), self.sessions() as session:
             new = await inbox.insert_events(session, rows)
             await session.commit()
+        if self.foreign_grace:
+            now = asyncio.get_running_loop().time()
+            self._accepted_at.update({(str(e.platform), e.chat_id): now for e in events})
         if new:
             self._wake.set()
         return new
@@ -165,7 +180,7 @@ class Processor(Sending):
             spawned = await self._spawn()
             if not self._tasks:
                 if not spawned:
-                    if not self._not_before:
+                    if not self._waiting():
                         return
                     await asyncio.sleep(self._backoff_left())
                 continue
@@ -180,7 +195,7 @@ class Processor(Sending):
             except Exception:
                 log.exception("Не удалось прочитать очередь входящих; повторю")
             timeout = self.idle_interval
-            if self._not_before:
+            if self._waiting():
                 timeout = min(timeout, self._backoff_left())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -197,9 +212,14 @@ class Processor(Sending):
                 log.warning("Остановка: %s пакетов не успели завершиться", len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
 
+    def _waiting(self) -> bool:
+        return bool(self._not_before or self._foreign_seen)
+
     def _backoff_left(self) -> float:
         now = asyncio.get_running_loop().time()
-        return max(0.0, min(self._not_before.values(), default=now) - now)
+        moments = [*self._not_before.values()]
+        moments += [seen + self.foreign_grace for seen in self._foreign_seen.values()]
+        return max(0.0, min(moments, default=now) - now)
 
     async def _spawn(self) -> int:
         if self._stopping:
@@ -208,6 +228,8 @@ class Processor(Sending):
         if free <= 0:
             return 0
         limit = len(self._active) + self.batch_size * free
+        if self.foreign_grace:
+            limit *= 4  # other workers' fresh chats are in the list too, and left for now
         async with self.sessions() as session:
             chats, unsent = await inbox.busy_chats_and_unsent(session, limit)
         now = asyncio.get_running_loop().time()
@@ -215,6 +237,8 @@ class Processor(Sending):
             if until <= now:
                 del self._not_before[chat]
         ready = [c for c in chats if c not in self._active and c not in self._not_before]
+        if self.foreign_grace:
+            ready = self._own_or_left(ready, now)
         if not ready:
             return 0
         count = min(free, -(-len(ready) // self.batch_size))
@@ -229,6 +253,24 @@ class Processor(Sending):
             self._tasks.add(task)
             task.add_done_callback(self._done)
         return count
+
+    def _own_or_left(self, chats: list[inbox.ChatKey], now: float) -> list[inbox.ChatKey]:
+        """Chats whose events this process accepted lately, and the others' once they have
+        waited ``foreign_grace`` (their worker died, or is slow): a webhook request can only
+        be answered by the process that holds it."""
+        own_since = now - 60.0
+        if len(self._accepted_at) > 50_000:
+            self._accepted_at = {c: t for c, t in self._accepted_at.items() if t > own_since}
+        seen = {c: self._foreign_seen.get(c, now) for c in chats}
+        ready = [
+            c
+            for c in chats
+            if self._accepted_at.get(c, own_since) > own_since
+            or now - seen[c] >= self.foreign_grace
+        ]
+        taken = set(ready)
+        self._foreign_seen = {c: t for c, t in seen.items() if c not in taken}
+        return ready
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -377,6 +419,9 @@ class Processor(Sending):
                     await connection.commit()
                 except BaseException:
                     await connection.rollback()
+                    for item in chunk:  # their webhook requests answer nothing
+                        if item.handed is not None:
+                            Handover.give(item.handed[0], None)
                     raise
             await self._after_commit(chunk, replies, marks)
 
@@ -419,6 +464,7 @@ class Processor(Sending):
         """Outbox rows, done-marks and failure marks of a chunk, in its transaction."""
         done: list[int] = []
         outbox: list[tuple[int | None, str, str, list[dict[str, Any]]]] = []
+        handed: set[int] = set()
         for item in chunk:
             event = item.event
             if item.error is None:
@@ -428,6 +474,9 @@ class Processor(Sending):
                 if item.replies and chat_id is not None:
                     messages = [encode(r) for r in item.replies]
                     outbox.append((event.id, event.platform, chat_id, messages))
+                    item.handed = self._hand(event, item.channel, chat_id, item.replies)
+                    if item.handed is not None:
+                        handed.add(event.id)
                 done.append(event.id)
                 continue
             exc = item.error
@@ -453,13 +502,49 @@ class Processor(Sending):
                 until = asyncio.get_running_loop().time() + self.retry_delay
                 self._not_before[(event.platform, event.chat_id)] = until
         await inbox.finish_many(connection, done, InboxStatus.DONE)
-        return await inbox.record_replies(connection, outbox)
+        return await inbox.record_replies(connection, outbox, frozenset(handed))
+
+    def _hand(
+        self, event: InboxEvent, channel: Channel, chat_id: str, replies: Sequence[Outgoing]
+    ) -> tuple[Waiter, Answer] | None:
+        """The webhook answer for the event's one reply, if its request waits here (the
+        caller records that reply as handed, in the event's transaction)."""
+        build = getattr(channel, "webhook_answer", None)
+        handover = self.handover
+        if handover is None or build is None or len(replies) != 1:
+            return None
+        if not handover.waiting(event.platform, event.event_key):
+            return None
+        answer = build(chat_id, replies[0])
+        if answer is None:
+            return None
+        waiter = handover.take(event.platform, event.event_key)
+        return None if waiter is None else (waiter, answer)
+
+    async def _hand_over(self, handed: Iterable[tuple[int, tuple[Waiter, Answer]]]) -> set[int]:
+        """After the commit: each handed reply goes out with its webhook answer. Returns
+        the events whose request gave up meanwhile; their rows are pending again (committed)
+        and the caller sends them."""
+        gone = {
+            event_id for event_id, (waiter, answer) in handed if not Handover.give(waiter, answer)
+        }
+        if gone:
+            async with self._write(), self.sessions() as session:
+                await inbox.unhand(session, gone)
+                await session.commit()
+        return gone
 
     async def _after_commit(
         self, chunk: list[_Item], replies: list[inbox.Reply], marks: list[Mark]
     ) -> None:
+        gone = await self._hand_over(
+            (item.event.id, item.handed) for item in chunk if item.handed is not None
+        )
         by_chat: dict[inbox.ChatKey, list[inbox.Reply]] = {}
         for reply in replies:
+            if reply.handed and reply.inbox_id not in gone:
+                metrics.handed(reply.platform)
+                continue
             by_chat.setdefault((reply.platform, reply.chat_id), []).append(reply)
         await asyncio.gather(
             *(self._send_rows(chat, rows, marks) for chat, rows in by_chat.items())
@@ -539,12 +624,24 @@ class Processor(Sending):
                     if check is not None:
                         check(reply)  # refuse what the platform would reject, before commit
                 rows: list[OutboxMessage] = []
+                handed = None
                 if replies and chat_id is not None:
                     rows = inbox.add_replies(
                         session, event, event.platform, chat_id, [encode(r) for r in replies]
                     )
+                    handed = self._hand(event, channel, chat_id, replies)
+                    if handed is not None:
+                        rows[0].status, rows[0].sent_at = OutboxStatus.HANDED, utcnow()
                 await inbox.finish(session, event.id, InboxStatus.DONE)
-                await session.commit()
+                try:
+                    await session.commit()
+                except BaseException:
+                    if handed is not None:
+                        Handover.give(handed[0], None)
+                    raise
+            if handed is not None and not await self._hand_over([(event.id, handed)]):
+                rows = rows[1:]  # the webhook answer carries it (its one reply)
+                metrics.handed(event.platform)
             metrics.processed(event.platform)
             if parsed.unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)
