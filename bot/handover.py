@@ -16,8 +16,8 @@ event's own transaction and the webhook request, still open, answers with it:
 The webhook request waits at most ``wait_s`` for its event; after that (a busy chat, an
 event served by another worker) the replies go by Bot API calls, as before. Only the
 process that accepted the webhook request can answer it, so with several workers each one
-leaves the others' fresh events alone for a moment (:attr:`bot.processor.Processor`'s
-``foreign_grace``).
+leaves the other Telegram chats alone for a moment (:class:`bot.processor.Processor`'s
+``foreign_grace``): the worker holding a chat's request serves it.
 """
 
 from __future__ import annotations
@@ -36,12 +36,15 @@ Answer = dict[str, Any]  # a Bot API method as JSON: {"method": "sendMessage", .
 EventRef = tuple[str, str]  # platform, event key
 
 DEFAULT_WAIT_S = 5.0
+# while it waits, the request looks this often whether another worker served its event
+LOOK_EVERY_S = 0.5
 # once its event's commit has begun, the request waits for the outcome at most this long
 COMMIT_WAIT_S = 60.0
 
 
 @dataclass
 class Waiter:
+    chat: tuple[str, str]
     outcome: asyncio.Future[Answer | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -72,15 +75,21 @@ class Handover:
             if not found.pending:
                 return None
         ref = (platform, key)
-        waiter = Waiter()
+        waiter = Waiter((platform, chat_id))
         self._waiting[ref] = waiter  # before any await: the processor may run next
         self.wake()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.wait_s
         try:
-            try:
-                return await asyncio.wait_for(asyncio.shield(waiter.outcome), self.wait_s)
-            except TimeoutError:
-                if not waiter.taken:
-                    return None
+            while not waiter.taken and (left := until - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(
+                        asyncio.shield(waiter.outcome), min(left, LOOK_EVERY_S)
+                    )
+                if not waiter.taken and not await self._pending(platform, key):
+                    return None  # another worker served it, by Bot API calls
+            if not waiter.taken:
+                return None
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(waiter.outcome), COMMIT_WAIT_S)
             return None
@@ -89,6 +98,14 @@ class Handover:
                 del self._waiting[ref]
             if not waiter.outcome.done():
                 waiter.outcome.cancel()  # a late give() sees nobody waits
+
+    async def _pending(self, platform: str, key: str) -> bool:
+        async with self.sessions() as session:
+            return (await inbox.handed_reply(session, platform, key)).pending
+
+    def chats(self) -> set[tuple[str, str]]:
+        """The chats with a request waiting here: the processor serves them first."""
+        return {w.chat for w in self._waiting.values() if not w.outcome.done()}
 
     def waiting(self, platform: str, key: str) -> bool:
         waiter = self._waiting.get((platform, key))

@@ -149,8 +149,7 @@ class Processor(Sending):
         self.handover = handover
         if handover is not None:
             handover.wake = self._wake.set
-        self.foreign_grace = foreign_grace
-        self._accepted_at: dict[inbox.ChatKey, float] = {}
+        self.foreign_grace = foreign_grace if handover is not None else 0.0
         self._foreign_seen: dict[inbox.ChatKey, float] = {}
 
     # --- intake ------------------------------------------------------------------------
@@ -163,9 +162,6 @@ class Processor(Sending):
         async with self._write(), self.sessions() as session:
             new = await inbox.insert_events(session, rows)
             await session.commit()
-        if self.foreign_grace:
-            now = asyncio.get_running_loop().time()
-            self._accepted_at.update({(str(e.platform), e.chat_id): now for e in events})
         if new:
             self._wake.set()
         return new
@@ -255,18 +251,15 @@ class Processor(Sending):
         return count
 
     def _own_or_left(self, chats: list[inbox.ChatKey], now: float) -> list[inbox.ChatKey]:
-        """Chats whose events this process accepted lately, and the others' once they have
-        waited ``foreign_grace`` (their worker died, or is slow): a webhook request can only
-        be answered by the process that holds it."""
-        own_since = now - 60.0
-        if len(self._accepted_at) > 50_000:
-            self._accepted_at = {c: t for c, t in self._accepted_at.items() if t > own_since}
-        seen = {c: self._foreign_seen.get(c, now) for c in chats}
+        """The chats whose webhook request waits here (only this process can answer it),
+        the other platforms' chats, and the other Telegram chats once they have waited
+        ``foreign_grace`` (their worker is busy, or died)."""
+        assert self.handover is not None
+        own = self.handover.chats()
+        telegram = str(Platform.TELEGRAM)
+        seen = {c: self._foreign_seen.get(c, now) for c in chats if c[0] == telegram}
         ready = [
-            c
-            for c in chats
-            if self._accepted_at.get(c, own_since) > own_since
-            or now - seen[c] >= self.foreign_grace
+            c for c in chats if c in own or c not in seen or now - seen[c] >= self.foreign_grace
         ]
         taken = set(ready)
         self._foreign_seen = {c: t for c, t in seen.items() if c not in taken}
@@ -507,15 +500,15 @@ class Processor(Sending):
     def _hand(
         self, event: InboxEvent, channel: Channel, chat_id: str, replies: Sequence[Outgoing]
     ) -> tuple[Waiter, Answer] | None:
-        """The webhook answer for the event's one reply, if its request waits here (the
-        caller records that reply as handed, in the event's transaction)."""
+        """The webhook answer carrying the event's replies, if its request waits here (the
+        caller records them as handed, in the event's transaction)."""
         build = getattr(channel, "webhook_answer", None)
         handover = self.handover
-        if handover is None or build is None or len(replies) != 1:
+        if handover is None or build is None or not replies:
             return None
         if not handover.waiting(event.platform, event.event_key):
             return None
-        answer = build(chat_id, replies[0])
+        answer = build(chat_id, replies)
         if answer is None:
             return None
         waiter = handover.take(event.platform, event.event_key)
@@ -630,8 +623,8 @@ class Processor(Sending):
                         session, event, event.platform, chat_id, [encode(r) for r in replies]
                     )
                     handed = self._hand(event, channel, chat_id, replies)
-                    if handed is not None:
-                        rows[0].status, rows[0].sent_at = OutboxStatus.HANDED, utcnow()
+                    for row in rows if handed is not None else []:
+                        row.status, row.sent_at = OutboxStatus.HANDED, utcnow()
                 await inbox.finish(session, event.id, InboxStatus.DONE)
                 try:
                     await session.commit()
@@ -640,7 +633,7 @@ class Processor(Sending):
                         Handover.give(handed[0], None)
                     raise
             if handed is not None and not await self._hand_over([(event.id, handed)]):
-                rows = rows[1:]  # the webhook answer carries it (its one reply)
+                rows = []  # the webhook answer carries them
                 metrics.handed(event.platform)
             metrics.processed(event.platform)
             if parsed.unreachable and event.chat_id is not None:

@@ -188,7 +188,7 @@ async def record_replies(
 ) -> list[Reply]:
     """Outbox rows of several events in one statement: (inbox id, platform, chat id, the
     encoded messages in order) each. Returns them with their ids, in the order given. The
-    one reply of an event in ``handed`` is recorded as handed to its webhook answer."""
+    replies of an event in ``handed`` are recorded as handed to its webhook answer."""
     now = utcnow()
     rows = [
         {
@@ -239,12 +239,12 @@ async def unhand(link: Link, event_ids: Iterable[int]) -> None:
 class HandedReply:
     pending: bool  # the event is not processed yet
     chat_id: str | None = None
-    handed: dict[str, Any] | None = None  # its reply handed to a webhook answer
+    handed: list[dict[str, Any]] | None = None  # its replies handed to a webhook answer
 
 
 async def handed_reply(session: AsyncSession, platform: str, key: str) -> HandedReply:
-    """A redelivered event: still pending, or the reply its webhook answer carried."""
-    row = (
+    """A redelivered event: still pending, or the replies its webhook answer carried."""
+    rows = (
         await session.execute(
             select(InboxEvent.status, OutboxMessage.chat_id, OutboxMessage.message)
             .outerjoin(
@@ -255,13 +255,14 @@ async def handed_reply(session: AsyncSession, platform: str, key: str) -> Handed
                 ),
             )
             .where(InboxEvent.platform == platform, InboxEvent.event_key == key)
-            .limit(1)
+            .order_by(OutboxMessage.position, OutboxMessage.id)
         )
-    ).first()
-    if row is None:
+    ).all()
+    if not rows:
         return HandedReply(pending=False)
-    status, chat_id, message = row
-    return HandedReply(status == InboxStatus.PENDING, chat_id, message)
+    status, chat_id, _message = rows[0]
+    handed = [message for _s, _c, message in rows if message is not None]
+    return HandedReply(status == InboxStatus.PENDING, chat_id, handed or None)
 
 
 async def finish_many(link: Link, event_ids: Sequence[int], status: InboxStatus) -> None:

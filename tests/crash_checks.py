@@ -178,18 +178,28 @@ async def _check_replies(db, world: World, figures: Figures) -> None:
     duplicate."""
     rows = (
         await db.execute(
-            select(OutboxMessage.chat_id, OutboxMessage.message, OutboxMessage.status).where(
-                OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.HANDED])
+            select(
+                OutboxMessage.inbox_id,
+                OutboxMessage.chat_id,
+                OutboxMessage.message,
+                OutboxMessage.status,
             )
+            .where(OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.HANDED]))
+            .order_by(OutboxMessage.inbox_id, OutboxMessage.position, OutboxMessage.id)
         )
     ).all()
     recorded: Counter[tuple[int, str]] = Counter()
-    for chat_id, message, status in rows:
+    answers: dict[int, tuple[int, list[str]]] = {}  # inbox id -> chat, texts joined in one
+    for inbox_id, chat_id, message, status in rows:
+        text = message.get("text") or message.get("caption") or ""
         if status == OutboxStatus.HANDED:
             figures.replies_handed += 1
+            answers.setdefault(inbox_id, (int(chat_id), []))[1].append(text)
         else:
             figures.replies_sent += 1
-        recorded[(int(chat_id), message.get("text") or message.get("caption") or "")] += 1
+            recorded[(int(chat_id), text)] += 1
+    for chat_id, texts in answers.values():
+        recorded[(chat_id, "\n\n".join(texts))] += 1  # one webhook answer (bot/handover.py)
     for chat_id, sent in world.api.by_chat.items():
         delivered: dict[str, list[Sent]] = {}
         for message in sent:

@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -256,15 +256,22 @@ class TelegramChannel:
             event.key,
             event.chat_id,
             fresh=new is None or new > 0,
-            build=lambda chat_id, message: self.webhook_answer(chat_id, decode(message)),
+            build=lambda chat_id, rows: self.webhook_answer(chat_id, [decode(r) for r in rows]),
         )
         return 200, answer or "ok"
 
-    def webhook_answer(self, chat_id: str, message: Outgoing) -> dict[str, str] | None:
-        """The reply as a method for the webhook's answer: only a message that is one plain
-        ``sendMessage`` (a file needs an upload; a long text several calls, and the later
-        ones could overtake the answer)."""
-        parts = render(message)
+    def webhook_answer(self, chat_id: str, messages: Sequence[Outgoing]) -> dict[str, str] | None:
+        """An event's replies as one method for the webhook's answer: texts with buttons
+        only under the last are joined into one message, if that fits one ``sendMessage``
+        (a file needs an upload; a long text several calls, and the later ones could
+        overtake the answer)."""
+        if not messages or not all(isinstance(m, OutText) for m in messages):
+            return None
+        texts = [m for m in messages if isinstance(m, OutText)]
+        if any(m.buttons for m in texts[:-1]):
+            return None
+        joined = OutText("\n\n".join(m.text for m in texts), texts[-1].buttons)
+        parts = render(joined)
         if len(parts) != 1 or not isinstance(parts[0], _TextPart):
             return None
         part = parts[0]
