@@ -19,6 +19,10 @@ that failed, or whose process died, is claimed on its own and they run one after
 so a killer event counts no attempt of others) and files (the core downloads them inside
 the transaction, so a slow download never holds the batch's writer).
 
+A Telegram webhook request that waits in this process (bot/handover.py) gets its event's
+replies in its HTTP answer: they are recorded as handed in step 3 and given to the request
+after the commit, never sent by a Bot API call (bot/handing.py).
+
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
 then marked failed and the user gets :data:`ERROR_TEXT` once (recorded in the outbox with
@@ -42,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot import chat_locks, metrics
 from bot.channel import Channel, Parsed, RawEvent
 from bot.chat_locks import Held
+from bot.handing import HandingOver
 from bot.handover import Answer, Handover, Waiter
 from bot.sending import Mark, Sending
 from handlers.types import (
@@ -108,7 +113,7 @@ def _error_type(exc: BaseException) -> str:
     return type(exc).__name__[:200]
 
 
-class Processor(Sending):
+class Processor(Sending, HandingOver):
     def __init__(
         self,
         sessions: async_sessionmaker,
@@ -249,21 +254,6 @@ class Processor(Sending):
             self._tasks.add(task)
             task.add_done_callback(self._done)
         return count
-
-    def _own_or_left(self, chats: list[inbox.ChatKey], now: float) -> list[inbox.ChatKey]:
-        """The chats whose webhook request waits here (only this process can answer it),
-        the other platforms' chats, and the other Telegram chats once they have waited
-        ``foreign_grace`` (their worker is busy, or died)."""
-        assert self.handover is not None
-        own = self.handover.chats()
-        telegram = str(Platform.TELEGRAM)
-        seen = {c: self._foreign_seen.get(c, now) for c in chats if c[0] == telegram}
-        ready = [
-            c for c in chats if c in own or c not in seen or now - seen[c] >= self.foreign_grace
-        ]
-        taken = set(ready)
-        self._foreign_seen = {c: t for c, t in seen.items() if c not in taken}
-        return ready
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -496,36 +486,6 @@ class Processor(Sending):
                 self._not_before[(event.platform, event.chat_id)] = until
         await inbox.finish_many(connection, done, InboxStatus.DONE)
         return await inbox.record_replies(connection, outbox, frozenset(handed))
-
-    def _hand(
-        self, event: InboxEvent, channel: Channel, chat_id: str, replies: Sequence[Outgoing]
-    ) -> tuple[Waiter, Answer] | None:
-        """The webhook answer carrying the event's replies, if its request waits here (the
-        caller records them as handed, in the event's transaction)."""
-        build = getattr(channel, "webhook_answer", None)
-        handover = self.handover
-        if handover is None or build is None or not replies:
-            return None
-        if not handover.waiting(event.platform, event.event_key):
-            return None
-        answer = build(chat_id, replies)
-        if answer is None:
-            return None
-        waiter = handover.take(event.platform, event.event_key)
-        return None if waiter is None else (waiter, answer)
-
-    async def _hand_over(self, handed: Iterable[tuple[int, tuple[Waiter, Answer]]]) -> set[int]:
-        """After the commit: each handed reply goes out with its webhook answer. Returns
-        the events whose request gave up meanwhile; their rows are pending again (committed)
-        and the caller sends them."""
-        gone = {
-            event_id for event_id, (waiter, answer) in handed if not Handover.give(waiter, answer)
-        }
-        if gone:
-            async with self._write(), self.sessions() as session:
-                await inbox.unhand(session, gone)
-                await session.commit()
-        return gone
 
     async def _after_commit(
         self, chunk: list[_Item], replies: list[inbox.Reply], marks: list[Mark]
