@@ -220,7 +220,9 @@ class Processor(Sending, HandingOver):
         now = asyncio.get_running_loop().time()
         moments = [*self._not_before.values()]
         moments += [seen + self.foreign_grace for seen in self._foreign_seen.values()]
-        return max(0.0, min(moments, default=now) - now)
+        # a moment already past waits for a free batch: :meth:`_done` wakes the loop then
+        future = [moment for moment in moments if moment > now]
+        return min(future) - now if future else self.idle_interval
 
     async def _spawn(self) -> int:
         if self._stopping:
