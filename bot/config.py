@@ -329,7 +329,7 @@ class WebhookSettings(BaseSettings):
     telegram_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
     # How long a Telegram webhook request waits for its event, so that a one-message reply
     # goes in the HTTP answer (delivered exactly once, bot/handover.py); 0: never.
-    answer_wait_s: float = Field(default=5.0, ge=0, le=50, alias="WEBHOOK_ANSWER_WAIT_S")
+    answer_wait_s: float = Field(default=10.0, ge=0, le=50, alias="WEBHOOK_ANSWER_WAIT_S")
 
     @field_validator("base_url")
     @classmethod

@@ -35,7 +35,7 @@ from storage import inbox
 Answer = dict[str, Any]  # a Bot API method as JSON: {"method": "sendMessage", ...}
 EventRef = tuple[str, str]  # platform, event key
 
-DEFAULT_WAIT_S = 5.0
+DEFAULT_WAIT_S = 10.0
 # while it waits, the request looks this often whether another worker served its event
 LOOK_EVERY_S = 0.5
 # once its event's commit has begun, the request waits for the outcome at most this long
@@ -86,7 +86,12 @@ class Handover:
                     return await asyncio.wait_for(
                         asyncio.shield(waiter.outcome), min(left, LOOK_EVERY_S)
                     )
-                if not waiter.taken and not await self._pending(platform, key):
+                if waiter.taken:
+                    continue
+                pending = await self._pending(platform, key)
+                if waiter.outcome.done():  # given meanwhile
+                    return waiter.outcome.result()
+                if not pending and not waiter.taken:
                     return None  # another worker served it, by Bot API calls
             if not waiter.taken:
                 return None

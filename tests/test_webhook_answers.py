@@ -197,3 +197,19 @@ async def test_a_request_that_gave_up_after_its_reply_was_taken_gets_it_by_bot_a
         assert await handover.request is None
     assert [c.text for c in user.session.calls_of(SendMessage)] == ["Ответ"]
     assert [r.status for r in await outbox(services.sessions)] == [OutboxStatus.SENT]
+
+
+class ServedWhileLooking(Handover):
+    """The processor takes and gives the answer while the request looks at the inbox."""
+
+    async def _pending(self, platform: str, key: str) -> bool:
+        waiter = self.take(platform, key)
+        assert waiter is not None
+        Handover.give(waiter, {"method": "sendMessage", "text": "Ответ"})
+        return False  # the event is done by now
+
+
+async def test_an_answer_given_while_the_request_looks_at_the_inbox_is_not_lost(services):
+    handover = ServedWhileLooking(services.sessions, wait_s=2)
+    answer = await handover.answer_for("tg", "1", "5006", True, lambda _c, _m: None)
+    assert answer == {"method": "sendMessage", "text": "Ответ"}
