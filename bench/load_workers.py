@@ -172,12 +172,13 @@ class Director:
         before = len(mine)
         port = next(self.ports)
         started = time.perf_counter()
-        async with self.http.post(
-            f"http://127.0.0.1:{port}/telegram", json=update, headers={SECRET_HEADER: SECRET}
-        ) as response:
-            if response.status != 200:
-                self.stats.http_errors += 1
-                raise RuntimeError(f"HTTP {response.status} from the worker on port {port}")
+        # a reply riding in the webhook answer (bot/handover.py) is run as Telegram would
+        status = await self.api.post_update(
+            self.http, f"http://127.0.0.1:{port}/telegram", update, {SECRET_HEADER: SECRET}
+        )
+        if status != 200:
+            self.stats.http_errors += 1
+            raise RuntimeError(f"HTTP {status} from the worker on port {port}")
         deadline = started + REPLY_TIMEOUT_S
         while len(mine) <= before:
             signal.clear()

@@ -48,7 +48,11 @@ class Parsed:
     unreachable: bool = False  # the user stopped or blocked the bot (MAX bot_stopped, VK deny)
 
 
-Sink = Callable[[list[RawEvent]], Awaitable[None]]
+# stores the events (committed) before the platform is told; returns how many were new
+Sink = Callable[[list[RawEvent]], Awaitable[int | None]]
+# a webhook's HTTP answer: a status and a text, or form fields (a method the platform runs,
+# bot/handover.py)
+WebhookAnswer = tuple[int, str | dict[str, str]]
 
 
 class ChannelSetupError(Exception):
@@ -67,7 +71,7 @@ class Channel(Protocol):
 
     async def webhook(
         self, headers: Mapping[str, str], body: bytes, sink: Sink
-    ) -> tuple[int, str]: ...
+    ) -> WebhookAnswer: ...
 
     def raw_events(self, body: Any) -> Iterable[RawEvent]: ...
 

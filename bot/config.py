@@ -327,6 +327,9 @@ class WebhookSettings(BaseSettings):
     base_url: str | None = Field(default=None, alias="WEBHOOK_BASE_URL")
     listen: str = Field(default="127.0.0.1:8080", alias="WEBHOOK_LISTEN")
     telegram_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    # How long a Telegram webhook request waits for its event, so that a one-message reply
+    # goes in the HTTP answer (delivered exactly once, bot/handover.py); 0: never.
+    answer_wait_s: float = Field(default=10.0, ge=0, le=50, alias="WEBHOOK_ANSWER_WAIT_S")
 
     @field_validator("base_url")
     @classmethod

@@ -1,8 +1,8 @@
 """Prometheus metrics for ``/metrics`` (webhook mode), in prometheus-client's text format.
 
 Gauges are read from the database at scrape time, one indexed query each, so every worker
-reports the same shared queues. The one counter, events processed per platform, lives in
-this process (Prometheus sums it over the workers): the processor calls :func:`processed`.
+reports the same shared queues. The counters (events processed, replies carried in webhook
+answers, per platform) live in this process (Prometheus sums them over the workers).
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ EVENTS_PROCESSED = Counter(
     ["platform"],
     registry=REGISTRY,
 )
+REPLIES_HANDED = Counter(
+    "shnor_replies_handed",
+    "Replies this process carried in a webhook's HTTP answer (bot/handover.py), by platform.",
+    ["platform"],
+    registry=REGISTRY,
+)
 INBOX_PENDING = Gauge(
     "shnor_inbox_pending", "Inbox events waiting to be processed.", ["platform"], registry=REGISTRY
 )
@@ -54,6 +60,10 @@ REMINDER_LAG = Gauge(
 
 def processed(platform: str) -> None:
     EVENTS_PROCESSED.labels(platform=platform).inc()
+
+
+def handed(platform: str) -> None:
+    REPLIES_HANDED.labels(platform=platform).inc()
 
 
 async def _by_platform(session: AsyncSession, model, status: str) -> dict[str, int]:

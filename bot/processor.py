@@ -19,6 +19,10 @@ that failed, or whose process died, is claimed on its own and they run one after
 so a killer event counts no attempt of others) and files (the core downloads them inside
 the transaction, so a slow download never holds the batch's writer).
 
+A Telegram webhook request that waits in this process (bot/handover.py) gets its event's
+replies in its HTTP answer: they are recorded as handed in step 3 and given to the request
+after the commit, never sent by a Bot API call (bot/handing.py).
+
 A restart resumes both halves: pending inbox rows are processed, recorded-but-unsent replies
 are sent (never generated again). An event whose parse or core raises is retried a few times,
 then marked failed and the user gets :data:`ERROR_TEXT` once (recorded in the outbox with
@@ -42,6 +46,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot import chat_locks, metrics
 from bot.channel import Channel, Parsed, RawEvent
 from bot.chat_locks import Held
+from bot.handing import HandingOver
+from bot.handover import Answer, Handover, Waiter
 from bot.sending import Mark, Sending
 from handlers.types import (
     EventKind,
@@ -52,7 +58,7 @@ from handlers.types import (
 )
 from handlers.wire import encode
 from storage import inbox
-from storage.models import InboxEvent, InboxStatus, OutboxMessage
+from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,7 @@ class _Item:
     parsed: Parsed | None
     error: BaseException | None
     replies: list[Outgoing] = field(default_factory=list)
+    handed: tuple[Waiter, Answer] | None = None  # its one reply goes in the webhook answer
 
 
 def _raw(event: InboxEvent) -> RawEvent:
@@ -106,7 +113,7 @@ def _error_type(exc: BaseException) -> str:
     return type(exc).__name__[:200]
 
 
-class Processor(Sending):
+class Processor(Sending, HandingOver):
     def __init__(
         self,
         sessions: async_sessionmaker,
@@ -118,6 +125,8 @@ class Processor(Sending):
         max_attempts: int = MAX_ATTEMPTS,
         retry_delay: float = 0.5,
         idle_interval: float = 1.0,
+        handover: Handover | None = None,
+        foreign_grace: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.channels = dict(channels)
@@ -140,6 +149,13 @@ class Processor(Sending):
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
+        # webhook answers (bot/handover.py); with several workers, the chats whose events
+        # another worker accepted are left to it for ``foreign_grace`` seconds
+        self.handover = handover
+        if handover is not None:
+            handover.wake = self._wake.set
+        self.foreign_grace = foreign_grace if handover is not None else 0.0
+        self._foreign_seen: dict[inbox.ChatKey, float] = {}
 
     # --- intake ------------------------------------------------------------------------
 
@@ -165,7 +181,7 @@ class Processor(Sending):
             spawned = await self._spawn()
             if not self._tasks:
                 if not spawned:
-                    if not self._not_before:
+                    if not self._waiting():
                         return
                     await asyncio.sleep(self._backoff_left())
                 continue
@@ -180,7 +196,7 @@ class Processor(Sending):
             except Exception:
                 log.exception("Не удалось прочитать очередь входящих; повторю")
             timeout = self.idle_interval
-            if self._not_before:
+            if self._waiting():
                 timeout = min(timeout, self._backoff_left())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -197,9 +213,16 @@ class Processor(Sending):
                 log.warning("Остановка: %s пакетов не успели завершиться", len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
 
+    def _waiting(self) -> bool:
+        return bool(self._not_before or self._foreign_seen)
+
     def _backoff_left(self) -> float:
         now = asyncio.get_running_loop().time()
-        return max(0.0, min(self._not_before.values(), default=now) - now)
+        moments = [*self._not_before.values()]
+        moments += [seen + self.foreign_grace for seen in self._foreign_seen.values()]
+        # a moment already past waits for a free batch: :meth:`_done` wakes the loop then
+        future = [moment for moment in moments if moment > now]
+        return min(future) - now if future else self.idle_interval
 
     async def _spawn(self) -> int:
         if self._stopping:
@@ -208,6 +231,8 @@ class Processor(Sending):
         if free <= 0:
             return 0
         limit = len(self._active) + self.batch_size * free
+        if self.foreign_grace:
+            limit *= 4  # other workers' fresh chats are in the list too, and left for now
         async with self.sessions() as session:
             chats, unsent = await inbox.busy_chats_and_unsent(session, limit)
         now = asyncio.get_running_loop().time()
@@ -215,6 +240,8 @@ class Processor(Sending):
             if until <= now:
                 del self._not_before[chat]
         ready = [c for c in chats if c not in self._active and c not in self._not_before]
+        if self.foreign_grace:
+            ready = self._own_or_left(ready, now)
         if not ready:
             return 0
         count = min(free, -(-len(ready) // self.batch_size))
@@ -377,6 +404,9 @@ class Processor(Sending):
                     await connection.commit()
                 except BaseException:
                     await connection.rollback()
+                    for item in chunk:  # their webhook requests answer nothing
+                        if item.handed is not None:
+                            Handover.give(item.handed[0], None)
                     raise
             await self._after_commit(chunk, replies, marks)
 
@@ -419,6 +449,7 @@ class Processor(Sending):
         """Outbox rows, done-marks and failure marks of a chunk, in its transaction."""
         done: list[int] = []
         outbox: list[tuple[int | None, str, str, list[dict[str, Any]]]] = []
+        handed: set[int] = set()
         for item in chunk:
             event = item.event
             if item.error is None:
@@ -428,6 +459,9 @@ class Processor(Sending):
                 if item.replies and chat_id is not None:
                     messages = [encode(r) for r in item.replies]
                     outbox.append((event.id, event.platform, chat_id, messages))
+                    item.handed = self._hand(event, item.channel, chat_id, item.replies)
+                    if item.handed is not None:
+                        handed.add(event.id)
                 done.append(event.id)
                 continue
             exc = item.error
@@ -453,13 +487,19 @@ class Processor(Sending):
                 until = asyncio.get_running_loop().time() + self.retry_delay
                 self._not_before[(event.platform, event.chat_id)] = until
         await inbox.finish_many(connection, done, InboxStatus.DONE)
-        return await inbox.record_replies(connection, outbox)
+        return await inbox.record_replies(connection, outbox, frozenset(handed))
 
     async def _after_commit(
         self, chunk: list[_Item], replies: list[inbox.Reply], marks: list[Mark]
     ) -> None:
+        gone = await self._hand_over(
+            (item.event.id, item.handed) for item in chunk if item.handed is not None
+        )
         by_chat: dict[inbox.ChatKey, list[inbox.Reply]] = {}
         for reply in replies:
+            if reply.handed and reply.inbox_id not in gone:
+                metrics.handed(reply.platform)
+                continue
             by_chat.setdefault((reply.platform, reply.chat_id), []).append(reply)
         await asyncio.gather(
             *(self._send_rows(chat, rows, marks) for chat, rows in by_chat.items())
@@ -539,12 +579,24 @@ class Processor(Sending):
                     if check is not None:
                         check(reply)  # refuse what the platform would reject, before commit
                 rows: list[OutboxMessage] = []
+                handed = None
                 if replies and chat_id is not None:
                     rows = inbox.add_replies(
                         session, event, event.platform, chat_id, [encode(r) for r in replies]
                     )
+                    handed = self._hand(event, channel, chat_id, replies)
+                    for row in rows if handed is not None else []:
+                        row.status, row.sent_at = OutboxStatus.HANDED, utcnow()
                 await inbox.finish(session, event.id, InboxStatus.DONE)
-                await session.commit()
+                try:
+                    await session.commit()
+                except BaseException:
+                    if handed is not None:
+                        Handover.give(handed[0], None)
+                    raise
+            if handed is not None and not await self._hand_over([(event.id, handed)]):
+                rows = []  # the webhook answer carries them
+                metrics.handed(event.platform)
             metrics.processed(event.platform)
             if parsed.unreachable and event.chat_id is not None:
                 await self._mark_unreachable(event.platform, event.chat_id)

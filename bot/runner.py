@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from bot.app import Services, create_services
 from bot.channel import Channel, ChannelSetupError
 from bot.config import Settings
+from bot.handover import Handover
 from bot.logsafe import install as install_log_masking
 from bot.processor import Processor
 from bot.runlock import AlreadyRunning, RunLock, identity
@@ -32,6 +33,7 @@ from handlers.types import Platform
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 15.0
+FOREIGN_GRACE_S = 1.0  # another worker's fresh events are left to it this long
 EXIT_SETUP = 2
 
 
@@ -207,7 +209,19 @@ async def _serve(
         sender = create_sender(services, channels, tokens)
         services.conversation.messengers.update(sender.messengers_view())
         scheduler = create_scheduler(services, channels, sender=sender)
-        processor = Processor(services.sessions, channels, services.conversation)
+        handover = None
+        telegram = channels.get(str(Platform.TELEGRAM))
+        if webhook.enabled and webhook.answer_wait_s > 0 and telegram is not None:
+            handover = Handover(services.sessions, webhook.answer_wait_s)
+            telegram.handover = handover  # type: ignore[attr-defined]
+        processor = Processor(
+            services.sessions,
+            channels,
+            services.conversation,
+            handover=handover,
+            # a webhook request is answered only by its own process: the others wait a moment
+            foreign_grace=FOREIGN_GRACE_S if handover and settings.workers.count > 1 else 0.0,
+        )
         server = None
         if webhook.enabled:
             app = create_app(list(channels.values()), processor.sink, services.sessions)

@@ -10,9 +10,11 @@ the Prometheus metrics of :mod:`bot.metrics`.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -50,6 +52,15 @@ async def health(sessions: async_sessionmaker) -> tuple[int, dict]:
     }
 
 
+def _form(fields: dict[str, str]) -> aiohttp.MultipartWriter:
+    """A method for the platform to run, as form fields (as aiogram's own webhook answers)."""
+    writer = aiohttp.MultipartWriter("form-data", boundary=f"answer{secrets.token_urlsafe(16)}")
+    for name, value in fields.items():
+        part = writer.append(value)
+        part.set_content_disposition("form-data", name=name)
+    return writer
+
+
 def create_app(
     channels: Sequence[Channel], sink: Sink, sessions: async_sessionmaker
 ) -> web.Application:
@@ -69,6 +80,8 @@ def create_app(
                     channel.platform,
                     request.remote,
                 )
+            if isinstance(answer, dict):
+                return web.Response(status=status, body=_form(answer))
             return web.Response(status=status, text=answer)
 
         return receive

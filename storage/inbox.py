@@ -175,16 +175,21 @@ class Reply:
     platform: str
     chat_id: str
     message: dict[str, Any]
+    handed: bool = False
 
 
 Link = AsyncSession | AsyncConnection
 
 
 async def record_replies(
-    link: Link, replies: Sequence[tuple[int | None, str, str, list[dict[str, Any]]]]
+    link: Link,
+    replies: Sequence[tuple[int | None, str, str, list[dict[str, Any]]]],
+    handed: frozenset[int] = frozenset(),
 ) -> list[Reply]:
     """Outbox rows of several events in one statement: (inbox id, platform, chat id, the
-    encoded messages in order) each. Returns them with their ids, in the order given."""
+    encoded messages in order) each. Returns them with their ids, in the order given. The
+    replies of an event in ``handed`` are recorded as handed to its webhook answer."""
+    now = utcnow()
     rows = [
         {
             "inbox_id": inbox_id,
@@ -192,9 +197,10 @@ async def record_replies(
             "chat_id": chat_id,
             "position": position,
             "message": message,
-            "status": OutboxStatus.PENDING,
+            "status": OutboxStatus.HANDED if inbox_id in handed else OutboxStatus.PENDING,
             "attempts": 0,
-            "created_at": utcnow(),
+            "created_at": now,
+            "sent_at": now if inbox_id in handed else None,
         }
         for inbox_id, platform, chat_id, messages in replies
         for position, message in enumerate(messages)
@@ -206,9 +212,57 @@ async def record_replies(
         insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
     )
     return [
-        Reply(int(id_), row["inbox_id"], row["platform"], row["chat_id"], row["message"])
+        Reply(
+            int(id_),
+            row["inbox_id"],
+            row["platform"],
+            row["chat_id"],
+            row["message"],
+            row["status"] == OutboxStatus.HANDED,
+        )
         for (id_,), row in zip(result.all(), rows, strict=True)
     ]
+
+
+async def unhand(link: Link, event_ids: Iterable[int]) -> None:
+    """Replies handed to webhook answers that were never given (the request gave up):
+    pending again, to be sent by Bot API calls."""
+    table = OutboxMessage.__table__
+    await link.execute(
+        update(table)
+        .where(table.c.inbox_id.in_(list(event_ids)), table.c.status == OutboxStatus.HANDED)
+        .values(status=OutboxStatus.PENDING, sent_at=None)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HandedReply:
+    pending: bool  # the event is not processed yet
+    chat_id: str | None = None
+    handed: list[dict[str, Any]] | None = None  # its replies handed to a webhook answer
+
+
+async def handed_reply(session: AsyncSession, platform: str, key: str) -> HandedReply:
+    """A redelivered event: still pending, or the replies its webhook answer carried."""
+    rows = (
+        await session.execute(
+            select(InboxEvent.status, OutboxMessage.chat_id, OutboxMessage.message)
+            .outerjoin(
+                OutboxMessage,
+                and_(
+                    OutboxMessage.inbox_id == InboxEvent.id,
+                    OutboxMessage.status == OutboxStatus.HANDED,
+                ),
+            )
+            .where(InboxEvent.platform == platform, InboxEvent.event_key == key)
+            .order_by(OutboxMessage.position, OutboxMessage.id)
+        )
+    ).all()
+    if not rows:
+        return HandedReply(pending=False)
+    status, chat_id, _message = rows[0]
+    handed = [message for _s, _c, message in rows if message is not None]
+    return HandedReply(status == InboxStatus.PENDING, chat_id, handed or None)
 
 
 async def finish_many(link: Link, event_ids: Sequence[int], status: InboxStatus) -> None:

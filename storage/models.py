@@ -541,6 +541,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # unknown whether it arrived; not sent again
     BLOCKED = "blocked"  # the recipient blocked the bot (the account is marked unreachable)
+    HANDED = "handed"  # carried in the webhook's HTTP answer (bot/handover.py): never sent again
 
 
 class InboxEvent(Base):

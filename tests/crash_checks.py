@@ -7,13 +7,12 @@ Definitions (all four are 0 on a good run):
   with that value is not in ``answers``;
 * ``dropped``: an update a worker accepted with HTTP 200 that has no inbox row, or whose row
   ended ``failed`` (given up, neither processed nor pending);
-* ``duplicates``: a message the fake server delivered twice. An outbox row records the
-  message id of its delivery; a delivered message no row recorded whose text equals that
-  of a sent outbox row of the same chat is a second delivery of that row (sent, then the
-  process died before the sent mark was committed, then sent again; ``duplicates_after_kill``
-  counts those whose first delivery came from a worker killed within
-  :data:`KILL_WINDOW_S` after it, any other is unexplained). Reminders: more «⏰»
-  messages delivered to a chat than ``deliveries`` rows ``sent`` to it;
+* ``duplicates``: a message the fake server delivered twice. Per chat and text, each
+  delivery beyond the outbox rows with that text that were sent (by a Bot API call) or
+  handed to a webhook answer is a second delivery (sent, then the process died before the
+  sent mark was committed, then sent again; ``duplicates_after_kill`` counts those whose
+  first delivery came from a worker killed within :data:`KILL_WINDOW_S` after it).
+  Reminders: more «⏰» messages delivered to a chat than ``deliveries`` rows ``sent`` to it;
 * ``stuck``: a chat with pending inbox events or unsent replies after the drain, or a
   director whose last action got no reply even after the drain.
 
@@ -79,6 +78,8 @@ class Figures:
     duplicate_replies: int = 0
     duplicates_after_kill: int = 0  # first delivered by a worker killed right after it
     unexplained: int = 0
+    replies_sent: int = 0  # by a Bot API call
+    replies_handed: int = 0  # in a webhook answer (bot/handover.py)
     stuck: int = 0
     unanswered: int = 0  # actions whose reply did not come within the reply timeout
     walk_errors: list[str] = field(default_factory=list)
@@ -100,6 +101,8 @@ class Figures:
             f"replies delivered twice={self.duplicate_replies} (first sent by a worker "
             f"killed < {KILL_WINDOW_S:.0f} s later: {self.duplicates_after_kill}) "
             f"unexplained_deliveries={self.unexplained} unanswered_actions={self.unanswered}",
+            f"replies: by Bot API call={self.replies_sent} in webhook answers="
+            f"{self.replies_handed}",
             f"reminders: planned={self.reminders_planned} sent={self.reminders_sent} "
             f"delivered={self.reminders_delivered} twice={self.reminders_twice} "
             f"missed={self.reminders_missed} statuses={self.reminder_statuses}",
@@ -170,44 +173,64 @@ async def _check_inbox(db, world: World, figures: Figures) -> None:
 
 
 async def _check_replies(db, world: World, figures: Figures) -> None:
+    """Per chat and text: the messages delivered against the outbox rows sent (by a Bot
+    API call, or handed to a webhook answer) with that text; each delivery beyond them is a
+    duplicate."""
     rows = (
         await db.execute(
-            select(OutboxMessage.chat_id, OutboxMessage.message, OutboxMessage.platform_message_id)
-            .where(OutboxMessage.status == OutboxStatus.SENT)
-            .order_by(OutboxMessage.id)
+            select(
+                OutboxMessage.inbox_id,
+                OutboxMessage.chat_id,
+                OutboxMessage.message,
+                OutboxMessage.status,
+            )
+            .where(OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.HANDED]))
+            .order_by(OutboxMessage.inbox_id, OutboxMessage.position, OutboxMessage.id)
         )
     ).all()
-    recorded: set[int] = set()
-    texts: dict[int, set[str]] = {}
-    for chat_id, message, message_id in rows:
-        if message_id is not None:
-            recorded.add(int(message_id))
-        body = message.get("text") or message.get("caption") or ""
-        texts.setdefault(int(chat_id), set()).add(body)
+    recorded: Counter[tuple[int, str]] = Counter()
+    answers: dict[int, tuple[int, list[str]]] = {}  # inbox id -> chat, texts joined in one
+    for inbox_id, chat_id, message, status in rows:
+        text = message.get("text") or message.get("caption") or ""
+        if status == OutboxStatus.HANDED:
+            figures.replies_handed += 1
+            answers.setdefault(inbox_id, (int(chat_id), []))[1].append(text)
+        else:
+            figures.replies_sent += 1
+            recorded[(int(chat_id), text)] += 1
+    for chat_id, texts in answers.values():
+        recorded[(chat_id, "\n\n".join(texts))] += 1  # one webhook answer (bot/handover.py)
     for chat_id, sent in world.api.by_chat.items():
+        delivered: dict[str, list[Sent]] = {}
         for message in sent:
-            if is_reminder(message) or message.message_id in recorded:
+            if not is_reminder(message):
+                delivered.setdefault(message.text, []).append(message)
+        for text, copies in delivered.items():
+            rows_of = recorded[(chat_id, text)]
+            if not rows_of:
+                figures.unexplained += len(copies)
+                figures.evidence.append(f"delivered, no outbox row: {text[:60]!r}")
                 continue
-            if message.text in texts.get(chat_id, set()):
-                figures.duplicate_replies += 1
-                again = [s for s in sent if s.text == message.text and s is not message]
-                resent = [f"{s.token[-2:]} {s.at - message.at:+.3f}s" for s in again]
-                near = [f"W{w} {at - message.at:+.3f}s" for at, w in world.kills]
-                near = [k for k in near if abs(float(k.split()[1][:-1])) < 5]
-                sender = int(message.token.rpartition("-W")[2] or -1)
-                if any(
-                    w == sender and -IN_FLIGHT_S <= at - message.at < KILL_WINDOW_S
-                    for at, w in world.kills
-                ):
-                    figures.duplicates_after_kill += 1
-                figures.evidence.append(
-                    f"delivered twice to chat {chat_id}: {message.text[:40]!r} first by "
-                    f"{message.token[-2:]} (message {message.message_id}, not recorded), "
-                    f"again by {resent}; kills near the first: {near}"
-                )
-            else:
-                figures.unexplained += 1
-                figures.evidence.append(f"delivered, no outbox row: {message.text[:60]!r}")
+            extra = len(copies) - rows_of
+            if extra <= 0:
+                continue
+            figures.duplicate_replies += extra
+            first = copies[0]
+            sender = int(first.token.rpartition("-W")[2] or -1)
+            if any(
+                w == sender and -IN_FLIGHT_S <= at - first.at < KILL_WINDOW_S
+                for at, w in world.kills
+            ):
+                figures.duplicates_after_kill += extra
+            resent = [f"{s.token[-2:]} {s.at - first.at:+.3f}s" for s in copies[1:]]
+            near = [
+                f"W{w} {at - first.at:+.3f}s" for at, w in world.kills if abs(at - first.at) < 5
+            ]
+            figures.evidence.append(
+                f"delivered {len(copies)} times to chat {chat_id} ({rows_of} sent rows): "
+                f"{text[:40]!r} first by {first.token[-2:]}, again by {resent}; "
+                f"kills near the first: {near}"
+            )
 
 
 async def _check_stuck(db, world: World, directors: list[Director], figures: Figures) -> None:

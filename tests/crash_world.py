@@ -223,7 +223,8 @@ class World:
     _next: int = 0
 
     async def deliver(self, update: dict[str, Any]) -> None:
-        """POST to the workers round-robin until one answers 200, as Telegram retries."""
+        """POST to the workers round-robin until one answers 200, as Telegram retries; a
+        method in the answer is run once the answer has arrived whole, as Telegram does."""
         deadline = time.monotonic() + self.reply_timeout
         while True:
             for _ in range(len(self.workers)):
@@ -232,15 +233,16 @@ class World:
                 if not (worker.alive and worker.listening):
                     continue
                 try:
-                    async with self.http.post(
+                    status = await self.api.post_update(
+                        self.http,
                         f"http://127.0.0.1:{worker.port}/telegram",
-                        json=update,
-                        headers={SECRET_HEADER: SECRET},
-                    ) as answer:
-                        await answer.read()
-                        if answer.status == 200:
-                            self.accepted.add(int(update["update_id"]))
-                            return
+                        update,
+                        {SECRET_HEADER: SECRET},
+                        sender=f"answer-W{worker.index}",
+                    )
+                    if status == 200:
+                        self.accepted.add(int(update["update_id"]))
+                        return
                 except (aiohttp.ClientError, TimeoutError, OSError):
                     pass
                 self.refused += 1

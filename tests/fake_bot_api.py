@@ -11,6 +11,8 @@ even to a sendMessage already waiting out ``send_delay``).
 For webhook runs with several bot processes (bench/crash.py): ``also_tokens`` are accepted
 as the same bot, ``text_update``/``click_update`` build updates without queueing them for
 getUpdates, and ``by_chat``/``wait_chat`` look at one chat's messages without a scan.
+:meth:`FakeBotApi.post_update` POSTs an update to a webhook as Telegram does: a method in the
+HTTP answer (bot/handover.py) is run only once the whole answer has arrived.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 BOT_ID = 4242
@@ -223,6 +226,40 @@ class FakeBotApi:
             self._new_message.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_message.wait(), min(left, 0.5))
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    async def post_update(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        update: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        sender: str = "webhook answer",
+    ) -> int:
+        """POST ``update`` to a webhook; a method in a 200 answer is run as Telegram would
+        (``sender`` is the ``token`` its message is stamped with). Returns the status; a
+        broken connection raises, and then nothing was run."""
+        fields: dict[str, str] = {}
+        async with http.post(url, json=update, headers=headers or {}) as answer:
+            if answer.status == 200 and answer.content_type == "multipart/form-data":
+                reader = aiohttp.MultipartReader.from_response(answer)
+                while (part := await reader.next()) is not None:
+                    assert isinstance(part, aiohttp.BodyPartReader)
+                    fields[str(part.name)] = await part.text()
+            else:
+                await answer.read()
+            status = answer.status
+        if fields:
+            self.run_answer(fields, sender)
+        return status
+
+    def run_answer(self, fields: dict[str, str], sender: str = "webhook answer") -> None:
+        method = fields.pop("method").lower()
+        self.calls.append(method)
+        self._token_now = sender
+        if method == "sendmessage":
+            self._record("sendMessage", fields, fields.get("text", ""))
 
     # --- the bot side ---------------------------------------------------------------------------
 

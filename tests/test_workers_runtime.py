@@ -216,10 +216,9 @@ async def test_two_webhook_workers_share_one_token_on_postgresql(
                     }
                     headers = {SECRET_HEADER: secret} if secret else {}
                     try:
-                        async with http.post(
-                            f"http://127.0.0.1:{port}/telegram", json=update, headers=headers
-                        ) as response:
-                            return response.status
+                        return await api.post_update(
+                            http, f"http://127.0.0.1:{port}/telegram", update, headers
+                        )
                     except aiohttp.ClientConnectionError:
                         return 0
 

@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -34,10 +34,11 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import TelegramMethod
+from aiogram.methods import SendMessage, TelegramMethod
 from aiogram.types import Update
 
-from bot.channel import ChannelSetupError, Parsed, RawEvent, Sink
+from bot.channel import ChannelSetupError, Parsed, RawEvent, Sink, WebhookAnswer
+from bot.handover import Handover
 from bot.retry import Backoff
 from bot.telegram.render import (
     UNSUPPORTED_TEXT,
@@ -45,12 +46,14 @@ from bot.telegram.render import (
     TelegramMessenger,
     _call,
     _is_not_modified,
+    _TextPart,
     _user_ref,
     message_to_incoming,
     render,
     set_commands,
 )
 from handlers.types import EventKind, Incoming, Outgoing, OutText, Platform
+from handlers.wire import decode
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,8 @@ class TelegramChannel:
         self.backoff = backoff or Backoff()
         # message -> the callback query that removed its keyboard (a re-parse is not a tap)
         self._presses: OrderedDict[tuple[int, int], str] = OrderedDict()
+        # replies carried in the webhook's answer (set by the runner in webhook mode)
+        self.handover: Handover | None = None
 
     # --- setup ------------------------------------------------------------------------------
 
@@ -230,7 +235,7 @@ class TelegramChannel:
             if ids:
                 offset = max(ids) + 1  # confirmed with the next getUpdates
 
-    async def webhook(self, headers: Mapping[str, str], body: bytes, sink: Sink) -> tuple[int, str]:
+    async def webhook(self, headers: Mapping[str, str], body: bytes, sink: Sink) -> WebhookAnswer:
         given = headers.get(SECRET_HEADER) or ""
         if not self.webhook_secret or not hmac.compare_digest(
             given.encode(), self.webhook_secret.encode()
@@ -240,8 +245,43 @@ class TelegramChannel:
             data = json.loads(body)
         except ValueError:
             return 400, "bad json"
-        await sink(list(self.raw_events(data)))
-        return 200, "ok"
+        events = list(self.raw_events(data))
+        new = await sink(events)
+        if self.handover is None or len(events) != 1 or events[0].chat_id is None:
+            return 200, "ok"
+        event = events[0]
+        assert event.chat_id is not None
+        answer = await self.handover.answer_for(
+            str(event.platform),
+            event.key,
+            event.chat_id,
+            fresh=new is None or new > 0,
+            build=lambda chat_id, rows: self.webhook_answer(chat_id, [decode(r) for r in rows]),
+        )
+        return 200, answer or "ok"
+
+    def webhook_answer(self, chat_id: str, messages: Sequence[Outgoing]) -> dict[str, str] | None:
+        """An event's replies as one method for the webhook's answer: texts with buttons
+        only under the last are joined into one message, if that fits one ``sendMessage``
+        (a file needs an upload; a long text several calls, and the later ones could
+        overtake the answer)."""
+        if not messages or not all(isinstance(m, OutText) for m in messages):
+            return None
+        texts = [m for m in messages if isinstance(m, OutText)]
+        if any(m.buttons for m in texts[:-1]):
+            return None
+        joined = OutText("\n\n".join(m.text for m in texts), texts[-1].buttons)
+        parts = render(joined)
+        if len(parts) != 1 or not isinstance(parts[0], _TextPart):
+            return None
+        part = parts[0]
+        method = SendMessage(chat_id=int(chat_id), text=part.text, reply_markup=part.markup)
+        fields = {"method": method.__api_method__}
+        for key, value in method.model_dump(warnings=False).items():  # as aiogram's webhook
+            prepared = self.bot.session.prepare_value(value, bot=self.bot, files={})
+            if prepared:
+                fields[key] = str(prepared)
+        return fields
 
     # --- understanding -------------------------------------------------------------------------
 
