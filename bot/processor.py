@@ -145,7 +145,24 @@ class Processor(Sending):
 
     async def accept(self, events: Sequence[RawEvent]) -> int:
         """Store events (insert-or-ignore) and commit; only then may the caller confirm
-        them to the platform. Returns how many were new."""
+        them to the platform. Returns how many were new.
+
+        A store under way is finished even when the caller is cancelled (on SIGTERM the
+        runner cancels the polls, and the webhook's handlers may be cut off): a SQLite
+        statement cancelled mid-way kept the database's writer taken until the process
+        ended, so the sent marks of the replies in flight were lost and they went twice."""
+        store = asyncio.ensure_future(self._store(events))
+        try:
+            return await asyncio.shield(store)
+        except asyncio.CancelledError:
+            while not store.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([store])
+            if not store.cancelled() and store.exception() is not None:
+                log.warning("Остановка: входящие не сохранены, платформа пришлёт их снова")
+            raise
+
+    async def _store(self, events: Sequence[RawEvent]) -> int:
         rows = [inbox.NewEvent(str(e.platform), e.key, e.chat_id, e.payload) for e in events]
         # SQLite: the process's writers take turns here (a waiting SQLite writer polls)
         async with self._write(), self.sessions() as session:
