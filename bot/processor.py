@@ -145,12 +145,9 @@ class Processor(Sending):
 
     async def accept(self, events: Sequence[RawEvent]) -> int:
         """Store events (insert-or-ignore) and commit; only then may the caller confirm
-        them to the platform. Returns how many were new.
-
-        A store under way is finished even when the caller is cancelled (on SIGTERM the
-        runner cancels the polls, and the webhook's handlers may be cut off): a SQLite
-        statement cancelled mid-way kept the database's writer taken until the process
-        ended, so the sent marks of the replies in flight were lost and they went twice."""
+        them to the platform. Returns how many were new. A store under way is finished even
+        if the caller is cancelled (SIGTERM cancels the polls): a SQLite statement cut off
+        mid-way kept the writer taken, so the replies in flight lost their sent marks."""
         store = asyncio.ensure_future(self._store(events))
         try:
             return await asyncio.shield(store)
@@ -158,8 +155,8 @@ class Processor(Sending):
             while not store.done():
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait([store])
-            if not store.cancelled() and store.exception() is not None:
-                log.warning("Остановка: входящие не сохранены, платформа пришлёт их снова")
+            if not store.cancelled():
+                store.exception()  # retrieved; unstored, unconfirmed: the platform resends
             raise
 
     async def _store(self, events: Sequence[RawEvent]) -> int:
