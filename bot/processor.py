@@ -161,7 +161,21 @@ class Processor(Sending, HandingOver):
 
     async def accept(self, events: Sequence[RawEvent]) -> int:
         """Store events (insert-or-ignore) and commit; only then may the caller confirm
-        them to the platform. Returns how many were new."""
+        them to the platform. Returns how many were new. A store under way is finished even
+        if the caller is cancelled (SIGTERM cancels the polls): a SQLite statement cut off
+        mid-way kept the writer taken, so the replies in flight lost their sent marks."""
+        store = asyncio.ensure_future(self._store(events))
+        try:
+            return await asyncio.shield(store)
+        except asyncio.CancelledError:
+            while not store.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([store])
+            if not store.cancelled():
+                store.exception()  # retrieved; unstored, unconfirmed: the platform resends
+            raise
+
+    async def _store(self, events: Sequence[RawEvent]) -> int:
         rows = [inbox.NewEvent(str(e.platform), e.key, e.chat_id, e.payload) for e in events]
         # SQLite: the process's writers take turns here (a waiting SQLite writer polls)
         async with self._write(), self.sessions() as session:

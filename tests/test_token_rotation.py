@@ -133,25 +133,22 @@ async def test_polling_sigterm_revoke_restart_processes_every_update_once(env: E
     try:
         # generous: a cold start under a full test run on 2 cores takes a while
         await until(lambda: len(help_replies(api)) >= 4, 150)
-        before = len(help_replies(api))
         api.send_text(USER, "/help")
-        await until(lambda: len(help_replies(api)) == before + 1, 150)
+        await until(lambda: len(help_replies(api)) >= 5, 150)  # after any resent one
     except AssertionError:
         new_err = await stop(new)
         raise AssertionError(f"{help_replies(api)}\n{old_err[-3000:]}\n{new_err[-3000:]}") from None
     finally:
         new_err = new_err or await stop(new)
     assert new.returncode == 0, new_err
-    assert help_replies(api)[1:] == [NEW] * before  # all but the first: the new token
+    # once each: the reply in flight at SIGTERM went out with the old token and its sent
+    # mark was committed (tests/test_graceful_stop.py), so it is not sent again
+    assert help_replies(api)[1:] == [NEW] * 4
     assert len(registered_replies(api)) == 1
     assert await count(env.settings(), InboxEvent) == 6  # every update stored once
     assert await count(env.settings(), Account) == 1
     assert_old_token_nowhere(env, old_err, new_err)
-    if before > 4:
-        # the reply in flight at SIGTERM reached the user, but its sent mark was not committed
-        # (seen with SQLite «database is locked» during the shutdown): sent again by the new
-        # process — the at-least-once window of replies, as in bench/crash.py
-        pytest.xfail(f"a reply in flight at SIGTERM was delivered twice ({before - 4} extra)")
+    assert "database is locked" not in old_err
 
 
 async def test_revoked_while_running_exits_in_russian_and_the_new_token_sends_the_reply(
