@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -237,9 +238,13 @@ class Sender:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         buckets: Mapping[str, RedisBucket] | None = None,
         workers: int = 1,
+        self_limited: Collection[str] = (),
     ) -> None:
         """``rate_per_s`` is the platform token's limit; ``workers`` processes share it: a
-        platform with a bucket takes its slots from Redis, the others use 1/``workers``."""
+        platform with a bucket takes its slots from Redis, the others use 1/``workers``.
+        ``self_limited`` platforms' messengers take every request from the token's shared
+        budget themselves (:class:`~scheduler.ratelimit.TokenRate`): here they are spaced
+        per chat only, so a message never costs two slots."""
         self.messengers = dict(messengers)
         self.limiter = RateLimiter(
             local_share(rate_per_s, workers), per_chat_per_s, clock=clock, sleep=sleep
@@ -251,6 +256,10 @@ class Sender:
             )
             for platform, bucket in (buckets or {}).items()
         }
+        for platform in self_limited:
+            self.limiters[platform] = RateLimiter(
+                math.inf, per_chat_per_s, clock=clock, sleep=sleep
+            )
         self.max_retries = max_retries
         self.sessions = sessions
         self.now = now

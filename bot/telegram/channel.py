@@ -41,6 +41,7 @@ from bot.channel import ChannelSetupError, Parsed, RawEvent, Sink
 from bot.retry import Backoff
 from bot.telegram.render import (
     UNSUPPORTED_TEXT,
+    SharedRate,
     TelegramFileFetcher,
     TelegramMessenger,
     _call,
@@ -51,6 +52,7 @@ from bot.telegram.render import (
     set_commands,
 )
 from handlers.types import EventKind, Incoming, Outgoing, OutText, Platform
+from scheduler.ratelimit import TokenRate
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +305,10 @@ class TelegramChannel:
             self._presses.popitem(last=False)
 
     # --- delivery -------------------------------------------------------------------------------
+
+    def share_rate(self, rate: TokenRate) -> None:
+        """Take every send and edit of this bot from ``rate`` (the token's shared budget)."""
+        self.bot.session.middleware(SharedRate(rate))
 
     def check(self, message: Outgoing) -> None:
         """Raise ValueError for what Telegram would refuse (the processor calls it before
