@@ -206,6 +206,13 @@ class _Slot:
             self.entry.next_at = now + limiter.chat_interval
         return True
 
+    def answered(self) -> None:
+        """The request came back: the chat's next send is spaced from here too (a messenger
+        that waits for the token's shared budget itself may send well after ``go()``)."""
+        if self.entry is not None:
+            later = self.limiter.clock() + self.limiter.chat_interval
+            self.entry.next_at = max(self.entry.next_at, later)
+
     async def __aexit__(self, *exc: object) -> None:
         self._release()
 
@@ -304,7 +311,10 @@ class Sender:
                     return SendResult(Outcome.SKIPPED, attempts=attempts)
                 attempts += 1
                 try:
-                    message_id = await messenger.send(chat_id, message)
+                    try:
+                        message_id = await messenger.send(chat_id, message)
+                    finally:
+                        slot.answered()
                 except RetryLater as exc:
                     log.warning(
                         "flood control on %s:%s: waiting %s s", platform, chat_id, exc.seconds
@@ -382,4 +392,7 @@ class RateLimitedMessenger:
         limiter = self.sender.limiter_for(self.platform)
         async with limiter.slot(f"{self.platform}:{chat_id}") as slot:
             await slot.go()
-            await messenger.edit(chat_id, message_id, message)
+            try:
+                await messenger.edit(chat_id, message_id, message)
+            finally:
+                slot.answered()
