@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from handlers.types import FileFetcher, Incoming, Outgoing, OutText, Platform
+from scheduler.ratelimit import TokenRate
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +90,8 @@ class Channel(Protocol):
         ...
 
     async def edit(self, chat_id: str, message_id: str, message: OutText) -> None: ...
+
+    def share_rate(self, rate: TokenRate) -> None:
+        """Take every send and edit with this token from ``rate``: the token's one budget,
+        shared with every process on it (and with this process's unprompted messages)."""
+        ...

@@ -192,7 +192,7 @@ async def _serve(
 ) -> None:
     from bot.webhook import WebhookServer, create_app
     from scheduler.leader import run_when_leading
-    from scheduler.runner import create_scheduler, create_sender
+    from scheduler.runner import create_rates, create_scheduler, create_sender
 
     channels = {name: spec.create(settings) for name, spec in specs.items()}
     webhook = settings.webhook
@@ -205,8 +205,13 @@ async def _serve(
         # Everything the bot sends unprompted (reminders, export progress and files) goes
         # through one rate-limited sender that waits out the platforms' flood control.
         # With REDIS_URL the send rate of a token is shared by every process using it.
+        # Replies too: every request a channel sends with its token takes from that token's
+        # one budget (shared), so the sender spaces its messages per chat only.
         tokens = {name: spec.lock_name(settings) for name, spec in specs.items()}
-        sender = create_sender(services, channels, tokens)
+        shared = create_rates(settings, tokens)
+        for name, channel in channels.items():
+            channel.share_rate(shared.rates[name])
+        sender = create_sender(services, channels, tokens, self_limited=shared.rates)
         services.conversation.messengers.update(sender.messengers_view())
         scheduler = create_scheduler(services, channels, sender=sender)
         handover = None
@@ -271,6 +276,7 @@ async def _serve(
             await asyncio.gather(leading, exporting, return_exceptions=True)
             scheduler.shutdown(wait=False)
             await sender.close()
+            await shared.close()
         if isinstance(failure, ChannelSetupError):
             raise _fail(str(failure))
         if failure is not None:

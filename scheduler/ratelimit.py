@@ -12,15 +12,18 @@ answers again. Time comes from Redis (``TIME``) unless a ``clock`` is given (tes
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "shnor:send-slot:"
+MAX_PAUSE_S = 3600.0
 
 # KEYS[1]: the next free slot (seconds, as a string). ARGV: interval, pause, now (or -1).
 # Returns how long the caller waits (seconds, as a string: Lua numbers would be truncated).
@@ -126,3 +129,70 @@ def redis_client(url: str, connections: int = 16) -> Any:
         socket_connect_timeout=2.0,
     )
     return Redis.from_pool(pool)
+
+
+class TokenRate:
+    """The send budget of one platform token in this process, taken once per API request.
+
+    With a :class:`RedisBucket` the slots come from Redis (shared by every process on the
+    token; this process falls back to its share while Redis does not answer); without one
+    this process spaces its requests at ``rate / workers``. ``pause`` (flood control) holds
+    this process back and, through the bucket, every other one. ``in_flight`` counts the
+    requests between their slot and their answer (tests run on a virtual clock).
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        *,
+        workers: int = 1,
+        bucket: RedisBucket | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate_per_s <= 0:
+            raise ValueError("the rate must be positive")
+        self.bucket = bucket
+        share = bucket.workers if bucket is not None else max(1, workers)
+        self.interval = 1.0 / rate_per_s if bucket is not None else share / rate_per_s
+        self.fallback_interval = share / rate_per_s
+        self.clock = clock
+        self.sleep = sleep
+        self.in_flight = 0
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+
+    async def take(self) -> None:
+        """Wait for this caller's slot."""
+        while True:
+            shared = await self.bucket.reserve(self.interval) if self.bucket else None
+            now = self.clock()
+            if shared is None:
+                slot = max(now, self._next_slot, self._paused_until)
+                self._next_slot = slot + self.fallback_interval
+                wait = slot - now
+            else:
+                wait = max(shared, self._paused_until - now)
+            if wait > 0:
+                await self.sleep(wait)
+            if self.clock() >= self._paused_until:  # a pause may have begun while we slept
+                return
+
+    @contextlib.asynccontextmanager
+    async def request(self) -> AsyncIterator[None]:
+        """``async with rate.request(): await api_call()``"""
+        await self.take()
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def pause(self, seconds: float) -> None:
+        """No request on this token for ``seconds``, here and in every process sharing it."""
+        seconds = max(0.0, min(seconds, MAX_PAUSE_S))
+        until = self.clock() + seconds
+        self._paused_until = max(self._paused_until, until)
+        self._next_slot = max(self._next_slot, until)
+        if self.bucket is not None:
+            await self.bucket.pause(seconds)

@@ -2,35 +2,82 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from bot.max.api import RATE_PER_S as MAX_RATE_PER_S
+from bot.vk.api import REQUESTS_PER_SECOND as VK_REQUESTS_PER_SECOND
 from handlers.types import Messenger
 from scheduler.digests import send_digests
 from scheduler.downloads import retry_pending_downloads
-from scheduler.ratelimit import RedisBucket, redis_client
+from scheduler.ratelimit import RedisBucket, TokenRate, redis_client
 from scheduler.reminders import Reminders, reminders_tick
 from scheduler.sender import Sender
 from storage import export_jobs, inbox
 
 if TYPE_CHECKING:
     from bot.app import Services
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+# A platform's own limit per token where it is below SEND_RATE_PER_S' default.
+PLATFORM_RATES = {"vk": VK_REQUESTS_PER_SECOND, "max": MAX_RATE_PER_S}
+
+
+@dataclass
+class SharedRates:
+    """Each platform token's one send budget in this process (see :class:`TokenRate`)."""
+
+    rates: dict[str, TokenRate]
+    client: Any = None  # the Redis client of the buckets
+
+    async def close(self) -> None:
+        if self.client is not None:
+            close = getattr(self.client, "aclose", None) or self.client.close
+            try:
+                await close()
+            except Exception as exc:
+                log.debug("closing redis: %r", exc)
+
+
+def create_rates(settings: Settings, token_names: Mapping[str, str]) -> SharedRates:
+    """One budget per platform token for every request this process sends with it (replies
+    and unprompted messages alike): with REDIS_URL a bucket shared by every process on the
+    token, else SEND_RATE_PER_S / WORKERS (capped by the platform's own limit)."""
+    workers = settings.workers
+    rate = settings.reminders.rate_per_s
+    client = None
+    if workers.redis_url is not None and token_names:
+        client = redis_client(workers.redis_url.get_secret_value())
+    rates = {}
+    for platform, name in token_names.items():
+        limit = min(rate, PLATFORM_RATES.get(platform, rate))
+        bucket = RedisBucket(client, name, workers=workers.count) if client else None
+        rates[platform] = TokenRate(limit, workers=workers.count, bucket=bucket)
+    return SharedRates(rates, client)
 
 
 def create_sender(
     services: Services,
     messengers: Mapping[str, Messenger],
     token_names: Mapping[str, str] | None = None,
+    *,
+    self_limited: Collection[str] = (),
 ) -> Sender:
     """The one rate-limited sender for every unprompted message of this process.
 
     ``token_names``: platform → a name of its token (a hash, ``bot.runlock.identity``). With
     REDIS_URL those platforms share one send rate across every process on the token;
-    otherwise each of the WORKERS processes sends at its share of SEND_RATE_PER_S."""
+    otherwise each of the WORKERS processes sends at its share of SEND_RATE_PER_S.
+    ``self_limited``: platforms whose messengers take from :func:`create_rates` themselves."""
     config = services.settings.reminders
     workers = services.settings.workers
     buckets: dict[str, RedisBucket] = {}
@@ -39,7 +86,7 @@ def create_sender(
         buckets = {
             platform: RedisBucket(client, name, workers=workers.count)
             for platform, name in token_names.items()
-            if platform in messengers
+            if platform in messengers and platform not in self_limited
         }
     return Sender(
         messengers,
@@ -49,6 +96,7 @@ def create_sender(
         sessions=services.sessions,
         buckets=buckets,
         workers=workers.count,
+        self_limited=self_limited,
     )
 
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -205,6 +206,13 @@ class _Slot:
             self.entry.next_at = now + limiter.chat_interval
         return True
 
+    def answered(self) -> None:
+        """The request came back: the chat's next send is spaced from here too (a messenger
+        that waits for the token's shared budget itself may send well after ``go()``)."""
+        if self.entry is not None:
+            later = self.limiter.clock() + self.limiter.chat_interval
+            self.entry.next_at = max(self.entry.next_at, later)
+
     async def __aexit__(self, *exc: object) -> None:
         self._release()
 
@@ -237,9 +245,13 @@ class Sender:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         buckets: Mapping[str, RedisBucket] | None = None,
         workers: int = 1,
+        self_limited: Collection[str] = (),
     ) -> None:
         """``rate_per_s`` is the platform token's limit; ``workers`` processes share it: a
-        platform with a bucket takes its slots from Redis, the others use 1/``workers``."""
+        platform with a bucket takes its slots from Redis, the others use 1/``workers``.
+        ``self_limited`` platforms' messengers take every request from the token's shared
+        budget themselves (:class:`~scheduler.ratelimit.TokenRate`): here they are spaced
+        per chat only, so a message never costs two slots."""
         self.messengers = dict(messengers)
         self.limiter = RateLimiter(
             local_share(rate_per_s, workers), per_chat_per_s, clock=clock, sleep=sleep
@@ -251,6 +263,10 @@ class Sender:
             )
             for platform, bucket in (buckets or {}).items()
         }
+        for platform in self_limited:
+            self.limiters[platform] = RateLimiter(
+                math.inf, per_chat_per_s, clock=clock, sleep=sleep
+            )
         self.max_retries = max_retries
         self.sessions = sessions
         self.now = now
@@ -295,7 +311,10 @@ class Sender:
                     return SendResult(Outcome.SKIPPED, attempts=attempts)
                 attempts += 1
                 try:
-                    message_id = await messenger.send(chat_id, message)
+                    try:
+                        message_id = await messenger.send(chat_id, message)
+                    finally:
+                        slot.answered()
                 except RetryLater as exc:
                     log.warning(
                         "flood control on %s:%s: waiting %s s", platform, chat_id, exc.seconds
@@ -373,4 +392,7 @@ class RateLimitedMessenger:
         limiter = self.sender.limiter_for(self.platform)
         async with limiter.slot(f"{self.platform}:{chat_id}") as slot:
             await slot.go()
-            await messenger.edit(chat_id, message_id, message)
+            try:
+                await messenger.edit(chat_id, message_id, message)
+            finally:
+                slot.answered()

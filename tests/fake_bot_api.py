@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ class Sent:
     buttons: list[tuple[str, str]]
     message_id: int
     token: str = ""  # which of the bot's tokens sent it
-    at: float = 0.0  # time.monotonic() of the delivery
+    at: float = 0.0  # FakeBotApi.clock() (time.monotonic) of the delivery
 
 
 @dataclass
@@ -66,6 +67,8 @@ class FakeBotApi:
     revoked: list[str] = field(default_factory=list)  # tokens that answer 401 now
     also_valid: set[str] = field(default_factory=set)  # a second token for the same bot
     webhook_secret: str | None = None  # the secret_token of the last setWebhook
+    clock: Callable[[], float] = time.monotonic  # stamps Sent.at (tests on virtual time)
+    flood: list[int] = field(default_factory=list)  # next sendMessage calls: 429 retry_after
 
     async def start(self) -> str:
         app = web.Application()
@@ -283,6 +286,17 @@ class FakeBotApi:
                 return web.json_response(
                     {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
                 )
+        if method == "sendmessage" and self.flood:
+            retry = self.flood.pop(0)
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {retry}",
+                    "parameters": {"retry_after": retry},
+                },
+                status=429,
+            )
         handler = getattr(self, f"_m_{method}", None)
         self._token_now = request.match_info["token"]  # read by _record before any await
         result = await handler(data) if handler else True
@@ -331,7 +345,7 @@ class FakeBotApi:
         ]
         message_id = next(self._ids)
         chat_id = int(data["chat_id"])
-        sent = Sent(method, chat_id, text, buttons, message_id, self._token_now, time.monotonic())
+        sent = Sent(method, chat_id, text, buttons, message_id, self._token_now, self.clock())
         self.sent.append(sent)
         self.by_chat.setdefault(chat_id, []).append(sent)
         self._new_message.set()

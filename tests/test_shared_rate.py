@@ -18,9 +18,9 @@ from types import SimpleNamespace
 import pytest
 
 from bot.config import ConfigError, ReminderSettings, WorkerSettings, load_settings
-from handlers.types import OutText
-from scheduler.ratelimit import RedisBucket, bucket_key, redis_client
-from scheduler.runner import create_sender
+from handlers.types import OutText, RetryLater
+from scheduler.ratelimit import RedisBucket, TokenRate, bucket_key, redis_client
+from scheduler.runner import create_rates, create_sender
 from scheduler.sender import Outcome, Sender
 from tests.reminder_helpers import TG, FakeMessenger, VirtualTime
 
@@ -36,9 +36,10 @@ class IoVirtualTime(VirtualTime):
     def __init__(self) -> None:
         super().__init__()
         self.buckets: list[RedisBucket] = []
+        self.rates: list[TokenRate] = []  # time stops while their requests are in flight
 
     def busy(self) -> bool:
-        return any(bucket.calls for bucket in self.buckets)
+        return any(b.calls for b in self.buckets) or any(r.in_flight for r in self.rates)
 
     async def run(self, awaitable):
         task = asyncio.ensure_future(awaitable)
@@ -250,3 +251,225 @@ def test_a_redis_password_is_masked_in_the_logs(monkeypatch) -> None:
     assert _redis_password(load_settings(env_file=None)) == ["hunter2"]
     monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
     assert _redis_password(load_settings(env_file=None)) == []
+
+
+# --- replies: every request of the channels takes from the token's one budget ---------------
+
+
+@pytest.fixture
+async def bot_api():
+    from tests.fake_bot_api import FakeBotApi
+
+    api = FakeBotApi()
+    url = await api.start()
+    yield api, url
+    await api.stop()
+
+
+def shared_rates(vt: IoVirtualTime, client, names: list[str], count: int = 2) -> list[TokenRate]:
+    """The budgets of ``count`` processes on one token, on one Redis key."""
+    name = f"token-test-{uuid.uuid4().hex}"
+    names.append(name)
+    rates = []
+    for _ in range(count):
+        bucket = RedisBucket(client, name, workers=count, clock=vt.clock)
+        vt.buckets.append(bucket)
+        rates.append(TokenRate(RATE, bucket=bucket, clock=vt.clock, sleep=vt.sleep))
+    vt.rates.extend(rates)
+    return rates
+
+
+def telegram_channels(url: str, rates: list[TokenRate]):
+    from bot.telegram import TelegramChannel, create_bot
+
+    channels = []
+    for rate in rates:
+        channel = TelegramChannel(create_bot("4242:FAKE-TOKEN", url))
+        channel.share_rate(rate)
+        channels.append(channel)
+    return channels
+
+
+@requires_redis
+async def test_replies_of_two_workers_share_the_token_limit(redis, bot_api) -> None:
+    client, names = redis
+    api, url = bot_api
+    vt = IoVirtualTime()
+    api.clock = vt.clock
+    a, b = telegram_channels(url, shared_rates(vt, client, names))
+    long = "\n".join("строка " + "т" * 90 for _ in range(60))  # two messages in Telegram
+
+    async def both():
+        return await asyncio.gather(
+            *(a.send(str(100 + i), OutText(f"ответ a{i}"), dedup=f"a{i}") for i in range(30)),
+            *(b.send(str(200 + i), OutText(f"ответ b{i}"), dedup=f"b{i}") for i in range(28)),
+            b.send("300", OutText(long), dedup="long"),
+        )
+
+    try:
+        await vt.run(both())
+    finally:
+        for channel in (a, b):
+            await channel.close()
+    times = sorted(s.at for s in api.sent)
+    assert len(times) == 60  # each part of the long reply is a request of its own
+    assert most_in_one_second(times) <= RATE  # together, never above the token's limit
+    assert min(y - x for x, y in itertools.pairwise(times)) >= 1 / RATE - EPS
+    assert times[-1] - times[0] == pytest.approx(59 / RATE, abs=0.05)  # and they use it
+    assert [bucket.failures for bucket in vt.buckets] == [0, 0]
+
+
+@requires_redis
+async def test_replies_and_reminders_together_stay_within_the_limit(redis, bot_api) -> None:
+    client, names = redis
+    api, url = bot_api
+    vt = IoVirtualTime()
+    api.clock = vt.clock
+    replying, reminding = telegram_channels(url, shared_rates(vt, client, names))
+    # The scheduler's sender over a channel with a shared budget spaces per chat only.
+    sender = Sender(
+        {TG: reminding}, rate_per_s=RATE, clock=vt.clock, sleep=vt.sleep, self_limited=[TG]
+    )
+
+    async def both():
+        return await asyncio.gather(
+            *(replying.send(str(100 + i), OutText("ответ"), dedup=f"r{i}") for i in range(40)),
+            *(sender.send(TG, str(500 + i % 20), OutText("напоминание")) for i in range(40)),
+        )
+
+    try:
+        results = await vt.run(both())
+    finally:
+        for channel in (replying, reminding):
+            await channel.close()
+    assert all(r.outcome == Outcome.SENT for r in results[40:])
+    times = sorted(s.at for s in api.sent)
+    assert len(times) == 80
+    assert {s.text for s in api.sent} == {"ответ", "напоминание"}
+    assert most_in_one_second(times) <= RATE
+    reminders = sorted((s.chat_id, s.at) for s in api.sent if s.text == "напоминание")
+    for (chat, t1), (again, t2) in itertools.pairwise(reminders):
+        if chat == again:
+            assert t2 - t1 >= 1.0  # the per-chat limit stays
+
+
+@requires_redis
+async def test_vk_replies_of_two_workers_share_the_token_limit(redis) -> None:
+    from tests.fake_vk_api import FakeVkApi
+    from tests.vk_harness import make_channel
+
+    client, names = redis
+    vt = IoVirtualTime()
+    api = FakeVkApi(clock=vt.clock)
+    await api.start()
+    channels = [make_channel(api, clock=vt.clock, sleep=vt.sleep) for _ in range(2)]
+    for channel, rate in zip(channels, shared_rates(vt, client, names), strict=True):
+        channel.share_rate(rate)
+
+    async def both():
+        return await asyncio.gather(
+            *(
+                channel.send(str(1000 + i), OutText(f"ответ {n}-{i}"), dedup=f"{n}-{i}")
+                for n, channel in enumerate(channels)
+                for i in range(30)
+            )
+        )
+
+    try:
+        await vt.run(both())
+    finally:
+        for channel in channels:
+            await channel.close()
+        await api.stop()
+    times = sorted(c.at for c in api.calls_of("messages.send"))
+    assert len(times) == 60
+    assert most_in_one_second(times) <= RATE
+    assert times[-1] - times[0] == pytest.approx(59 / RATE, abs=0.05)
+
+
+@requires_redis
+async def test_a_429_on_a_reply_pauses_the_other_worker(redis, bot_api) -> None:
+    client, names = redis
+    api, url = bot_api
+    vt = IoVirtualTime()
+    api.clock = vt.clock
+    api.flood.append(3)  # Telegram: 429, retry after 3 s
+    a, b = telegram_channels(url, shared_rates(vt, client, names))
+
+    async def flooded():
+        with pytest.raises(RetryLater):
+            await a.send("100", OutText("ответ a"))
+
+    async def later_b():
+        await vt.sleep(0.5)
+        await asyncio.gather(*(b.send(str(200 + i), OutText("ответ b")) for i in range(3)))
+
+    try:
+        await vt.run(asyncio.gather(flooded(), later_b()))
+    finally:
+        for channel in (a, b):
+            await channel.close()
+    times = [s.at for s in api.sent]
+    assert len(times) == 3 and min(times) >= 3.0 - EPS  # B waited out A's 429
+
+
+async def test_without_redis_each_workers_replies_take_their_share(bot_api) -> None:
+    api, url = bot_api
+    vt = IoVirtualTime()
+    api.clock = vt.clock
+    rates = [TokenRate(RATE, workers=2, clock=vt.clock, sleep=vt.sleep) for _ in range(2)]
+    vt.rates.extend(rates)
+    channels = telegram_channels(url, rates)
+
+    async def both():
+        await asyncio.gather(
+            *(
+                channel.send(str(100 * (n + 1) + i), OutText("x"))
+                for n, channel in enumerate(channels)
+                for i in range(20)
+            )
+        )
+
+    try:
+        await vt.run(both())
+    finally:
+        for channel in channels:
+            await channel.close()
+    times = sorted(s.at for s in api.sent)
+    assert len(times) == 40
+    assert most_in_one_second(times) <= 2 * math.ceil(RATE / 2)
+    assert max(times) - min(times) == pytest.approx(19 * 2 / RATE)  # each at 12.5/s
+
+
+def _settings(monkeypatch, **env: str) -> SimpleNamespace:
+    return _services(monkeypatch, **env).settings
+
+
+async def test_create_rates_divides_the_rate_without_redis(monkeypatch) -> None:
+    settings = _settings(monkeypatch, WORKERS="2", SEND_RATE_PER_S="20")
+    shared = create_rates(settings, {TG: "tg-abc", "vk": "vk-abc"})
+    assert shared.client is None
+    assert shared.rates[TG].bucket is None
+    assert shared.rates[TG].interval == pytest.approx(2 / 20)
+
+
+async def test_create_rates_shares_a_bucket_per_token_with_redis(monkeypatch) -> None:
+    settings = _settings(monkeypatch, WORKERS="3", REDIS_URL="redis://127.0.0.1:6379/15")
+    shared = create_rates(settings, {TG: "tg-x", "vk": "vk-x"})
+    try:
+        telegram, vk = shared.rates[TG], shared.rates["vk"]
+        assert telegram.bucket is not None and telegram.bucket.key == bucket_key("tg-x")
+        assert vk.bucket is not None and vk.bucket.key == bucket_key("vk-x")
+        assert telegram.interval == pytest.approx(1 / 25)
+        assert telegram.fallback_interval == pytest.approx(3 / 25)
+        assert vk.interval == pytest.approx(1 / 20)  # VK allows 20 requests a second
+        sender = create_sender(
+            SimpleNamespace(settings=settings, sessions=None),
+            {TG: FakeMessenger()},
+            {TG: "tg-x"},
+            self_limited=shared.rates,
+        )
+        assert sender.limiter_for(TG).interval == 0  # the channel takes the slots itself
+        assert sender.limiter_for(TG).bucket is None
+    finally:
+        await shared.close()

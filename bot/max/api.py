@@ -17,11 +17,13 @@ import os
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from scheduler.ratelimit import TokenRate
 
 RATE_PER_S = 25.0
 BURST = 5
@@ -107,6 +109,8 @@ class MaxApi:
         self._token = token
         self._ssl = ssl_context(ca_file)
         self.bucket = bucket or TokenBucket()
+        # The token's budget shared with every process on it (bot.runner sets it).
+        self.rate: TokenRate | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -140,15 +144,32 @@ class MaxApi:
         await self.bucket.acquire()
         url = self.base_url + path
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        async with self.session.request(
-            method,
-            url,
-            params=query,
-            json=json,
-            headers=self._headers(url),
-            timeout=aiohttp.ClientTimeout(total=timeout or REQUEST_TIMEOUT_S),
-        ) as response:
+        async with (
+            self._shared(),
+            self.session.request(
+                method,
+                url,
+                params=query,
+                json=json,
+                headers=self._headers(url),
+                timeout=aiohttp.ClientTimeout(total=timeout or REQUEST_TIMEOUT_S),
+            ) as response,
+        ):
             return await self._result(response)
+
+    @contextlib.asynccontextmanager
+    async def _shared(self) -> AsyncIterator[None]:
+        """A slot of the shared budget, if any; a 429 pauses every process on the token."""
+        if self.rate is None:
+            yield
+            return
+        async with self.rate.request():
+            try:
+                yield
+            except MaxApiError as e:
+                if e.status == 429:
+                    await self.rate.pause(e.retry_after or 1.0)
+                raise
 
     async def _result(self, response: aiohttp.ClientResponse) -> Any:
         try:
@@ -169,15 +190,16 @@ class MaxApi:
         """Multipart upload of one file (field ``data``) to a URL from ``POST /uploads``."""
         await self.bucket.acquire()
         form = aiohttp.FormData(quote_fields=False)  # a UTF-8 filename, as browsers send it
-        with path.open("rb") as handle:
-            form.add_field("data", handle, filename=filename)
-            async with self.session.post(
-                url,
-                data=form,
-                headers=self._headers(url),
-                timeout=aiohttp.ClientTimeout(total=TRANSFER_TIMEOUT_S),
-            ) as response:
-                return await self._result(response)
+        async with self._shared():
+            with path.open("rb") as handle:
+                form.add_field("data", handle, filename=filename)
+                async with self.session.post(
+                    url,
+                    data=form,
+                    headers=self._headers(url),
+                    timeout=aiohttp.ClientTimeout(total=TRANSFER_TIMEOUT_S),
+                ) as response:
+                    return await self._result(response)
 
     async def download(self, url: str, dest: Path) -> None:
         """Stream ``url`` into a hidden temp file next to ``dest``, renamed on success, so a

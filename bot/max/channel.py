@@ -35,6 +35,7 @@ from bot.max.events import raw_events, stopped_user, understand
 from bot.max.render import FilePart, TextPart, edited_body, render
 from bot.text_parts import BOT_COMMANDS
 from handlers.types import Outgoing, OutText, Platform, RecipientBlocked, RetryLater, TokenRejected
+from scheduler.ratelimit import TokenRate
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,10 @@ class MaxChannel:
             log.info("MAX: answering callback %s failed: %s", callback_id, e)
 
     # ------------------------------------------------------------------ sending
+
+    def share_rate(self, rate: TokenRate) -> None:
+        """Take every API request of this token from ``rate`` (the shared budget)."""
+        self.api.rate = rate
 
     async def send(
         self, chat_id: str, message: Outgoing, *, dedup: str | None = None

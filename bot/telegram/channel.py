@@ -42,6 +42,7 @@ from bot.handover import Handover
 from bot.retry import Backoff
 from bot.telegram.render import (
     UNSUPPORTED_TEXT,
+    SharedRate,
     TelegramFileFetcher,
     TelegramMessenger,
     _call,
@@ -54,6 +55,7 @@ from bot.telegram.render import (
 )
 from handlers.types import EventKind, Incoming, Outgoing, OutText, Platform
 from handlers.wire import decode
+from scheduler.ratelimit import TokenRate
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +345,10 @@ class TelegramChannel:
             self._presses.popitem(last=False)
 
     # --- delivery -------------------------------------------------------------------------------
+
+    def share_rate(self, rate: TokenRate) -> None:
+        """Take every send and edit of this bot from ``rate`` (the token's shared budget)."""
+        self.bot.session.middleware(SharedRate(rate))
 
     def check(self, message: Outgoing) -> None:
         """Raise ValueError for what Telegram would refuse (the processor calls it before

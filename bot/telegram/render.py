@@ -25,6 +25,7 @@ from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
@@ -32,6 +33,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import TelegramMethod
 from aiogram.types import (
     BotCommand,
     FSInputFile,
@@ -56,6 +58,7 @@ from handlers.types import (
     TokenRejected,
     UserRef,
 )
+from scheduler.ratelimit import TokenRate
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +257,29 @@ def message_to_incoming(message: Message) -> Incoming | None:
             ),
         )
     return None
+
+
+# --------------------------------------------------------------------------- send rate
+
+_RATED_PREFIXES = ("send", "edit", "copy", "forward")
+
+
+class SharedRate(BaseRequestMiddleware):
+    """Every send and edit of the bot takes a slot of the token's :class:`TokenRate` (shared
+    by every process on the token); a 429 pauses them all."""
+
+    def __init__(self, rate: TokenRate) -> None:
+        self.rate = rate
+
+    async def __call__(self, make_request: Any, bot: Bot, method: TelegramMethod[Any]) -> Any:
+        if not method.__api_method__.lower().startswith(_RATED_PREFIXES):
+            return await make_request(bot, method)
+        async with self.rate.request():
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as e:
+                await self.rate.pause(e.retry_after)
+                raise
 
 
 # --------------------------------------------------------------------------- services

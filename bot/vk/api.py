@@ -18,6 +18,7 @@ from vkbottle import API, AiohttpClient, VKAPIError
 from vkbottle.api.request_rescheduler import ABCRequestRescheduler
 
 from handlers.types import RetryLater
+from scheduler.ratelimit import TokenRate
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class VkApi(API):
         self.API_URL = method_url(api_url)
         self.limiter = limiter or RateLimiter(sleep=sleep)
         self.sleep = sleep
+        # The token's budget shared with every process on it (bot.runner sets it).
+        self.rate: TokenRate | None = None
 
     async def request(
         self, method: str, data: dict[str, Any], version: str | None = None
@@ -135,7 +138,10 @@ class VkApi(API):
         for attempt in range(RETRIES_ON_TOO_MANY + 1):
             try:
                 async with self.limiter.slot():
-                    return await super().request(method, dict(data), version)
+                    if self.rate is None:
+                        return await super().request(method, dict(data), version)
+                    async with self.rate.request():
+                        return await super().request(method, dict(data), version)
             except VKAPIError as error:
                 delay = BACKOFF.get(error.code)
                 if delay is None:
@@ -143,6 +149,8 @@ class VkApi(API):
                 log.warning("VK %s: error %s (%s), backing off", method, error.code, error)
                 if error.code in GLOBAL_BACKOFF:
                     self.limiter.pause(delay)
+                    if self.rate is not None:
+                        await self.rate.pause(delay)
                 if error.code != TOO_MANY_PER_SECOND or attempt == RETRIES_ON_TOO_MANY:
                     raise RetryLater(delay) from error
         raise AssertionError("unreachable")  # pragma: no cover

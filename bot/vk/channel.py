@@ -39,6 +39,7 @@ from handlers.types import (
     RetryLater,
     TokenRejected,
 )
+from scheduler.ratelimit import TokenRate
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +395,10 @@ class VkChannel:
             log.debug("sendMessageEventAnswer failed: %s", error)
 
     # --- sending ---------------------------------------------------------------------------
+
+    def share_rate(self, rate: TokenRate) -> None:
+        """Take every API request of this community token from ``rate`` (shared budget)."""
+        self.api.rate = rate
 
     async def send(
         self, chat_id: str, message: Outgoing, *, dedup: str | None = None
