@@ -30,7 +30,7 @@ from exports.cells import (
 from exports.data import MunicipalityInfo, ResponseInfo, SchoolInfo
 from exports.indicators import MemoEngine, Visibility
 from exports.layout import FormLayout
-from exports.xlsx import ColumnSpec
+from exports.specs import ColumnSpec
 from forms.engine import Slot
 from forms.schema import QuestionKind
 from storage.models import AttachmentStatus

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exports.xlsx import ColumnSpec
+from exports.specs import ColumnSpec
 from forms.schema import Question, QuestionKind
 
 STATUS_NAMES = {

@@ -30,7 +30,7 @@ from exports.cells import (
     shorten,
     status_name,
 )
-from exports.xlsx import ColumnSpec
+from exports.specs import ColumnSpec
 from forms.engine import FormEngine
 from storage.models import AuditLog, Campaign, Municipality, Person, Response, School, Verdict
 from storage.repo import decode_value

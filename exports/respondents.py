@@ -33,7 +33,7 @@ from exports.confirmed import CONFIRMED_LABEL, confirmed_key
 from exports.data import ResponseInfo, SchoolInfo, TargetRow
 from exports.indicators import NO_DATA, NOT_APPLICABLE, MemoEngine, Visibility
 from exports.layout import FormLayout
-from exports.xlsx import ColumnSpec
+from exports.specs import ColumnSpec
 from forms.engine import IndicatorValue, Slot
 from forms.schema import QuestionKind
 

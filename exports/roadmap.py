@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from exports.xlsx import ColumnSpec
+from exports.specs import ColumnSpec
 from roadmaps.audience import ALL, AppliesTo, SchoolFacts
 from storage import roadmaps_db as rdb
 from storage.models import Municipality, School

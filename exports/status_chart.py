@@ -11,11 +11,10 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib import rc_context
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH_PX = 1000
 DPI = 100
@@ -77,6 +76,11 @@ def render_status_chart(
     rows: Sequence[StatusRow], title: str = "Заполнение анкет по муниципалитетам"
 ) -> bytes:
     """The PNG bytes: one bar per municipality (top to bottom in the given order)."""
+    # matplotlib costs the bot's start a noticeable time: loaded on the first chart only
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     bars = fold_rows(rows)
     height = chart_height(len(bars))
     # fonts are looked up when texts are made: the whole figure inside the context
@@ -96,6 +100,8 @@ def write_status_chart(rows: Sequence[StatusRow], path: Path, title: str | None 
 
 
 def _draw(figure: Figure, axes, bars: list[StatusRow], title: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     figure.suptitle(title, fontsize=18, fontweight="bold")
     if not bars:
         axes.set_axis_off()

@@ -25,7 +25,7 @@ from exports.indicators import (
     Figure,
     shnor_share,
 )
-from exports.xlsx import ChartSpec, ColumnSpec, Styled
+from exports.specs import ChartSpec, ColumnSpec, Styled
 
 SHEET_MUNICIPALITIES = "Муниципалитеты"
 SHEET_COMPLETION = "Готовность"

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from exports.answers import AnswersSheet, DocumentPaths, answer_sheet_titles
@@ -49,6 +49,7 @@ from exports.respondents import (
     ProgressSheet,
 )
 from exports.roadmap import SHEET_ROADMAP, RoadmapChunk, RoadmapSheet
+from exports.specs import SheetSpec
 from exports.summary import (
     SHEET_COMPLETION,
     SHEET_MUNICIPALITIES,
@@ -56,9 +57,11 @@ from exports.summary import (
     MunicipalitiesSheet,
     Tally,
 )
-from exports.xlsx import Book, ProcessBook, SheetSpec
 from forms.engine import IndicatorValue
 from forms.schema import Form
+
+if TYPE_CHECKING:
+    from exports.xlsx import Book, ProcessBook
 
 __all__ = ["PERCENT_FORMAT", "ExportProgress", "WorkbookSummary", "build_workbook"]
 
@@ -174,6 +177,8 @@ class ExportWriter:
         )
         self.changelog = ChangelogSheet(self.engine, timezone)
         self.completion_sheet = CompletionSheet(header, self.tally)
+
+        from exports.xlsx import Book, ProcessBook  # openpyxl: loaded when a workbook is made
 
         specs = self._specs()
         if writer_process is None:

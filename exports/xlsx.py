@@ -14,7 +14,8 @@ Shared layout: row 1 holds the column keys and is hidden; row 2 is the header (b
 both rows and the first ``frozen_columns`` columns are frozen; the autofilter covers the header
 and the data.
 
-This module imports only openpyxl and :mod:`exports.safe`, so the writer process starts fast.
+This module imports only openpyxl, :mod:`exports.safe` and :mod:`exports.specs`, so the writer
+process starts fast.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import resource
 import threading
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from exports.safe import FORMULA_TRIGGERS, text_cell
+from exports.specs import ChartSpec, ColumnSpec, SheetSpec, Styled
+
+__all__ = ["Book", "ChartSpec", "ColumnSpec", "ProcessBook", "SheetSpec", "Styled", "WriterError"]
 
 HEADER_FONT = Font(bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -44,48 +47,6 @@ HEADER_ALIGNMENT = Alignment(wrap_text=True, vertical="top")
 BATCH_ROWS = 256
 OUTBOX_BATCHES = 24  # at most ~8 MB of rows waiting for the writer process
 JOIN_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnSpec:
-    key: str  # machine-readable id, hidden row 1
-    header: str  # Russian, row 2
-    width: float = 14
-    number_format: str | None = None  # for the column's numbers and dates
-
-
-@dataclass(frozen=True, slots=True)
-class SheetSpec:
-    title: str
-    columns: tuple[ColumnSpec, ...]
-    frozen_columns: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ChartSpec:
-    """A horizontal bar chart over a sheet's rows 3.. (categories and value columns 1-based)."""
-
-    sheet: int
-    title: str
-    axis_title: str
-    categories_column: int
-    value_columns: tuple[int, ...]
-    rows: int
-    width: float = 24
-    height: float = 8
-
-
-class Styled:
-    """One cell with its own number format (``None``: General), whatever its column says."""
-
-    __slots__ = ("number_format", "value")
-
-    def __init__(self, value: Any, number_format: str | None) -> None:
-        self.value = value
-        self.number_format = number_format
-
-    def __reduce__(self):
-        return Styled, (self.value, self.number_format)
 
 
 class WriterError(RuntimeError):

@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openpyxl.utils import get_column_letter
-
 from storage.school_cells import (
     COLUMNS,
     FLAG_FIELDS,
@@ -309,6 +307,8 @@ def _parse(
             f"В строке заголовков (строка {header.row}) найдены столбцы: {found}. "
             "Переименуйте или добавьте столбцы и загрузите файл снова.",
         )
+    from openpyxl.utils import get_column_letter  # lazy: openpyxl is slow to import at start
+
     for field_id, cols in header.duplicates.items():
         letters = ", ".join(get_column_letter(c + 1) for c in cols)
         issues.add(

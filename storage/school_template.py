@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import openpyxl
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
-
 # Example rows carry this mark in their name; the importer skips such rows.
 EXAMPLE_MARK = "(пример)"
 
@@ -58,6 +53,11 @@ TEMPLATE_HELP = (
 
 def write_schools_template(path: Path | str) -> Path:
     """Write an .xlsx template with the headers, two example rows and a help sheet."""
+    import openpyxl  # here, not at the top: the importer needs only EXAMPLE_MARK at start
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     path = Path(path)
     wb = openpyxl.Workbook()
     ws = wb.active

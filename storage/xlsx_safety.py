@@ -33,9 +33,10 @@ import io
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import openpyxl
-import openpyxl.xml
+if TYPE_CHECKING:  # openpyxl (with numpy, PIL, lxml) is loaded by the functions that open files
+    import openpyxl
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_TOTAL_UNCOMPRESSED = 200 * 1024 * 1024
@@ -68,6 +69,7 @@ class UnsafeWorkbookError(ValueError):
 
 def defusedxml_enabled() -> bool:
     """True when openpyxl parses sheet XML with defusedxml (it must, for untrusted files)."""
+    import openpyxl.xml
     from openpyxl.xml import functions
 
     return bool(openpyxl.xml.DEFUSEDXML) and functions.iterparse.__module__.startswith("defusedxml")
@@ -127,6 +129,8 @@ def open_workbook_safely(path: Path | str, *, read_only: bool = True) -> openpyx
         raise UnsafeWorkbookError(MSG_NOT_FOUND) from exc
 
     check_xlsx_archive(data)
+    import openpyxl
+
     try:
         return openpyxl.load_workbook(
             io.BytesIO(data), read_only=read_only, data_only=True, keep_links=False

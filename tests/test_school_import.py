@@ -431,7 +431,7 @@ def forbid_decompression(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(zipfile.ZipFile, "open", forbidden)
     monkeypatch.setattr(zipfile.ZipFile, "read", forbidden)
-    monkeypatch.setattr(xlsx_safety.openpyxl, "load_workbook", forbidden)
+    monkeypatch.setattr(openpyxl, "load_workbook", forbidden)
 
 
 def zeros_zip(path: Path, megabytes: int) -> Path:
