@@ -68,8 +68,7 @@ class Handover:
         ``build(chat_id, message)`` turns a recorded reply into the answer (None: it cannot
         be one). A duplicate is looked up first: its handed row is the answer again."""
         if not fresh:
-            async with self.sessions() as session:
-                found = await inbox.handed_reply(session, platform, key)
+            found = await self._look(platform, key)
             if found.handed is not None:
                 return build(found.chat_id or chat_id, found.handed)
             if not found.pending:
@@ -88,11 +87,15 @@ class Handover:
                     )
                 if waiter.taken:
                     continue
-                pending = await self._pending(platform, key)
+                found = await self._look(platform, key)
                 if waiter.outcome.done():  # given meanwhile
                     return waiter.outcome.result()
-                if not pending and not waiter.taken:
-                    return None  # another worker served it, by Bot API calls
+                if not found.pending and not waiter.taken:
+                    # served by another process: handed to an answer that never arrived
+                    # (this is the redelivery), or sent by Bot API calls
+                    if found.handed is not None:
+                        return build(found.chat_id or chat_id, found.handed)
+                    return None
             if not waiter.taken:
                 return None
             with contextlib.suppress(TimeoutError):
@@ -104,9 +107,9 @@ class Handover:
             if not waiter.outcome.done():
                 waiter.outcome.cancel()  # a late give() sees nobody waits
 
-    async def _pending(self, platform: str, key: str) -> bool:
+    async def _look(self, platform: str, key: str) -> inbox.HandedReply:
         async with self.sessions() as session:
-            return (await inbox.handed_reply(session, platform, key)).pending
+            return await inbox.handed_reply(session, platform, key)
 
     def chats(self) -> set[tuple[str, str]]:
         """The chats with a request waiting here: the processor serves them first."""

@@ -22,6 +22,7 @@ from bot.processor import Processor
 from bot.telegram import SECRET_HEADER
 from bot.webhook import create_app
 from handlers.types import Button, Incoming, Outgoing, OutText
+from storage import inbox
 from storage.models import InboxEvent, OutboxMessage, OutboxStatus
 from tests.pg import settings_on_both_databases
 from tests.tg_harness import TgHarness, TgUser
@@ -202,14 +203,30 @@ async def test_a_request_that_gave_up_after_its_reply_was_taken_gets_it_by_bot_a
 class ServedWhileLooking(Handover):
     """The processor takes and gives the answer while the request looks at the inbox."""
 
-    async def _pending(self, platform: str, key: str) -> bool:
+    async def _look(self, platform: str, key: str) -> inbox.HandedReply:
         waiter = self.take(platform, key)
         assert waiter is not None
         Handover.give(waiter, {"method": "sendMessage", "text": "Ответ"})
-        return False  # the event is done by now
+        return inbox.HandedReply(pending=False)  # the event is done by now
 
 
 async def test_an_answer_given_while_the_request_looks_at_the_inbox_is_not_lost(services):
     handover = ServedWhileLooking(services.sessions, wait_s=2)
     answer = await handover.answer_for("tg", "1", "5006", True, lambda _c, _m: None)
     assert answer == {"method": "sendMessage", "text": "Ответ"}
+
+
+class HandedElsewhere(Handover):
+    """Another process handed the event's reply to an answer its client never got."""
+
+    async def _look(self, platform: str, key: str) -> inbox.HandedReply:
+        return inbox.HandedReply(False, "5007", [{"kind": "text", "text": "Ответ"}])
+
+
+async def test_a_redelivery_waiting_here_gets_the_reply_handed_elsewhere(services):
+    """Telegram gave up on the first request (its answer came too late) and delivered the
+    update again while the first process was still serving it: the retry's answer is the
+    handed reply, or nobody ever gets it."""
+    handover = HandedElsewhere(services.sessions, wait_s=2)
+    answer = await handover.answer_for("tg", "1", "5007", True, lambda chat, rows: (chat, rows))
+    assert answer == ("5007", [{"kind": "text", "text": "Ответ"}])
