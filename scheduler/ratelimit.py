@@ -188,11 +188,14 @@ class TokenRate:
         finally:
             self.in_flight -= 1
 
+    def hold(self, until: float) -> None:
+        """No slot in this process before ``until`` (a pause of its own)."""
+        self._paused_until = max(self._paused_until, until)
+        self._next_slot = max(self._next_slot, until)
+
     async def pause(self, seconds: float) -> None:
         """No request on this token for ``seconds``, here and in every process sharing it."""
         seconds = max(0.0, min(seconds, MAX_PAUSE_S))
-        until = self.clock() + seconds
-        self._paused_until = max(self._paused_until, until)
-        self._next_slot = max(self._next_slot, until)
+        self.hold(self.clock() + seconds)
         if self.bucket is not None:
             await self.bucket.pause(seconds)

@@ -42,7 +42,7 @@ from handlers.types import (
     RetryLater,
     TokenRejected,
 )
-from scheduler.ratelimit import RedisBucket, local_share
+from scheduler.ratelimit import RedisBucket, TokenRate, local_share
 from storage.models import Account
 
 log = logging.getLogger(__name__)
@@ -93,15 +93,12 @@ class RateLimiter:
     ) -> None:
         if rate_per_s <= 0 or per_chat_per_s <= 0:
             raise ValueError("rates must be positive")
-        self.interval = 1.0 / rate_per_s
         self.bucket = bucket
-        # Redis down: this process alone may use only its share of the token's rate.
-        self.fallback_interval = self.interval * (bucket.workers if bucket is not None else 1)
+        # the global spacing is the token's budget (Redis down: this process's share)
+        self.rate = TokenRate(rate_per_s, bucket=bucket, clock=clock, sleep=sleep)
         self.chat_interval = 1.0 / per_chat_per_s + per_chat_margin
         self.clock = clock
         self.sleep = sleep
-        self._next_slot = 0.0
-        self._paused_until = 0.0
         self._last_start = float("-inf")
         self._gate: asyncio.Lock | None = None
         self._chats: dict[str, _ChatSlot] = {}
@@ -109,8 +106,7 @@ class RateLimiter:
     def pause(self, seconds: float, chat: str | None = None) -> None:
         """Stop all sends for ``seconds`` (flood control); the chat also waits at least that."""
         until = self.clock() + max(0.0, min(seconds, MAX_RETRY_AFTER_S))
-        self._paused_until = max(self._paused_until, until)
-        self._next_slot = max(self._next_slot, until)
+        self.rate.hold(until)
         if chat is not None and chat in self._chats:
             self._chats[chat].next_at = max(self._chats[chat].next_at, until)
 
@@ -120,19 +116,15 @@ class RateLimiter:
             await self.bucket.pause(min(seconds, MAX_RETRY_AFTER_S))
 
     async def _take_global_slot(self) -> None:
-        while True:
-            shared = await self.bucket.reserve(self.interval) if self.bucket else None
-            now = self.clock()
-            if shared is None:
-                slot = max(now, self._next_slot, self._paused_until)
-                self._next_slot = slot + self.fallback_interval
-                wait = slot - now
-            else:
-                wait = max(shared, self._paused_until - now)
-            if wait > 0:
-                await self.sleep(wait)
-            if self.clock() >= self._paused_until:  # a pause may have begun while we slept
-                return
+        await self.rate.take()
+
+    @property
+    def interval(self) -> float:
+        return self.rate.interval
+
+    @property
+    def fallback_interval(self) -> float:
+        return self.rate.fallback_interval
 
     @property
     def gate(self) -> asyncio.Lock:
