@@ -13,6 +13,9 @@ from bot.config import Settings, load_settings
 from storage.admin import import_schools, issue_invites, open_campaign
 from storage.models import School
 from storage.school_import import SchoolRow
+from tests import sqlite_template
+
+sqlite_template.install()  # before the test modules import upgrade_sync
 
 ENV_VARS = (
     "BOT_TOKEN",

@@ -6,7 +6,6 @@ import asyncio
 import heapq
 import itertools
 import os
-import shutil
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from roadmaps import model
 from roadmaps.deadlines import Period, parse_deadline
 from scheduler.reminders import Reminders
 from scheduler.sender import Sender
-from storage.database import create_engine, create_sessionmaker, upgrade
+from storage.database import create_engine, create_sessionmaker
 from storage.models import Account, Campaign, CampaignTarget, Municipality, Person, Region, School
 from storage.roadmaps_save import save_roadmap
 
@@ -149,20 +148,12 @@ class World:
     accounts: dict[str, int] = field(default_factory=dict)  # chat id -> account id
 
 
-_TEMPLATE: Path | None = None
-
-
 async def sqlite_db(tmp_path: Path) -> tuple[str, AsyncEngine, async_sessionmaker]:
-    """A migrated SQLite database (migrated once per test run, then copied)."""
-    global _TEMPLATE
-    if _TEMPLATE is None or not _TEMPLATE.exists():
-        import tempfile
+    """A migrated SQLite database (a copy of the test run's migrated template)."""
+    from tests.sqlite_template import copy_migrated
 
-        template = Path(tempfile.mkdtemp(prefix="reminders-template-")) / "template.sqlite3"
-        await upgrade(f"sqlite+aiosqlite:///{template}")
-        _TEMPLATE = template
     target = tmp_path / "test.sqlite3"
-    shutil.copyfile(_TEMPLATE, target)
+    copy_migrated(target)
     url = f"sqlite+aiosqlite:///{target}"
     engine = create_engine(url)
     return url, engine, create_sessionmaker(engine)
