@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event as sa_event
+
 from exports.data import CampaignInfo, ExportNotAllowed, ExportScope, campaigns_in_scope, scope_for
 from exports.data import load_header as _load_header
 from exports.service import run_export
@@ -273,20 +275,19 @@ class ExportChat:
             turn.say(ready)
             turn.out.extend(replies)
             return
-        # Committed at once, apart from the turn: any worker may claim it from now on.
-        async with self.conversation.sessions() as session:
-            await export_jobs.enqueue(
-                session,
-                platform=request.platform,
-                user_id=request.user_id,
-                chat_id=request.chat_id,
-                request=_to_json(request),
-                now=now,
-            )
-            await session.commit()
+        # Queued in the turn's own transaction (a second writer would wait for the turn's
+        # lock on SQLite) and claimed once that commits: any worker may claim it from then on.
+        await export_jobs.enqueue(
+            turn.session,
+            platform=request.platform,
+            user_id=request.user_id,
+            chat_id=request.chat_id,
+            request=_to_json(request),
+            now=now,
+        )
+        sa_event.listen(turn.session.sync_session, "after_commit", lambda _: self.kick(), once=True)
         if sum(not task.done() for task in self._tasks) >= self.slots:
             turn.say(QUEUED.format(title=request.title))
-        self.kick()
 
     async def _cli(self, turn: Turn, scope: ExportScope) -> str:
         parts = ["python3 scripts/dev.py export --out выгрузка.xlsx"]

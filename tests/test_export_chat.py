@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import logging
 import zipfile
 
 import pytest
@@ -245,7 +246,10 @@ async def test_without_a_messenger_the_files_come_with_the_reply(services):
     assert all(f.path.is_file() for f in files)
 
 
-async def test_through_the_telegram_adapter(services):
+async def test_through_the_telegram_adapter(services, caplog):
+    """Through the processor: the button's turn shares the batch's transaction, so the job
+    must be queued in it (SQLite: a second writer waited out the lock and failed)."""
+    caplog.set_level(logging.WARNING)
     harness = TgHarness.for_core(services.conversation)
     services.conversation.messengers[str(Platform.TELEGRAM)] = TelegramMessenger(harness.bot)
     admin = harness.user(int(ADMIN_ID), "Админ")
@@ -261,6 +265,7 @@ async def test_through_the_telegram_adapter(services):
     assert {r["campaign_id"] for r in rows} == {1, 2, 3}
     edits = [c.text for c in admin.history() if isinstance(c, EditMessageText)]
     assert edits and edits[-1].startswith("✅ Выгрузка «все анкеты» готова")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_missing_files_are_pointed_to_the_answers_sheets(services, messenger):
