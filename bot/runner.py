@@ -211,7 +211,7 @@ async def _serve(
         shared = create_rates(settings, tokens)
         for name, channel in channels.items():
             channel.share_rate(shared.rates[name])
-        sender = create_sender(services, channels, tokens, self_limited=shared.rates)
+        sender = create_sender(services, channels, tokens, shared_rates=shared.rates)
         services.conversation.messengers.update(sender.messengers_view())
         scheduler = create_scheduler(services, channels, sender=sender)
         handover = None

@@ -18,6 +18,8 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,20 @@ def redis_client(url: str, connections: int = 16) -> Any:
     return Redis.from_pool(pool)
 
 
+@dataclass(slots=True)
+class _Prepaid:
+    rate: TokenRate
+    used: bool = False
+
+
+_PREPAID: ContextVar[_Prepaid | None] = ContextVar("shnor_prepaid_slot", default=None)
+
+
+def forget_prepaid() -> None:
+    """An unused prepaid slot of this task is not carried over to its next request."""
+    _PREPAID.set(None)
+
+
 class TokenRate:
     """The send budget of one platform token in this process, taken once per API request.
 
@@ -178,10 +194,21 @@ class TokenRate:
             if self.clock() >= self._paused_until:  # a pause may have begun while we slept
                 return
 
+    async def prepay(self) -> None:
+        """Take the slot of the next request this task makes, now: the scheduler's sender
+        records an attempt after the wait, right before the request goes out (a process
+        killed while many sends wait leaves none of them recorded-but-unsent)."""
+        await self.take()
+        _PREPAID.set(_Prepaid(self))
+
     @contextlib.asynccontextmanager
     async def request(self) -> AsyncIterator[None]:
         """``async with rate.request(): await api_call()``"""
-        await self.take()
+        prepaid = _PREPAID.get()
+        if prepaid is not None and prepaid.rate is self and not prepaid.used:
+            prepaid.used = True  # one request per slot (also in a task copying this context)
+        else:
+            await self.take()
         self.in_flight += 1
         try:
             yield

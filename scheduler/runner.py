@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,14 +70,15 @@ def create_sender(
     messengers: Mapping[str, Messenger],
     token_names: Mapping[str, str] | None = None,
     *,
-    self_limited: Collection[str] = (),
+    shared_rates: Mapping[str, TokenRate] | None = None,
 ) -> Sender:
     """The one rate-limited sender for every unprompted message of this process.
 
     ``token_names``: platform → a name of its token (a hash, ``bot.runlock.identity``). With
     REDIS_URL those platforms share one send rate across every process on the token;
     otherwise each of the WORKERS processes sends at its share of SEND_RATE_PER_S.
-    ``self_limited``: platforms whose messengers take from :func:`create_rates` themselves."""
+    ``shared_rates``: the budgets (:func:`create_rates`) that the platforms' messengers take
+    from themselves."""
     config = services.settings.reminders
     workers = services.settings.workers
     buckets: dict[str, RedisBucket] = {}
@@ -86,7 +87,7 @@ def create_sender(
         buckets = {
             platform: RedisBucket(client, name, workers=workers.count)
             for platform, name in token_names.items()
-            if platform in messengers and platform not in self_limited
+            if platform in messengers and platform not in (shared_rates or {})
         }
     return Sender(
         messengers,
@@ -96,7 +97,7 @@ def create_sender(
         sessions=services.sessions,
         buckets=buckets,
         workers=workers.count,
-        self_limited=self_limited,
+        shared_rates=shared_rates,
     )
 
 

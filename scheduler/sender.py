@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,7 +41,7 @@ from handlers.types import (
     RetryLater,
     TokenRejected,
 )
-from scheduler.ratelimit import RedisBucket, TokenRate, local_share
+from scheduler.ratelimit import RedisBucket, TokenRate, forget_prepaid, local_share
 from storage.models import Account
 
 log = logging.getLogger(__name__)
@@ -90,12 +89,16 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         per_chat_margin: float = PER_CHAT_MARGIN_S,
         bucket: RedisBucket | None = None,
+        shared: TokenRate | None = None,
     ) -> None:
+        """``shared``: the token's budget that the platform's messenger takes each request's
+        slot from itself; this limiter prepays that slot (before the attempt is recorded)."""
         if rate_per_s <= 0 or per_chat_per_s <= 0:
             raise ValueError("rates must be positive")
         self.bucket = bucket
+        self.prepaid = shared is not None
         # the global spacing is the token's budget (Redis down: this process's share)
-        self.rate = TokenRate(rate_per_s, bucket=bucket, clock=clock, sleep=sleep)
+        self.rate = shared or TokenRate(rate_per_s, bucket=bucket, clock=clock, sleep=sleep)
         self.chat_interval = 1.0 / per_chat_per_s + per_chat_margin
         self.clock = clock
         self.sleep = sleep
@@ -116,7 +119,10 @@ class RateLimiter:
             await self.bucket.pause(min(seconds, MAX_RETRY_AFTER_S))
 
     async def _take_global_slot(self) -> None:
-        await self.rate.take()
+        if self.prepaid:
+            await self.rate.prepay()  # the messenger's request uses it
+        else:
+            await self.rate.take()
 
     @property
     def interval(self) -> float:
@@ -188,7 +194,7 @@ class _Slot:
         async with limiter.gate:
             if before is not None and not await before():
                 return False
-            while True:  # the database write above overlaps with this wait
+            while not limiter.prepaid:  # the database write above overlaps with this wait
                 wait = limiter._last_start + limiter.interval - limiter.clock()
                 if wait <= 0:
                     break
@@ -237,13 +243,14 @@ class Sender:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         buckets: Mapping[str, RedisBucket] | None = None,
         workers: int = 1,
-        self_limited: Collection[str] = (),
+        shared_rates: Mapping[str, TokenRate] | None = None,
     ) -> None:
         """``rate_per_s`` is the platform token's limit; ``workers`` processes share it: a
         platform with a bucket takes its slots from Redis, the others use 1/``workers``.
-        ``self_limited`` platforms' messengers take every request from the token's shared
-        budget themselves (:class:`~scheduler.ratelimit.TokenRate`): here they are spaced
-        per chat only, so a message never costs two slots."""
+        The messengers of ``shared_rates`` platforms take every request's slot from the
+        token's shared budget (:class:`~scheduler.ratelimit.TokenRate`) themselves: here
+        that slot is taken (prepaid) before the attempt is recorded, and the chat spaced,
+        so a message never costs two slots."""
         self.messengers = dict(messengers)
         self.limiter = RateLimiter(
             local_share(rate_per_s, workers), per_chat_per_s, clock=clock, sleep=sleep
@@ -255,9 +262,9 @@ class Sender:
             )
             for platform, bucket in (buckets or {}).items()
         }
-        for platform in self_limited:
+        for platform, rate in (shared_rates or {}).items():
             self.limiters[platform] = RateLimiter(
-                math.inf, per_chat_per_s, clock=clock, sleep=sleep
+                rate_per_s, per_chat_per_s, clock=clock, sleep=sleep, shared=rate
             )
         self.max_retries = max_retries
         self.sessions = sessions
@@ -295,6 +302,19 @@ class Sender:
         messenger = self.messengers.get(platform)
         if messenger is None:
             return SendResult(Outcome.FAILED, error=f"no messenger for platform {platform!r}")
+        try:
+            return await self._send(messenger, platform, chat_id, message, before)
+        finally:
+            forget_prepaid()
+
+    async def _send(
+        self,
+        messenger: Messenger,
+        platform: str,
+        chat_id: str,
+        message: Outgoing,
+        before: Callable[[], Awaitable[bool]] | None,
+    ) -> SendResult:
         attempts = 0
         limiter = self.limiter_for(platform)
         async with limiter.slot(f"{platform}:{chat_id}") as slot:

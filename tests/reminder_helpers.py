@@ -153,7 +153,7 @@ async def sqlite_db(tmp_path: Path) -> tuple[str, AsyncEngine, async_sessionmake
     from tests.sqlite_template import copy_migrated
 
     target = tmp_path / "test.sqlite3"
-    copy_migrated(target)
+    await asyncio.to_thread(copy_migrated, target)  # the first one migrates (alembic)
     url = f"sqlite+aiosqlite:///{target}"
     engine = create_engine(url)
     return url, engine, create_sessionmaker(engine)

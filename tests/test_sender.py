@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.telegram import TelegramMessenger, create_bot
 from handlers.types import OutText, RecipientBlocked
+from scheduler.ratelimit import TokenRate
 from scheduler.sender import Outcome, RateLimitedMessenger, Sender
 from storage.models import Account
 from tests.reminder_helpers import (
@@ -181,3 +182,48 @@ async def test_rate_limited_messenger_edit_goes_through_the_limiter() -> None:
     await vt.run(wrapper.edit("a", "1", OutText("2")))
     assert vt.now >= 1.0  # the edit waited for the chat's second
     assert [m.text for _, m in messenger.sent] == ["1", "2"]
+
+
+class SharedRateMessenger:
+    """A channel that takes each request's slot from the token's shared budget itself."""
+
+    def __init__(self, rate: TokenRate) -> None:
+        self.rate = rate
+        self.requests: list[str] = []
+
+    async def send(self, chat_id: str, message: OutText) -> int:
+        async with self.rate.request():
+            self.requests.append(chat_id)
+        return len(self.requests)
+
+
+async def test_a_send_is_recorded_as_attempted_only_once_its_slot_has_come() -> None:
+    """Sixteen reminders wait for a slow shared budget. The attempt is recorded (``before``)
+    when the request goes out, not when the wait begins: a process killed meanwhile leaves
+    at most the request in flight recorded-but-unsent, not every send that was waiting."""
+    vt = VirtualTime()
+    rate = TokenRate(2.0, clock=vt.clock, sleep=vt.sleep)
+    messenger = SharedRateMessenger(rate)
+    sender = Sender({TG: messenger}, clock=vt.clock, sleep=vt.sleep, shared_rates={TG: rate})
+    recorded = 0
+    waiting_after_record: list[int] = []
+
+    def recorder():
+        async def before() -> bool:
+            nonlocal recorded
+            waiting_after_record.append(recorded - len(messenger.requests))
+            recorded += 1
+            return True
+
+        return before
+
+    async def sixteen():
+        return await asyncio.gather(
+            *(sender.send(TG, str(i), OutText("напоминание"), before=recorder()) for i in range(16))
+        )
+
+    results = await vt.run(sixteen())
+    assert [r.outcome for r in results] == [Outcome.SENT] * 16
+    assert len(messenger.requests) == 16
+    assert max(waiting_after_record) == 0  # every earlier attempt had gone out
+    assert vt.now == pytest.approx(7.5)  # still one request every 0.5 s: one slot each

@@ -325,10 +325,15 @@ async def test_replies_and_reminders_together_stay_within_the_limit(redis, bot_a
     api, url = bot_api
     vt = IoVirtualTime()
     api.clock = vt.clock
-    replying, reminding = telegram_channels(url, shared_rates(vt, client, names))
+    rates = shared_rates(vt, client, names)
+    replying, reminding = telegram_channels(url, rates)
     # The scheduler's sender over a channel with a shared budget spaces per chat only.
     sender = Sender(
-        {TG: reminding}, rate_per_s=RATE, clock=vt.clock, sleep=vt.sleep, self_limited=[TG]
+        {TG: reminding},
+        rate_per_s=RATE,
+        clock=vt.clock,
+        sleep=vt.sleep,
+        shared_rates={TG: rates[1]},
     )
 
     async def both():
@@ -467,9 +472,10 @@ async def test_create_rates_shares_a_bucket_per_token_with_redis(monkeypatch) ->
             SimpleNamespace(settings=settings, sessions=None),
             {TG: FakeMessenger()},
             {TG: "tg-x"},
-            self_limited=shared.rates,
+            shared_rates=shared.rates,
         )
-        assert sender.limiter_for(TG).interval == 0  # the channel takes the slots itself
-        assert sender.limiter_for(TG).bucket is None
+        limiter = sender.limiter_for(TG)
+        assert limiter.rate is telegram and limiter.prepaid  # the channel's own budget
+        assert limiter.bucket is None
     finally:
         await shared.close()
