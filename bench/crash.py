@@ -9,7 +9,7 @@ database (created next to ``--db`` or TEST_POSTGRES_URL / DATABASE_URL, dropped 
 end); a local fake Bot API server takes their sends and a round-robin balancer POSTs the
 updates. What is checked and how is in tests/crash_world.py. The last line is
 ``acked_lost=<N> dropped=<N> duplicates=<N> stuck=<N>``; the exit code is 1 unless all
-four are 0.
+four are 0 and no reminder was missed or delivered twice (the ``reminders:`` line).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main() -> None:
     for line in figures.lines():
         print(line)
     bad = figures.acked_lost + figures.dropped + figures.duplicates + figures.stuck
+    bad += figures.reminders_twice + figures.reminders_missed  # the reminders line above
     sys.exit(1 if bad else 0)
 
 
