@@ -411,7 +411,9 @@ class Processor(Sending, HandingOver, LoneEvents):
                         if item.handed is not None:
                             Handover.give(item.handed[0], None)
                     raise
-            await self._after_commit(chunk, replies, marks)
+            await self._after_commit(chunk, replies, marks, connection)
+            if left:  # replies that went out are marked so at once, not when the batch ends
+                await self._commit_marks(marks, connection)
 
     async def _run_one(
         self, connection: AsyncConnection, item: _Item, *, savepoint: bool = True
@@ -493,7 +495,11 @@ class Processor(Sending, HandingOver, LoneEvents):
         return await inbox.record_replies(connection, outbox, frozenset(handed))
 
     async def _after_commit(
-        self, chunk: list[_Item], replies: list[inbox.Reply], marks: list[Mark]
+        self,
+        chunk: list[_Item],
+        replies: list[inbox.Reply],
+        marks: list[Mark],
+        connection: AsyncConnection,
     ) -> None:
         gone = await self._hand_over(
             (item.event.id, item.handed) for item in chunk if item.handed is not None
@@ -504,9 +510,7 @@ class Processor(Sending, HandingOver, LoneEvents):
                 metrics.handed(reply.platform)
                 continue
             by_chat.setdefault((reply.platform, reply.chat_id), []).append(reply)
-        await asyncio.gather(
-            *(self._send_rows(chat, rows, marks) for chat, rows in by_chat.items())
-        )
+        await self._send_chats(by_chat, marks, connection)
         for item in chunk:
             event = item.event
             if item.error is None:

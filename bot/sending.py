@@ -22,6 +22,7 @@ log = logging.getLogger("bot.processor")
 
 MAX_SEND_RETRIES = 3
 MAX_RETRY_AFTER_S = 60.0
+MARK_EVERY_S = 0.1  # while a batch's replies go out, their sent marks are committed this often
 
 Mark = tuple[int, OutboxStatus, str | None]  # outbox id, outcome, platform message id
 
@@ -71,7 +72,31 @@ class Sending:
         """:meth:`_flush` of several chats: one query, then each chat's replies in order."""
         async with self._session(connection) as session:
             found = await inbox.pending_replies_of(session, chats)
-        await asyncio.gather(*(self._send_rows(chat, rows, marks) for chat, rows in found.items()))
+        await self._send_chats(found, marks, connection)
+
+    async def _send_chats(
+        self,
+        by_chat: Mapping[inbox.ChatKey, Sequence[OutboxMessage | inbox.Reply]],
+        marks: list[Mark],
+        connection: AsyncConnection | None = None,
+    ) -> None:
+        """Each chat's replies in order, the chats at once. While the slowest chat still
+        sends, the marks so far are committed every :data:`MARK_EVERY_S` (on ``connection``,
+        idle meanwhile): a process killed then leaves only the sends in flight unmarked,
+        which another worker would send again."""
+        if not by_chat:
+            return
+        sending = asyncio.ensure_future(
+            asyncio.gather(*(self._send_rows(chat, rows, marks) for chat, rows in by_chat.items()))
+        )
+        try:
+            while not (await asyncio.wait({sending}, timeout=MARK_EVERY_S))[0]:
+                await self._commit_marks(marks, connection)
+        except BaseException:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            raise
+        sending.result()
 
     async def _send_rows(
         self, chat: inbox.ChatKey, replies: Sequence[OutboxMessage | inbox.Reply], marks: list[Mark]

@@ -408,3 +408,66 @@ async def test_an_event_that_kills_the_process_is_given_up_without_its_batch_mat
         # counted with the batch that died, then once on their own
         assert (rows[chat].status, rows[chat].attempts) == (InboxStatus.DONE, 2)
         assert sent_to(harness, int(chat)) == [text]  # answered once, never apologised
+
+
+async def test_a_chunks_replies_are_marked_sent_before_the_next_chunk_runs(services, monkeypatch):
+    """A batch over its time budget commits in chunks. Each chunk's sent marks are committed
+    as soon as its replies are out, not when the whole batch ends: a process killed in a
+    later chunk must not leave replies that went out looking unsent (another worker would
+    send them again)."""
+    from bot import processor as processor_module
+    from storage.models import OutboxMessage, OutboxStatus
+
+    monkeypatch.setattr(processor_module, "BATCH_BUDGET_S", 0.0)  # one event a chunk
+    core = Recording(services.sessions)
+    core.gates["2"] = asyncio.Event()
+    harness = TgHarness.for_core(core, services.sessions)
+    anna, boris = harness.user(8101, "Анна"), harness.user(8102, "Борис")
+    processor = Processor(services.sessions, {"tg": harness.channel}, core)
+    await processor.accept(
+        list(harness.channel.raw_events(raw([anna.text_update("1"), boris.text_update("2")])))
+    )
+    draining = asyncio.create_task(processor.drain())
+    try:
+        await asyncio.wait_for(core.entered["2"].wait(), 5)  # the second chunk runs
+        assert sent_to(harness, 8101) == ["ok 1"]
+        async with services.sessions() as session:
+            statuses = list(await session.scalars(select(OutboxMessage.status)))
+        assert statuses == [OutboxStatus.SENT]
+    finally:
+        core.gates["2"].set()
+        await asyncio.wait_for(draining, 10)
+    assert sent_to(harness, 8102) == ["ok 2"]
+
+
+async def statuses_by_text(sessions) -> dict[str, str]:
+    from storage.models import OutboxMessage
+
+    async with sessions() as session:
+        rows = await session.scalars(select(OutboxMessage))
+        return {row.message["text"]: str(row.status) for row in rows}
+
+
+async def test_a_reply_sent_is_marked_while_a_slow_chat_of_its_chunk_still_sends(services):
+    """The chats of one chunk send at once; one is slow (the token's budget, a slow API).
+    The replies that went out meanwhile are marked sent within a moment, not after the
+    slowest one: a process killed while it waits must not leave them looking unsent."""
+    core = Recording(services.sessions)
+    harness = TgHarness.for_core(core, services.sessions)
+    anna, boris = harness.user(8201, "Анна"), harness.user(8202, "Борис")
+    channel = HeldSend(harness.channel, "ok 2")
+    processor = Processor(services.sessions, {"tg": channel}, core)
+    await processor.accept(
+        list(channel.raw_events(raw([anna.text_update("1"), boris.text_update("2")])))
+    )
+    draining = asyncio.create_task(processor.drain())
+    try:
+        await asyncio.wait_for(channel.waiting.wait(), 5)  # Boris's reply is being sent
+        async with asyncio.timeout(2):
+            while (await statuses_by_text(services.sessions)).get("ok 1") != "sent":
+                await asyncio.sleep(0.02)
+        assert (await statuses_by_text(services.sessions))["ok 2"] == "pending"
+    finally:
+        channel.opened.set()
+        await asyncio.wait_for(draining, 10)
+    assert await statuses_by_text(services.sessions) == {"ok 1": "sent", "ok 2": "sent"}
