@@ -1,0 +1,447 @@
+"""docker-compose.yml, the Dockerfile, deploy/compose.env.example and the systemd unit, checked
+without a Docker engine: statically against the code they run, and live — the compose
+services' own commands and environment, run as local processes on a fresh PostgreSQL
+database and Redis, with the Telegram token pointed at the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import pytest
+import typer
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from bot import cli_common
+from bot.cli import app as cli_app
+from bot.config import Settings, load_settings
+from bot.telegram import SECRET_HEADER
+from tests import compose, runtime
+from tests.fake_bot_api import FakeBotApi
+from tests.pg import temporary_database
+
+BOT_SERVICES = ("migrate", "bot")
+CHAT = 5550901
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict:
+    return compose.load_compose()
+
+
+def interpolated(spec: dict, **overrides: str) -> dict:
+    """The compose file as `docker compose` sees it with a `.env` copied from the example."""
+    return compose.interpolate(spec, {**compose.env_example(), **overrides})
+
+
+# --- docker-compose.yml -----------------------------------------------------------------------
+
+
+def test_every_variable_compose_needs_is_in_the_env_example(spec: dict) -> None:
+    example = compose.env_example()
+    for name, op, _ in compose.references(spec):
+        if op in (":-", "-", ":+", "+"):
+            continue  # has a default
+        assert name in example, (
+            f"${{{name}}} is neither in {compose.ENV_EXAMPLE.name} nor defaulted"
+        )
+        if op == ":?":
+            assert example[name], f"{name} is required by compose but empty in the example"
+    interpolated(spec)  # no required variable is missing: `docker compose config` would pass
+    with pytest.raises(compose.InterpolationError, match="POSTGRES_PASSWORD"):
+        compose.interpolate(spec, {})  # the check itself sees a missing one
+
+
+def test_bot_starts_after_the_migration_on_healthy_services(spec: dict) -> None:
+    services = spec["services"]
+    bot, migrate = services["bot"], services["migrate"]
+    assert bot["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert migrate.get("restart") == "no"  # one-shot: a restarting migrate never "completes"
+    assert migrate.get("deploy", {}).get("replicas", 1) == 1
+    for name in ("postgres", "redis", "bot"):
+        assert compose.healthcheck_argv(services[name]), name  # service_healthy needs one
+    assert migrate["command"][-2:] == ["db", "upgrade"]
+    assert bot["command"][-1:] == ["run"]
+    # the exact commands are real CLI commands of the image's `python -m bot`
+    group = typer.main.get_command(cli_app)
+    for name in BOT_SERVICES:
+        command = services[name]["command"]
+        assert command[:3] == ["python", "-m", "bot"], command
+        ctx = group.make_context("bot", list(command[3:]), resilient_parsing=True)
+        node, words = group, list(command[3:])
+        while words:
+            node = node.get_command(ctx, words.pop(0))
+            assert node is not None, command
+
+
+def test_the_workers_are_reachable_on_the_published_ports(spec: dict) -> None:
+    bot = interpolated(spec, BOT_TOKEN="4242:FAKE-TOKEN")["services"]["bot"]
+    env = compose.environment(bot)
+    host, _, port = env["WEBHOOK_LISTEN"].rpartition(":")
+    assert host == "0.0.0.0", "a worker on 127.0.0.1 is unreachable through a published port"
+    replicas = bot["deploy"]["replicas"]
+    assert env["WORKERS"] == str(replicas)  # the send rate is divided by WORKERS without Redis
+    (published,) = bot["ports"]
+    ip, host_ports, container_port = published.split(":")
+    assert ip == "127.0.0.1" and container_port == port
+    first, _, last = host_ports.partition("-")
+    assert int(last or first) - int(first) + 1 == replicas  # one host port per replica
+    argv = compose.healthcheck_argv(bot)
+    assert any(f"http://127.0.0.1:{port}/health" in word for word in argv), argv
+    grace = compose.seconds(bot["stop_grace_period"])
+    assert bot["stop_signal"] == "SIGTERM" and grace >= 10
+
+
+def test_the_compose_settings_load_as_the_app_reads_them(spec: dict, tmp_path: Path) -> None:
+    """The bot services' environment (example values, a real token) is valid configuration:
+    webhook workers on PostgreSQL with Redis, as the two replicas need."""
+    example = {**compose.env_example(), "BOT_TOKEN": "4242:FAKE-TOKEN"}
+    services = compose.interpolate(spec, example)["services"]
+    for name in BOT_SERVICES:
+        env = compose.container_env(services[name], {".env": example})
+        settings = load_with(env, tmp_path)
+        assert settings.webhook.enabled, name
+        assert make_url(settings.storage.url).get_backend_name() == "postgresql", name
+        assert settings.workers.count == 2 and settings.workers.redis_url is not None, name
+        assert settings.storage.data_dir == Path("/data"), name
+
+
+def load_with(env: dict[str, str], tmp_path: Path) -> Settings:
+    env_file = tmp_path / "compose.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    saved = dict(os.environ)
+    os.environ.clear()
+    try:
+        return load_settings(env_file=env_file)
+    finally:
+        os.environ.update(saved)
+
+
+def ignored_by_settings(names: set[str], tmp_path: Path) -> set[str]:
+    """The names no settings section of the real ``Settings`` takes: each section is loaded
+    from an env file with all of them, forbidding extra keys; a name extra to all is
+    ignored by the app's settings."""
+    env_file = tmp_path / "names.env"
+    env_file.write_text("".join(f"{name}=1\n" for name in sorted(names)), encoding="utf-8")
+    ignored = {name.lower() for name in names}
+    for field in Settings.model_fields.values():
+        section = field.annotation
+        strict = type(
+            section.__name__,
+            (section,),
+            {"model_config": {**section.model_config, "extra": "forbid"}},
+        )
+        try:
+            strict(_env_file=env_file)
+            extra: set[str] = set()
+        except ValidationError as exc:
+            extra = {str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"}
+        ignored &= extra
+    return {name.upper() for name in ignored}
+
+
+def test_every_variable_given_to_the_bot_is_read(spec: dict, tmp_path: Path, monkeypatch) -> None:
+    from_compose = {
+        name for service in BOT_SERVICES for name in compose.environment(spec["services"][service])
+    }
+    from_example = compose.env_example_names()
+    # LOG_FORMAT is read before the settings (bot/cli_common.py): it must reach it
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert cli_common._log_format() == "json"
+    read_by_cli = {"LOG_FORMAT"}
+    read_by_compose = {name for name, _, _ in compose.references(spec)}
+    ignored = ignored_by_settings(from_compose | from_example, tmp_path) - read_by_cli
+    assert ignored - read_by_compose == set(), "set but read by nobody"
+    assert from_compose & ignored == set(), "in a bot service's environment, never read"
+    assert ignored_by_settings({"BOT_TOKEN", "BOT_TOKNE"}, tmp_path) == {"BOT_TOKNE"}
+
+
+# --- the image ----------------------------------------------------------------------------------
+
+
+def test_the_image_has_every_package_the_bot_imports() -> None:
+    imported = compose.imported_top_level("bot")
+    assert {"bot", "handlers", "storage"} <= imported  # the walk sees real imports
+    copied = {
+        dest.rstrip("/").removeprefix("./")
+        for sources, dest in compose.dockerfile_copies()
+        for _ in sources
+        if dest not in ("./", ".")
+    }
+    copied |= {
+        src
+        for sources, dest in compose.dockerfile_copies()
+        if dest in ("./", ".")
+        for src in sources
+    }
+    assert imported - copied == set(), "imported by the bot but not copied into the image"
+    pyproject = tomllib.loads((compose.ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    includes = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {name for name in imported if f"{name}*" not in includes} == set()
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", *sorted(imported)],
+        cwd=compose.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert tracked
+    left_out = [path for path in tracked if compose.dockerignored(path)]
+    assert left_out == [], "tracked files of the image's packages left out by .dockerignore"
+    for name in ("pyproject.toml", "constraints.txt", "README.md"):
+        assert not compose.dockerignored(name), name
+    assert compose.dockerignored("tests/test_compose_stack.py")  # the matcher matches
+    assert compose.dockerignored("bot/__pycache__/cli.cpython-311.pyc")
+
+
+# --- systemd and the README ----------------------------------------------------------------------
+
+
+def test_the_systemd_unit_does_what_the_readme_steps_set_up() -> None:
+    unit = compose.unit_directives(compose.SYSTEMD_UNIT.read_text(encoding="utf-8"))
+    steps = compose.shell_lines(compose.readme_section("Without Docker (systemd)"))
+    (clone,) = [line for line in steps if " git clone " in f" {line}"]
+    folder = clone.split()[-1]
+    assert unit["WorkingDirectory"] == [folder]
+    (user,) = [line.split()[-1] for line in steps if line.startswith("useradd ")]
+    assert unit["User"] == [user]
+    # the .env is made in the clone (`cd <folder> && …` comes before it) and owned by the user
+    cd = next(i for i, line in enumerate(steps) if line.startswith(f"cd {folder}"))
+    (env_step,) = [i for i, line in enumerate(steps) if "compose.env.example .env" in line]
+    assert cd < env_step and f"chown {user}:{unit['Group'][0]} .env" in steps[env_step]
+    assert unit["EnvironmentFile"] == [f"{folder}/.env"]
+    # scripts/dev.py (run in the clone) makes the venv, whose console script the unit runs
+    assert "scripts/dev.py" in steps[cd]
+    spec_ = importlib.util.spec_from_file_location("dev", compose.ROOT / "scripts" / "dev.py")
+    dev = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(dev)
+    venv = dev.VENV.relative_to(dev.ROOT).as_posix()
+    scripts = tomllib.loads((compose.ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    # the same commands as the compose services (whose commands are checked above)
+    services = compose.load_compose()["services"]
+    for key, service in (("ExecStartPre", "migrate"), ("ExecStart", "bot")):
+        (line,) = unit[key]
+        program, *args = line.split()
+        assert program.startswith(f"{folder}/{venv}/bin/"), line
+        assert scripts[program.rpartition("/")[2]] == "bot.cli:app"
+        assert args == argv_of(services[service]["command"]), line
+    # installed under its own name, started by it
+    name = compose.SYSTEMD_UNIT.name
+    assert any(line == f"cp deploy/{name} /etc/systemd/system/" for line in steps)
+    assert any(f"enable --now {name.removesuffix('.service')}" in line for line in steps)
+    assert compose.seconds(f"{unit['TimeoutStopSec'][0]}s") == compose.seconds(
+        compose.load_compose()["services"]["bot"]["stop_grace_period"]
+    )
+
+
+def test_the_readme_compose_steps_make_the_env_file_compose_reads(spec: dict) -> None:
+    steps = compose.shell_lines(compose.readme_section("With Docker Compose"))
+    (copy,) = [line for line in steps if "compose.env.example" in line]
+    assert copy.split()[:2] == ["cp", "deploy/compose.env.example"]
+    target = copy.split()[2]
+    for name in BOT_SERVICES:
+        assert compose.env_files(spec["services"][name]) == [target], name
+    assert any(line.startswith("docker compose up") for line in steps)
+
+
+# --- the stack, live ---------------------------------------------------------------------------
+
+
+requires_stack = pytest.mark.skipif(
+    not (os.environ.get("TEST_POSTGRES_URL") and TEST_REDIS_URL),
+    reason="set TEST_POSTGRES_URL and TEST_REDIS_URL to run the compose services (CI does)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def localize(
+    env: dict[str, str], postgres: dict, database_url: str, data_dir: Path, port: int
+) -> dict[str, str]:
+    """The container's environment with the compose hostnames mapped to this machine."""
+    env = dict(env)
+    url = make_url(env["DATABASE_URL"])
+    wanted = compose.environment(postgres)
+    assert (url.host, url.port, url.database) == ("postgres", 5432, wanted["POSTGRES_DB"])
+    assert (url.username, url.password) == (wanted["POSTGRES_USER"], wanted["POSTGRES_PASSWORD"])
+    env["DATABASE_URL"] = database_url
+    redis = urlsplit(env["REDIS_URL"])
+    assert (redis.hostname, redis.port) == ("redis", 6379)
+    env["REDIS_URL"] = str(TEST_REDIS_URL)
+    assert env["DATA_DIR"] == "/data"
+    env["DATA_DIR"] = str(data_dir)
+    assert env["WEBHOOK_LISTEN"].startswith("0.0.0.0:")
+    env["WEBHOOK_LISTEN"] = f"127.0.0.1:{port}"
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data_dir.parent), **env}
+
+
+def argv_of(command: list[str]) -> list[str]:
+    assert command[:3] == ["python", "-m", "bot"], command
+    return command[3:]
+
+
+async def healthy(argv: list[str], container_port: str, port: int) -> bool:
+    """The compose healthcheck command itself, on the replica's local port."""
+    local = [word.replace(f"127.0.0.1:{container_port}/", f"127.0.0.1:{port}/") for word in argv]
+    assert local != argv
+    if local[0] == "python":
+        local[0] = sys.executable
+    check = await asyncio.create_subprocess_exec(
+        *local, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await check.wait() == 0
+
+
+async def wait_for(check, processes, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        for process in processes:
+            assert process.returncode is None, f"{what}: a worker exited with {process.returncode}"
+        assert time.monotonic() < deadline, f"{what}: not reached in {timeout} s"
+        await asyncio.sleep(0.2)
+
+
+async def migrated_tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        return {row["tablename"] for row in rows}
+    finally:
+        await connection.close()
+
+
+@requires_stack
+async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Path) -> None:
+    api = FakeBotApi()
+    base = await api.start()
+    example = {**compose.env_example(), "BOT_TOKEN": api.token}
+    stack = compose.interpolate(spec, example)["services"]
+    bot = stack["bot"]
+    replicas = bot["deploy"]["replicas"]
+    ports = [free_port() for _ in range(replicas)]
+    container_port = compose.environment(bot)["WEBHOOK_LISTEN"].rpartition(":")[2]
+    grace = compose.seconds(bot["stop_grace_period"])
+    workers: list[asyncio.subprocess.Process] = []
+    logs = []
+    try:
+        async with temporary_database(migrated=False) as url:
+
+            def env_of(name: str, port: int) -> dict[str, str]:
+                env = compose.container_env(stack[name], {".env": example})
+                env = localize(env, stack["postgres"], url, tmp_path / "data", port)
+                return {**env, "TELEGRAM_API_URL": base}  # the test's one addition
+
+            started = time.monotonic()
+            migrate = await runtime.spawn(
+                env_of("migrate", ports[0]), *argv_of(stack["migrate"]["command"])
+            )
+            out, err = await asyncio.wait_for(migrate.communicate(), 60)
+            assert migrate.returncode == 0, err.decode()
+            assert "База данных обновлена" in out.decode(), out.decode()
+            assert "alembic_version" in await migrated_tables(url)
+            migrated = time.monotonic()
+
+            for i, port in enumerate(ports):
+                logs.append((tmp_path / f"bot{i}.log").open("wb"))
+                workers.append(
+                    await runtime.spawn(
+                        env_of("bot", port),
+                        *argv_of(bot["command"]),
+                        stderr=logs[-1],
+                        stdout=logs[-1],
+                    )
+                )
+            argv = compose.healthcheck_argv(bot)
+            start_period = compose.seconds(bot["healthcheck"]["start_period"])
+            for port in ports:
+                await wait_for(
+                    lambda port=port: healthy(argv, container_port, port),
+                    workers,
+                    start_period,
+                    f"healthcheck on {port}",
+                )
+            healthy_at = time.monotonic()
+
+            async def registered() -> bool:
+                return api.calls.count("setwebhook") >= replicas
+
+            await wait_for(registered, workers, 10, "setWebhook")
+            secret = api.webhook_secret
+            assert secret  # derived from the token: the example leaves it empty
+
+            async with aiohttp.ClientSession() as http:
+                update = api.text_update(CHAT, "/start")
+                for port in ports:
+                    status = await api.post_update(
+                        http, f"http://127.0.0.1:{port}/telegram", update, {SECRET_HEADER: "x"}
+                    )
+                    assert status == 403, port
+                    assert (
+                        await api.post_update(http, f"http://127.0.0.1:{port}/telegram", update)
+                        == 403
+                    )
+                assert api.by_chat.get(CHAT) is None
+                status = await api.post_update(
+                    http, f"http://127.0.0.1:{ports[0]}/telegram", update, {SECRET_HEADER: secret}
+                )
+                assert status == 200
+                assert await api.wait_chat(CHAT, 0, 15), "no reply to /start"
+                await asyncio.sleep(1.0)  # a second copy would have come by now
+                assert len(api.by_chat[CHAT]) == 1, [s.text for s in api.by_chat[CHAT]]
+
+                for port in ports:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
+                        assert answer.status == 200, port
+                        assert answer.headers["Content-Type"].startswith("text/plain")
+                        assert "shnor_events_processed_total" in await answer.text()
+            assert all(worker.returncode is None for worker in workers)
+
+            stopping = time.monotonic()
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            codes = await asyncio.wait_for(
+                asyncio.gather(*(worker.wait() for worker in workers)), grace
+            )
+            stopped = time.monotonic()
+            assert codes == [0] * replicas
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+        for log in logs:
+            log.close()
+        await api.stop()
+    print(
+        f"migrate {migrated - started:.1f} s, healthy {healthy_at - migrated:.1f} s, "
+        f"stopped in {stopped - stopping:.1f} s (grace {grace:.0f} s)"
+    )
+    for i in range(replicas):
+        text = (tmp_path / f"bot{i}.log").read_text(encoding="utf-8", errors="replace")
+        assert api.token not in text and secret not in text  # masked in the JSON log
+        assert re.search(r'"level": ?"(ERROR|CRITICAL)"', text) is None, text[-2000:]
