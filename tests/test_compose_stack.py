@@ -9,6 +9,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -333,6 +334,59 @@ async def migrated_tables(url: str) -> set[str]:
         return {row["tablename"] for row in rows}
     finally:
         await connection.close()
+
+
+requires_pg_isready = pytest.mark.skipif(
+    not (os.environ.get("TEST_POSTGRES_URL") and shutil.which("pg_isready")),
+    reason="set TEST_POSTGRES_URL and install pg_isready (postgresql-client) to run the check",
+)
+
+
+async def local_socket() -> tuple[Path, int]:
+    """The unix socket folder and port of the local PostgreSQL of TEST_POSTGRES_URL."""
+    url = make_url(str(os.environ.get("TEST_POSTGRES_URL"))).set(drivername="postgresql")
+    assert url.host in ("127.0.0.1", "localhost"), "the check needs a PostgreSQL on this machine"
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        folders = await connection.fetchval("SHOW unix_socket_directories")
+        port = int(await connection.fetchval("SHOW port"))
+    finally:
+        await connection.close()
+    for folder in (Path(f.strip()) for f in folders.split(",") if f.strip()):
+        if (folder / f".s.PGSQL.{port}").exists():
+            return folder, port
+    raise AssertionError(f"no unix socket of the local PostgreSQL in {folders}")
+
+
+@requires_pg_isready
+async def test_postgres_is_healthy_only_once_it_takes_tcp_connections(
+    spec: dict, tmp_path: Path
+) -> None:
+    """On a fresh volume the postgres image first runs a temporary server on the unix socket
+    only (``listen_addresses=''``) to create the user and database, then restarts it on TCP.
+    A healthcheck that passes on the socket releases ``migrate`` onto a closed TCP port on
+    the very first `docker compose up`; migrate (restart "no") fails and the bots never
+    start. The compose healthcheck is run as is, with libpq's default socket folder and port
+    (PGHOST, PGPORT; /var/run/postgresql and 5432 in the container) pointed first at a socket
+    of the local server (a symlink) whose TCP port is closed — the temporary server — and
+    then at the local server, socket and TCP."""
+    folder, port = await local_socket()
+    argv = compose.healthcheck_argv(spec["services"]["postgres"])
+    closed = free_port()
+    phases = {"temporary": (tmp_path / "temporary", closed), "ready": (tmp_path / "ready", port)}
+    for socket_folder, socket_port in phases.values():
+        socket_folder.mkdir()
+        (socket_folder / f".s.PGSQL.{socket_port}").symlink_to(folder / f".s.PGSQL.{port}")
+
+    def exit_code(argv: list[str], phase: str) -> int:
+        socket_folder, socket_port = phases[phase]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGHOST": str(socket_folder)}
+        env["PGPORT"] = str(socket_port)
+        return subprocess.run(argv, env=env, capture_output=True, timeout=20).returncode
+
+    assert exit_code(["pg_isready"], "temporary") == 0  # the socket answers: the server is up
+    assert exit_code(argv, "temporary") != 0, "healthy while only the unix socket answers"
+    assert exit_code(argv, "ready") == 0
 
 
 @requires_stack
