@@ -254,6 +254,35 @@ def test_the_systemd_unit_does_what_the_readme_steps_set_up() -> None:
     )
 
 
+def test_the_readme_steps_install_what_the_plain_server_needs() -> None:
+    """Debian and Ubuntu ship ``venv`` without ensurepip (package python3-venv): the
+    venv scripts/dev.py makes with pip fails there without it; the clone needs git."""
+    steps = compose.shell_lines(compose.readme_section("Without Docker (systemd)"))
+    installed = {
+        word
+        for line in steps
+        if re.match(r"(sudo )?apt(-get)? install ", line)
+        for word in line.split()[2:]
+        if not word.startswith("-")
+    }
+    dev = (compose.ROOT / "scripts" / "dev.py").read_text(encoding="utf-8")
+    needed = {"git"} if any(" git clone " in f" {line}" for line in steps) else set()
+    if "EnvBuilder(with_pip=True)" in dev:
+        needed |= {"python3", "python3-venv"}
+    assert needed <= installed, f"not installed by the steps: {sorted(needed - installed)}"
+    # backups of PostgreSQL run pg_dump / pg_restore / psql (bot/backup.py)
+    assert "postgresql-client" in installed
+
+
+def test_the_backups_folder_is_writable_by_the_image_user(spec: dict) -> None:
+    dockerfile = compose.DOCKERFILE.read_text(encoding="utf-8")
+    (uid,) = re.findall(r"useradd [^\n]*--uid (\d+) shnor", dockerfile)
+    assert re.search(r"^USER shnor$", dockerfile, re.M)
+    assert "./backups:/backups" in spec["x-bot"]["volumes"]
+    steps = compose.shell_lines(compose.readme_section("Backup and restore"))
+    assert f"mkdir -p backups && sudo chown {uid} backups" in steps
+
+
 def test_the_readme_compose_steps_make_the_env_file_compose_reads(spec: dict) -> None:
     steps = compose.shell_lines(compose.readme_section("With Docker Compose"))
     (copy,) = [line for line in steps if "compose.env.example" in line]
