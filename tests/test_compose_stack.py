@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 import pytest
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
@@ -35,7 +36,7 @@ from tests.fake_bot_api import FakeBotApi
 from tests.pg import temporary_database
 
 BOT_SERVICES = ("migrate", "bot")
-CHAT = 5550901
+CHATS = (5550901, 5550902)  # one user per replica
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 
@@ -478,7 +479,7 @@ async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Pat
             assert secret  # derived from the token: the example leaves it empty
 
             async with aiohttp.ClientSession() as http:
-                update = api.text_update(CHAT, "/start")
+                update = api.text_update(CHATS[0], "/start")
                 for port in ports:
                     status = await api.post_update(
                         http, f"http://127.0.0.1:{port}/telegram", update, {SECRET_HEADER: "x"}
@@ -488,20 +489,33 @@ async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Pat
                         await api.post_update(http, f"http://127.0.0.1:{port}/telegram", update)
                         == 403
                     )
-                assert api.by_chat.get(CHAT) is None
-                status = await api.post_update(
-                    http, f"http://127.0.0.1:{ports[0]}/telegram", update, {SECRET_HEADER: secret}
-                )
-                assert status == 200
-                assert await api.wait_chat(CHAT, 0, 15), "no reply to /start"
+                assert api.by_chat.get(CHATS[0]) is None  # nothing refused was answered
+                # with the secret: each replica takes one user's /start, answered once
+                for port, chat in zip(ports, CHATS, strict=True):
+                    update = api.text_update(chat, "/start")
+                    status = await api.post_update(
+                        http, f"http://127.0.0.1:{port}/telegram", update, {SECRET_HEADER: secret}
+                    )
+                    assert status == 200, port
+                    assert await api.wait_chat(chat, 0, 15), f"no reply to /start on {port}"
                 await asyncio.sleep(1.0)  # a second copy would have come by now
-                assert len(api.by_chat[CHAT]) == 1, [s.text for s in api.by_chat[CHAT]]
+                for chat in CHATS:
+                    assert len(api.by_chat[chat]) == 1, [s.text for s in api.by_chat[chat]]
+                    assert "код приглашения" in api.by_chat[chat][0].text
 
+                processed = 0.0  # a counter per worker: the two events, wherever served
                 for port in ports:
                     async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
                         assert answer.status == 200, port
                         assert answer.headers["Content-Type"].startswith("text/plain")
-                        assert "shnor_events_processed_total" in await answer.text()
+                        processed += sum(
+                            sample.value
+                            for family in text_string_to_metric_families(await answer.text())
+                            for sample in family.samples
+                            if sample.name == "shnor_events_processed_total"
+                            and sample.labels == {"platform": "tg"}
+                        )
+                assert processed == len(CHATS)
             assert all(worker.returncode is None for worker in workers)
 
             stopping = time.monotonic()
