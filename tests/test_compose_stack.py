@@ -113,6 +113,20 @@ def test_the_workers_are_reachable_on_the_published_ports(spec: dict) -> None:
     assert bot["stop_signal"] == "SIGTERM" and grace >= 10
 
 
+RESERVED = ("example", "test", "invalid", "localhost", "example.com", "example.net", "example.org")
+
+
+def test_the_example_addresses_are_reserved_names() -> None:
+    """The bot registers WEBHOOK_BASE_URL with Telegram, VK and MAX as it is: a placeholder
+    left in the copied .env must not be a domain someone can own (RFC 2606), or the users'
+    messages would go to it."""
+    urls = {k: v for k, v in compose.env_example().items() if v.startswith(("http://", "https://"))}
+    assert "WEBHOOK_BASE_URL" in urls
+    for name, url in urls.items():
+        host = str(urlsplit(url).hostname)
+        assert any(host == zone or host.endswith(f".{zone}") for zone in RESERVED), (name, url)
+
+
 def test_the_compose_settings_load_as_the_app_reads_them(spec: dict, tmp_path: Path) -> None:
     """The bot services' environment (example values, a real token) is valid configuration:
     webhook workers on PostgreSQL with Redis, as the two replicas need."""
