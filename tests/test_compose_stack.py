@@ -23,6 +23,8 @@ import aiohttp
 import asyncpg
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
@@ -125,6 +127,28 @@ def test_the_example_addresses_are_reserved_names() -> None:
     for name, url in urls.items():
         host = str(urlsplit(url).hostname)
         assert any(host == zone or host.endswith(f".{zone}") for zone in RESERVED), (name, url)
+
+
+SPEC = compose.load_compose()
+BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+
+@settings(max_examples=100, deadline=None)
+@given(password=st.text(alphabet=BASE64, min_size=1, max_size=64))
+def test_the_bot_connects_with_the_password_postgres_was_given(password: str) -> None:
+    """A password of `openssl rand -base64`, as the example suggests, reaches the bot's
+    DATABASE_URL intact (an @ or a %41 would not: the example says so)."""
+    services = interpolated(SPEC, POSTGRES_PASSWORD=password)["services"]
+    url = make_url(compose.environment(services["bot"])["DATABASE_URL"])
+    assert url.password == compose.environment(services["postgres"])["POSTGRES_PASSWORD"]
+    assert (url.host, url.username) == ("postgres", "shnor")
+
+
+def test_a_password_with_at_would_break_the_url(spec: dict) -> None:
+    services = interpolated(spec, POSTGRES_PASSWORD="p@ss")["services"]
+    assert make_url(compose.environment(services["bot"])["DATABASE_URL"]).host != "postgres"
+    comment = compose.ENV_EXAMPLE.read_text(encoding="utf-8").split("POSTGRES_PASSWORD=")[0]
+    assert "no @ or %" in comment and "openssl rand -base64" in comment
 
 
 def test_the_compose_settings_load_as_the_app_reads_them(spec: dict, tmp_path: Path) -> None:
