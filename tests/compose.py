@@ -49,13 +49,28 @@ def env_example() -> dict[str, str]:
     return {name: value or "" for name, value in dotenv_values(ENV_EXAMPLE).items()}
 
 
-def env_example_names() -> set[str]:
-    """Every variable the example sets or offers commented out (``# VK_TOKEN=``)."""
-    names = set(env_example())
+def env_example_offered() -> dict[str, str]:
+    """The variables the example offers commented out (``# VK_TOKEN=``), with their values."""
+    offered = {}
     for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
-        if match := re.fullmatch(r"#\s*([A-Z][A-Z0-9_]*)=.*", line.strip()):
-            names.add(match.group(1))
-    return names
+        if match := re.fullmatch(r"#\s*([A-Z][A-Z0-9_]*)=(.*)", line.strip()):
+            offered[match.group(1)] = match.group(2).strip()
+    return offered
+
+
+def env_example_names() -> set[str]:
+    """Every variable the example sets or offers commented out."""
+    return set(env_example()) | set(env_example_offered())
+
+
+def bind_mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """Container path → host path of the service's bind mounts (short syntax)."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        source, _, rest = str(volume).partition(":")
+        if source.startswith((".", "/")):
+            mounts[rest.partition(":")[0]] = source
+    return mounts
 
 
 def _strings(node: Any) -> list[str]:

@@ -115,6 +115,23 @@ def test_the_workers_are_reachable_on_the_published_ports(spec: dict) -> None:
     assert bot["stop_signal"] == "SIGTERM" and grace >= 10
 
 
+def test_max_can_be_turned_on_in_the_stack(spec: dict) -> None:
+    """MAX's certificate chains to the Russian Trusted Root CA, which the image's trust store
+    lacks (README «MAX and TLS»): the example offers MAX_TOKEN, so it must offer a
+    MAX_CA_FILE the bot services can read from a folder of the host."""
+    offered = compose.env_example_offered()
+    assert "MAX_TOKEN" in offered
+    ca_file = offered.get("MAX_CA_FILE")
+    assert ca_file, "MAX_TOKEN is offered without MAX_CA_FILE"
+    for name in BOT_SERVICES:
+        mounts = compose.bind_mounts(spec["services"][name])
+        folders = [path for path in mounts if ca_file.startswith(f"{path.rstrip('/')}/")]
+        assert folders, f"{ca_file} is in no bind mount of {name}: {mounts}"
+        (host,) = {mounts[folder] for folder in folders}
+        assert host.startswith("./"), host  # beside docker-compose.yml
+        assert host.removeprefix("./") in compose.ENV_EXAMPLE.read_text(encoding="utf-8")
+
+
 RESERVED = ("example", "test", "invalid", "localhost", "example.com", "example.net", "example.org")
 
 
