@@ -313,3 +313,15 @@ def shell_lines(section: str) -> list[str]:
             if command and not command.startswith("#"):
                 lines.append(command)
     return lines
+
+
+def localize_mounts(env: Mapping[str, str], service: Mapping[str, Any], project: Path) -> dict:
+    """``env`` with paths inside the service's bind mounts mapped to the host folders, the
+    project folder (beside docker-compose.yml) being ``project``."""
+    env = dict(env)
+    for inside, host in bind_mounts(service).items():
+        local = str(project / host.removeprefix("./")) if host.startswith("./") else host
+        for name, value in env.items():
+            if value == inside or value.startswith(f"{inside.rstrip('/')}/"):
+                env[name] = local + value[len(inside) :]
+    return env

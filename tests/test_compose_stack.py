@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -35,10 +36,14 @@ from bot.config import Settings, load_settings
 from bot.telegram import SECRET_HEADER
 from tests import compose, runtime
 from tests.fake_bot_api import FakeBotApi
+from tests.fake_max_api import TOKEN as MAX_TOKEN
+from tests.fake_max_api import FakeMaxApi, bot_started, user_obj
 from tests.pg import temporary_database
+from tests.test_max_config import pki  # noqa: F401 - the fixture: a CA standing in for MAX's
 
 BOT_SERVICES = ("migrate", "bot")
 CHATS = (5550901, 5550902)  # one user per replica
+MAX_USER, MAX_SECRET, MAX_HEADER = 8300901, "max_Compose-secret5", "X-Max-Bot-Api-Secret"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 
@@ -475,10 +480,35 @@ async def test_postgres_is_healthy_only_once_it_takes_tcp_connections(
 
 
 @requires_stack
-async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Path) -> None:
+async def test_compose_services_run_as_local_processes(
+    spec: dict,
+    tmp_path: Path,
+    pki: Path,  # noqa: F811 - the imported fixture
+) -> None:
+    """Telegram, and MAX as the example offers it: its CA (a test one) in the project's
+    certs folder, read through the compose bind mount."""
     api = FakeBotApi()
     base = await api.start()
-    example = {**compose.env_example(), "BOT_TOKEN": api.token}
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(pki / "srv.pem", pki / "srv.key")
+    max_api = await FakeMaxApi(ssl_context=tls).start()
+    offered = compose.env_example_offered()
+    example = {
+        **compose.env_example(),
+        "BOT_TOKEN": api.token,
+        "MAX_TOKEN": MAX_TOKEN,
+        "MAX_WEBHOOK_SECRET": MAX_SECRET,
+        "MAX_CA_FILE": offered["MAX_CA_FILE"],
+    }
+    project = tmp_path / "project"  # the folder of docker-compose.yml and .env
+    inside_ca = Path(offered["MAX_CA_FILE"])
+    (certs,) = [
+        project / host.removeprefix("./")
+        for inside, host in compose.bind_mounts(spec["services"]["bot"]).items()
+        if inside_ca.parent == Path(inside)
+    ]
+    certs.mkdir(parents=True)
+    (certs / inside_ca.name).write_bytes((pki / "ca.pem").read_bytes())
     stack = compose.interpolate(spec, example)["services"]
     bot = stack["bot"]
     replicas = bot["deploy"]["replicas"]
@@ -493,7 +523,10 @@ async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Pat
             def env_of(name: str, port: int) -> dict[str, str]:
                 env = compose.container_env(stack[name], {".env": example})
                 env = localize(env, stack["postgres"], url, tmp_path / "data", port)
-                return {**env, "TELEGRAM_API_URL": base}  # the test's one addition
+                env = compose.localize_mounts(env, stack[name], project)
+                assert env["MAX_CA_FILE"] == str(certs / inside_ca.name)
+                # the test's additions: where the platforms' APIs are
+                return {**env, "TELEGRAM_API_URL": base, "MAX_API_URL": max_api.base_url}
 
             started = time.monotonic()
             migrate = await runtime.spawn(
@@ -558,6 +591,29 @@ async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Pat
                     assert len(api.by_chat[chat]) == 1, [s.text for s in api.by_chat[chat]]
                     assert "код приглашения" in api.by_chat[chat][0].text
 
+                # MAX: subscribed over TLS verified by the mounted CA, and served
+                subscribed = {sub["url"] for sub in max_api.subscriptions}
+                assert subscribed == {f"{example['WEBHOOK_BASE_URL']}/max"}
+                started_max = bot_started(user_obj(MAX_USER), None)
+                for headers in ({}, {MAX_HEADER: "guess"}):
+                    async with http.post(
+                        f"http://127.0.0.1:{ports[1]}/max", json=started_max, headers=headers
+                    ) as answer:
+                        assert answer.status in (401, 403)
+                async with http.post(
+                    f"http://127.0.0.1:{ports[1]}/max",
+                    json=started_max,
+                    headers={MAX_HEADER: MAX_SECRET},
+                ) as answer:
+                    assert answer.status == 200
+
+                async def max_answered() -> bool:
+                    return any(user == MAX_USER for user, _, _ in max_api.log)
+
+                await wait_for(max_answered, workers, 15, "MAX reply")
+                await asyncio.sleep(0.5)
+                assert sum(user == MAX_USER for user, kind, _ in max_api.log if kind == "sent") == 1
+
                 processed = 0.0  # a counter per worker: the two events, wherever served
                 for port in ports:
                     async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
@@ -589,11 +645,13 @@ async def test_compose_services_run_as_local_processes(spec: dict, tmp_path: Pat
         for log in logs:
             log.close()
         await api.stop()
+        await max_api.close()
     print(
         f"migrate {migrated - started:.1f} s, healthy {healthy_at - migrated:.1f} s, "
         f"stopped in {stopped - stopping:.1f} s (grace {grace:.0f} s)"
     )
     for i in range(replicas):
         text = (tmp_path / f"bot{i}.log").read_text(encoding="utf-8", errors="replace")
-        assert api.token not in text and secret not in text  # masked in the JSON log
+        for hidden in (api.token, secret, MAX_TOKEN, MAX_SECRET):  # masked in the JSON log
+            assert hidden not in text
         assert re.search(r'"level": ?"(ERROR|CRITICAL)"', text) is None, text[-2000:]
