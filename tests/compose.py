@@ -10,14 +10,25 @@ what these helpers compute.
 from __future__ import annotations
 
 import ast
+import asyncio
+import os
 import re
 import shlex
+import socket
+import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import yaml
 from dotenv import dotenv_values
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from bot.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -325,3 +336,128 @@ def localize_mounts(env: Mapping[str, str], service: Mapping[str, Any], project:
             if value == inside or value.startswith(f"{inside.rstrip('/')}/"):
                 env[name] = local + value[len(inside) :]
     return env
+
+
+# --- running the services as local processes ------------------------------------------------
+
+
+def load_with(env: dict[str, str], tmp_path: Path) -> Settings:
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    saved = dict(os.environ)
+    os.environ.clear()
+    try:
+        return load_settings(env_file=env_file)
+    finally:
+        os.environ.update(saved)
+
+
+def ignored_by_settings(names: set[str], tmp_path: Path) -> set[str]:
+    """The names no settings section of the real ``Settings`` takes: each section is loaded
+    from an env file with all of them, forbidding extra keys; a name extra to all is
+    ignored by the app's settings."""
+    env_file = tmp_path / "names.env"
+    env_file.write_text("".join(f"{name}=1\n" for name in sorted(names)), encoding="utf-8")
+    ignored = {name.lower() for name in names}
+    for field in Settings.model_fields.values():
+        section = field.annotation
+        strict = type(
+            section.__name__,
+            (section,),
+            {"model_config": {**section.model_config, "extra": "forbid"}},
+        )
+        try:
+            strict(_env_file=env_file)
+            extra: set[str] = set()
+        except ValidationError as exc:
+            extra = {str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"}
+        ignored &= extra
+    return {name.upper() for name in ignored}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def localize(
+    env: dict[str, str],
+    postgres: dict,
+    *,
+    database_url: str,
+    redis_url: str,
+    data_dir: Path,
+    port: int,
+) -> dict[str, str]:
+    """The container's environment with the compose hostnames mapped to this machine:
+    postgres to ``database_url`` (the URL's user, password and database must be the postgres
+    service's), redis to ``redis_url``, the documents volume to ``data_dir``, the webhook
+    server to 127.0.0.1:``port``."""
+    env = dict(env)
+    url = make_url(env["DATABASE_URL"])
+    wanted = environment(postgres)
+    assert (url.host, url.port, url.database) == ("postgres", 5432, wanted["POSTGRES_DB"])
+    assert (url.username, url.password) == (wanted["POSTGRES_USER"], wanted["POSTGRES_PASSWORD"])
+    env["DATABASE_URL"] = database_url
+    redis = urlsplit(env["REDIS_URL"])
+    assert (redis.hostname, redis.port) == ("redis", 6379)
+    env["REDIS_URL"] = redis_url
+    assert env["DATA_DIR"] == "/data"
+    env["DATA_DIR"] = str(data_dir)
+    assert env["WEBHOOK_LISTEN"].startswith("0.0.0.0:")
+    env["WEBHOOK_LISTEN"] = f"127.0.0.1:{port}"
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data_dir.parent), **env}
+
+
+def argv_of(command: list[str]) -> list[str]:
+    assert command[:3] == ["python", "-m", "bot"], command
+    return command[3:]
+
+
+async def healthy(argv: list[str], container_port: str, port: int) -> bool:
+    """The compose healthcheck command itself, on the replica's local port."""
+    local = [word.replace(f"127.0.0.1:{container_port}/", f"127.0.0.1:{port}/") for word in argv]
+    assert local != argv
+    if local[0] == "python":
+        local[0] = sys.executable
+    check = await asyncio.create_subprocess_exec(
+        *local, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await check.wait() == 0
+
+
+async def wait_for(check, processes, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        for process in processes:
+            assert process.returncode is None, f"{what}: a worker exited with {process.returncode}"
+        assert time.monotonic() < deadline, f"{what}: not reached in {timeout} s"
+        await asyncio.sleep(0.2)
+
+
+async def migrated_tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        return {row["tablename"] for row in rows}
+    finally:
+        await connection.close()
+
+
+async def local_socket() -> tuple[Path, int]:
+    """The unix socket folder and port of the local PostgreSQL of TEST_POSTGRES_URL."""
+    url = make_url(str(os.environ.get("TEST_POSTGRES_URL"))).set(drivername="postgresql")
+    assert url.host in ("127.0.0.1", "localhost"), "the check needs a PostgreSQL on this machine"
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        folders = await connection.fetchval("SHOW unix_socket_directories")
+        port = int(await connection.fetchval("SHOW port"))
+    finally:
+        await connection.close()
+    for folder in (Path(f.strip()) for f in folders.split(",") if f.strip()):
+        if (folder / f".s.PGSQL.{port}").exists():
+            return folder, port
+    raise AssertionError(f"no unix socket of the local PostgreSQL in {folders}")

@@ -11,28 +11,23 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 import pytest
 import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from bot import cli_common
 from bot.cli import app as cli_app
-from bot.config import Settings, load_settings
 from bot.telegram import SECRET_HEADER
 from tests import compose, runtime
 from tests.fake_bot_api import FakeBotApi
@@ -180,45 +175,11 @@ def test_the_compose_settings_load_as_the_app_reads_them(spec: dict, tmp_path: P
     services = compose.interpolate(spec, example)["services"]
     for name in BOT_SERVICES:
         env = compose.container_env(services[name], {".env": example})
-        settings = load_with(env, tmp_path)
+        settings = compose.load_with(env, tmp_path)
         assert settings.webhook.enabled, name
         assert make_url(settings.storage.url).get_backend_name() == "postgresql", name
         assert settings.workers.count == 2 and settings.workers.redis_url is not None, name
         assert settings.storage.data_dir == Path("/data"), name
-
-
-def load_with(env: dict[str, str], tmp_path: Path) -> Settings:
-    env_file = tmp_path / "compose.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
-    saved = dict(os.environ)
-    os.environ.clear()
-    try:
-        return load_settings(env_file=env_file)
-    finally:
-        os.environ.update(saved)
-
-
-def ignored_by_settings(names: set[str], tmp_path: Path) -> set[str]:
-    """The names no settings section of the real ``Settings`` takes: each section is loaded
-    from an env file with all of them, forbidding extra keys; a name extra to all is
-    ignored by the app's settings."""
-    env_file = tmp_path / "names.env"
-    env_file.write_text("".join(f"{name}=1\n" for name in sorted(names)), encoding="utf-8")
-    ignored = {name.lower() for name in names}
-    for field in Settings.model_fields.values():
-        section = field.annotation
-        strict = type(
-            section.__name__,
-            (section,),
-            {"model_config": {**section.model_config, "extra": "forbid"}},
-        )
-        try:
-            strict(_env_file=env_file)
-            extra: set[str] = set()
-        except ValidationError as exc:
-            extra = {str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"}
-        ignored &= extra
-    return {name.upper() for name in ignored}
 
 
 def test_every_variable_given_to_the_bot_is_read(spec: dict, tmp_path: Path, monkeypatch) -> None:
@@ -231,10 +192,10 @@ def test_every_variable_given_to_the_bot_is_read(spec: dict, tmp_path: Path, mon
     assert cli_common._log_format() == "json"
     read_by_cli = {"LOG_FORMAT"}
     read_by_compose = {name for name, _, _ in compose.references(spec)}
-    ignored = ignored_by_settings(from_compose | from_example, tmp_path) - read_by_cli
+    ignored = compose.ignored_by_settings(from_compose | from_example, tmp_path) - read_by_cli
     assert ignored - read_by_compose == set(), "set but read by nobody"
     assert from_compose & ignored == set(), "in a bot service's environment, never read"
-    assert ignored_by_settings({"BOT_TOKEN", "BOT_TOKNE"}, tmp_path) == {"BOT_TOKNE"}
+    assert compose.ignored_by_settings({"BOT_TOKEN", "BOT_TOKNE"}, tmp_path) == {"BOT_TOKNE"}
 
 
 # --- the image ----------------------------------------------------------------------------------
@@ -305,7 +266,7 @@ def test_the_systemd_unit_does_what_the_readme_steps_set_up() -> None:
         program, *args = line.split()
         assert program.startswith(f"{folder}/{venv}/bin/"), line
         assert scripts[program.rpartition("/")[2]] == "bot.cli:app"
-        assert args == argv_of(services[service]["command"]), line
+        assert args == compose.argv_of(services[service]["command"]), line
     # installed under its own name, started by it
     name = compose.SYSTEMD_UNIT.name
     assert any(line == f"cp deploy/{name} /etc/systemd/system/" for line in steps)
@@ -363,89 +324,10 @@ requires_stack = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def localize(
-    env: dict[str, str], postgres: dict, database_url: str, data_dir: Path, port: int
-) -> dict[str, str]:
-    """The container's environment with the compose hostnames mapped to this machine."""
-    env = dict(env)
-    url = make_url(env["DATABASE_URL"])
-    wanted = compose.environment(postgres)
-    assert (url.host, url.port, url.database) == ("postgres", 5432, wanted["POSTGRES_DB"])
-    assert (url.username, url.password) == (wanted["POSTGRES_USER"], wanted["POSTGRES_PASSWORD"])
-    env["DATABASE_URL"] = database_url
-    redis = urlsplit(env["REDIS_URL"])
-    assert (redis.hostname, redis.port) == ("redis", 6379)
-    env["REDIS_URL"] = str(TEST_REDIS_URL)
-    assert env["DATA_DIR"] == "/data"
-    env["DATA_DIR"] = str(data_dir)
-    assert env["WEBHOOK_LISTEN"].startswith("0.0.0.0:")
-    env["WEBHOOK_LISTEN"] = f"127.0.0.1:{port}"
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(data_dir.parent), **env}
-
-
-def argv_of(command: list[str]) -> list[str]:
-    assert command[:3] == ["python", "-m", "bot"], command
-    return command[3:]
-
-
-async def healthy(argv: list[str], container_port: str, port: int) -> bool:
-    """The compose healthcheck command itself, on the replica's local port."""
-    local = [word.replace(f"127.0.0.1:{container_port}/", f"127.0.0.1:{port}/") for word in argv]
-    assert local != argv
-    if local[0] == "python":
-        local[0] = sys.executable
-    check = await asyncio.create_subprocess_exec(
-        *local, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    return await check.wait() == 0
-
-
-async def wait_for(check, processes, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        for process in processes:
-            assert process.returncode is None, f"{what}: a worker exited with {process.returncode}"
-        assert time.monotonic() < deadline, f"{what}: not reached in {timeout} s"
-        await asyncio.sleep(0.2)
-
-
-async def migrated_tables(url: str) -> set[str]:
-    connection = await asyncpg.connect(
-        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-    try:
-        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
-        return {row["tablename"] for row in rows}
-    finally:
-        await connection.close()
-
-
 requires_pg_isready = pytest.mark.skipif(
     not (os.environ.get("TEST_POSTGRES_URL") and shutil.which("pg_isready")),
     reason="set TEST_POSTGRES_URL and install pg_isready (postgresql-client) to run the check",
 )
-
-
-async def local_socket() -> tuple[Path, int]:
-    """The unix socket folder and port of the local PostgreSQL of TEST_POSTGRES_URL."""
-    url = make_url(str(os.environ.get("TEST_POSTGRES_URL"))).set(drivername="postgresql")
-    assert url.host in ("127.0.0.1", "localhost"), "the check needs a PostgreSQL on this machine"
-    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-    try:
-        folders = await connection.fetchval("SHOW unix_socket_directories")
-        port = int(await connection.fetchval("SHOW port"))
-    finally:
-        await connection.close()
-    for folder in (Path(f.strip()) for f in folders.split(",") if f.strip()):
-        if (folder / f".s.PGSQL.{port}").exists():
-            return folder, port
-    raise AssertionError(f"no unix socket of the local PostgreSQL in {folders}")
 
 
 @requires_pg_isready
@@ -460,9 +342,9 @@ async def test_postgres_is_healthy_only_once_it_takes_tcp_connections(
     (PGHOST, PGPORT; /var/run/postgresql and 5432 in the container) pointed first at a socket
     of the local server (a symlink) whose TCP port is closed — the temporary server — and
     then at the local server, socket and TCP."""
-    folder, port = await local_socket()
+    folder, port = await compose.local_socket()
     argv = compose.healthcheck_argv(spec["services"]["postgres"])
-    closed = free_port()
+    closed = compose.free_port()
     phases = {"temporary": (tmp_path / "temporary", closed), "ready": (tmp_path / "ready", port)}
     for socket_folder, socket_port in phases.values():
         socket_folder.mkdir()
@@ -512,7 +394,7 @@ async def test_compose_services_run_as_local_processes(
     stack = compose.interpolate(spec, example)["services"]
     bot = stack["bot"]
     replicas = bot["deploy"]["replicas"]
-    ports = [free_port() for _ in range(replicas)]
+    ports = [compose.free_port() for _ in range(replicas)]
     container_port = compose.environment(bot)["WEBHOOK_LISTEN"].rpartition(":")[2]
     grace = compose.seconds(bot["stop_grace_period"])
     workers: list[asyncio.subprocess.Process] = []
@@ -522,7 +404,14 @@ async def test_compose_services_run_as_local_processes(
 
             def env_of(name: str, port: int) -> dict[str, str]:
                 env = compose.container_env(stack[name], {".env": example})
-                env = localize(env, stack["postgres"], url, tmp_path / "data", port)
+                env = compose.localize(
+                    env,
+                    stack["postgres"],
+                    database_url=url,
+                    redis_url=str(TEST_REDIS_URL),
+                    data_dir=tmp_path / "data",
+                    port=port,
+                )
                 env = compose.localize_mounts(env, stack[name], project)
                 assert env["MAX_CA_FILE"] == str(certs / inside_ca.name)
                 # the test's additions: where the platforms' APIs are
@@ -530,12 +419,12 @@ async def test_compose_services_run_as_local_processes(
 
             started = time.monotonic()
             migrate = await runtime.spawn(
-                env_of("migrate", ports[0]), *argv_of(stack["migrate"]["command"])
+                env_of("migrate", ports[0]), *compose.argv_of(stack["migrate"]["command"])
             )
             out, err = await asyncio.wait_for(migrate.communicate(), 60)
             assert migrate.returncode == 0, err.decode()
             assert "База данных обновлена" in out.decode(), out.decode()
-            assert "alembic_version" in await migrated_tables(url)
+            assert "alembic_version" in await compose.migrated_tables(url)
             migrated = time.monotonic()
 
             for i, port in enumerate(ports):
@@ -543,7 +432,7 @@ async def test_compose_services_run_as_local_processes(
                 workers.append(
                     await runtime.spawn(
                         env_of("bot", port),
-                        *argv_of(bot["command"]),
+                        *compose.argv_of(bot["command"]),
                         stderr=logs[-1],
                         stdout=logs[-1],
                     )
@@ -551,8 +440,8 @@ async def test_compose_services_run_as_local_processes(
             argv = compose.healthcheck_argv(bot)
             start_period = compose.seconds(bot["healthcheck"]["start_period"])
             for port in ports:
-                await wait_for(
-                    lambda port=port: healthy(argv, container_port, port),
+                await compose.wait_for(
+                    lambda port=port: compose.healthy(argv, container_port, port),
                     workers,
                     start_period,
                     f"healthcheck on {port}",
@@ -562,7 +451,7 @@ async def test_compose_services_run_as_local_processes(
             async def registered() -> bool:
                 return api.calls.count("setwebhook") >= replicas
 
-            await wait_for(registered, workers, 10, "setWebhook")
+            await compose.wait_for(registered, workers, 10, "setWebhook")
             secret = api.webhook_secret
             assert secret  # derived from the token: the example leaves it empty
 
@@ -610,7 +499,7 @@ async def test_compose_services_run_as_local_processes(
                 async def max_answered() -> bool:
                     return any(user == MAX_USER for user, _, _ in max_api.log)
 
-                await wait_for(max_answered, workers, 15, "MAX reply")
+                await compose.wait_for(max_answered, workers, 15, "MAX reply")
                 await asyncio.sleep(0.5)
                 assert sum(user == MAX_USER for user, kind, _ in max_api.log if kind == "sent") == 1
 
