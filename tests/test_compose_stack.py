@@ -276,6 +276,19 @@ def test_the_systemd_unit_does_what_the_readme_steps_set_up() -> None:
     )
 
 
+def test_the_units_the_readme_shows_are_the_shipped_one() -> None:
+    """A unit (or directive) quoted in the README says what deploy/shnor-bot.service says."""
+    unit = compose.unit_directives(compose.SYSTEMD_UNIT.read_text(encoding="utf-8"))
+    text = compose.README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```ini\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        for key, values in compose.unit_directives(block).items():
+            assert unit.get(key) == values, (key, values, unit.get(key))
+    for key, value in re.findall(r"`(Restart\w*|Timeout\w*|Kill\w*)=([^`]+)`", text):
+        assert unit.get(key) == [value], (key, value, unit.get(key))
+
+
 def test_the_readme_steps_install_what_the_plain_server_needs() -> None:
     """Debian and Ubuntu ship ``venv`` without ensurepip (package python3-venv): the
     venv scripts/dev.py makes with pip fails there without it; the clone needs git."""
