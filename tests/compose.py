@@ -415,8 +415,9 @@ def argv_of(command: list[str]) -> list[str]:
     return command[3:]
 
 
-async def healthy(argv: list[str], container_port: str, port: int) -> bool:
-    """The compose healthcheck command itself, on the replica's local port."""
+async def healthy(argv: list[str], container_port: str, port: int, timeout: float) -> bool:
+    """The compose healthcheck command itself, on the replica's local port; like Docker, a
+    check still running after ``timeout`` counts as failed."""
     local = [word.replace(f"127.0.0.1:{container_port}/", f"127.0.0.1:{port}/") for word in argv]
     assert local != argv
     if local[0] == "python":
@@ -424,7 +425,12 @@ async def healthy(argv: list[str], container_port: str, port: int) -> bool:
     check = await asyncio.create_subprocess_exec(
         *local, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
-    return await check.wait() == 0
+    try:
+        return await asyncio.wait_for(check.wait(), timeout) == 0
+    except TimeoutError:
+        check.kill()
+        await check.wait()
+        return False
 
 
 async def wait_for(check, processes, timeout: float, what: str) -> None:

@@ -452,9 +452,10 @@ async def test_compose_services_run_as_local_processes(
                 )
             argv = compose.healthcheck_argv(bot)
             start_period = compose.seconds(bot["healthcheck"]["start_period"])
+            check_timeout = compose.seconds(bot["healthcheck"]["timeout"])
             for port in ports:
                 await compose.wait_for(
-                    lambda port=port: compose.healthy(argv, container_port, port),
+                    lambda port=port: compose.healthy(argv, container_port, port, check_timeout),
                     workers,
                     start_period,
                     f"healthcheck on {port}",
