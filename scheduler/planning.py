@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ReminderSettings
@@ -22,6 +21,7 @@ from scheduler.recipients import (
 )
 from scheduler.timing import Window, as_utc
 from storage import roadmaps_db as rdb
+from storage.database import dialect_insert
 from storage.models import (
     SENT_STATUSES,
     Campaign,
@@ -130,14 +130,13 @@ def delivery_row(
     }
 
 
-async def insert_new(session: AsyncSession, dialect: str, rows: list[dict]) -> list[str]:
+async def insert_new(session: AsyncSession, rows: list[dict]) -> list[str]:
     """Insert rows whose key is new; returns the statuses of the rows added."""
-    module = postgresql if dialect == "postgresql" else sqlite
     added: list[str] = []
     for start in range(0, len(rows), INSERT_CHUNK):
         chunk = rows[start : start + INSERT_CHUNK]
         statement = (
-            module.insert(Delivery)
+            dialect_insert(session, Delivery)
             .values(chunk)
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(Delivery.status)

@@ -194,7 +194,7 @@ class Reminders:
                     rows.append(
                         planning.delivery_row(kind, occ, offset, recipient, window, status, now)
                     )
-            added = await planning.insert_new(session, self.dialect, rows)
+            added = await planning.insert_new(session, rows)
             await session.commit()
         for unit, *_rest, window in units:
             self._planned[unit] = window.due_at

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from forms.loader import form_checksum
 from forms.schema import Form
-from storage.models import FormVersion
+from storage.database import dialect_insert
+from storage.models import FormVersion, utcnow
 
 
 class FormVersionConflict(Exception):
@@ -15,24 +16,30 @@ class FormVersionConflict(Exception):
 
 
 async def sync_forms(session: AsyncSession, forms: list[Form]) -> None:
+    """Insert the versions not yet recorded (``ON CONFLICT DO NOTHING``: workers starting at
+    once on a fresh database wait for each other's rows instead of failing), then check
+    that every recorded one is the bundled form."""
     for form in forms:
         checksum = form_checksum(form)
-        row = await session.scalar(
-            select(FormVersion).where(
+        values = {
+            "form_id": form.id,
+            "version": form.version,
+            "title": form.title,
+            "checksum": checksum,
+            "definition": form.model_dump(mode="json"),
+            "loaded_at": utcnow(),
+        }
+        await session.execute(
+            dialect_insert(session, FormVersion)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["form_id", "version"])
+        )
+        recorded = await session.scalar(
+            select(FormVersion.checksum).where(
                 FormVersion.form_id == form.id, FormVersion.version == form.version
             )
         )
-        if row is None:
-            session.add(
-                FormVersion(
-                    form_id=form.id,
-                    version=form.version,
-                    title=form.title,
-                    checksum=checksum,
-                    definition=form.model_dump(mode="json"),
-                )
-            )
-        elif row.checksum != checksum:
+        if recorded != checksum:
             raise FormVersionConflict(
                 f"form {form.id!r} version {form.version} differs from the one already used "
                 "in the database: give the changed form a new version number"

@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.database import dialect_insert
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, utcnow
 
 KEEP_KEYS = timedelta(hours=48)  # at least 24 h, so a late redelivery is still recognised
@@ -34,12 +33,7 @@ ChatKey = tuple[str, str | None]  # (platform, chat id)
 
 
 def _insert_ignoring_duplicates(session: AsyncSession):
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return pg_insert(InboxEvent)
-    if dialect == "sqlite":
-        return sqlite_insert(InboxEvent)
-    raise RuntimeError(f"the inbox does not support the {dialect} dialect")
+    return dialect_insert(session, InboxEvent)
 
 
 async def insert_events(session: AsyncSession, events: Sequence[NewEvent]) -> int:

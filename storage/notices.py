@@ -10,13 +10,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.types import OutText
 from handlers.wire import encode
 from scheduler.recipients import pick_preferred
 from scheduler.timing import as_utc
+from storage.database import dialect_insert
 from storage.models import Account, Delivery, DeliveryKind, DeliveryStatus, Person
 
 # a notice nobody could send for this long (the bot was down) is dropped as missed
@@ -80,9 +80,8 @@ async def notify(
         "broadcast_id": broadcast_id,
         "person_id": person_id,
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     result = await session.execute(
-        dialect.insert(Delivery)
+        dialect_insert(session, Delivery)
         .values(row)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(Delivery.id)

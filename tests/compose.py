@@ -433,11 +433,14 @@ async def healthy(argv: list[str], container_port: str, port: int, timeout: floa
         return False
 
 
-async def wait_for(check, processes, timeout: float, what: str) -> None:
+async def wait_for(check, processes, timeout: float, what: str, logs=()) -> None:
+    """Until ``check()``; a worker that exits meanwhile fails it with its log's tail."""
     deadline = time.monotonic() + timeout
     while not await check():
-        for process in processes:
-            assert process.returncode is None, f"{what}: a worker exited with {process.returncode}"
+        for i, process in enumerate(processes):
+            if process.returncode is not None:
+                tail = Path(logs[i].name).read_text(errors="replace")[-3000:] if logs else ""
+                raise AssertionError(f"{what}: worker {i} exited with {process.returncode}\n{tail}")
         assert time.monotonic() < deadline, f"{what}: not reached in {timeout} s"
         await asyncio.sleep(0.2)
 

@@ -459,13 +459,14 @@ async def test_compose_services_run_as_local_processes(
                     workers,
                     start_period,
                     f"healthcheck on {port}",
+                    logs,
                 )
             healthy_at = time.monotonic()
 
             async def registered() -> bool:
                 return api.calls.count("setwebhook") >= replicas
 
-            await compose.wait_for(registered, workers, 10, "setWebhook")
+            await compose.wait_for(registered, workers, 10, "setWebhook", logs)
             secret = api.webhook_secret
             assert secret  # derived from the token: the example leaves it empty
 
@@ -513,7 +514,7 @@ async def test_compose_services_run_as_local_processes(
                 async def max_answered() -> bool:
                     return any(user == MAX_USER for user, _, _ in max_api.log)
 
-                await compose.wait_for(max_answered, workers, 15, "MAX reply")
+                await compose.wait_for(max_answered, workers, 15, "MAX reply", logs)
                 await asyncio.sleep(0.5)
                 assert sum(user == MAX_USER for user, kind, _ in max_api.log if kind == "sent") == 1
 
