@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 MAX_PAYLOAD_BYTES = 64
 SEP = "|"
-MAX_ID = 2**63 - 1  # ids and rows are 64-bit integers in every database we use
+MAX_ID = 2**31 - 1  # the ids a button names are INTEGER columns (32-bit in PostgreSQL)
 _PLAIN_NUMBER = re.compile(r"[0-9]{1,19}")  # no sign, no spaces, no digits of other scripts
 
 
@@ -46,7 +46,8 @@ class Payload:
         return text
 
     def int_arg(self, index: int) -> int | None:
-        """A non-negative 64-bit integer argument, or None for anything a client could forge."""
+        """A non-negative integer argument an id column can hold, or None for anything a client
+        could forge."""
         if index >= len(self.args) or not _PLAIN_NUMBER.fullmatch(self.args[index]):
             return None
         value = int(self.args[index])

@@ -50,6 +50,7 @@ async def test_integers_beyond_64_bits_in_a_button_are_refused_like_forged_ones(
     huge = str(2**63)
     for payload in (
         f"{cb.Action.REVIEW}|{huge}",
+        f"{cb.Action.REVIEW}|{2**31}",
         f"{cb.Action.CAMPAIGN}|{huge}",
         f"{cb.Action.EDIT}|{huge}|teachers_total|0",
         f"{cb.Action.SUBMIT}|-{huge}",
@@ -64,11 +65,13 @@ async def test_integers_beyond_64_bits_in_a_button_are_refused_like_forged_ones(
     assert await _count(services, AuditLog) == audit_before
 
 
-def test_int_arg_accepts_only_plain_64_bit_numbers():
-    payload = cb.decode(f"v|{2**63 - 1}|{2**63}|12|+3| 4|0")
+def test_int_arg_accepts_only_plain_numbers_an_id_column_can_hold():
+    """The ids a button names are INTEGER (32-bit) in PostgreSQL: a bigger one would reach
+    the query and fail there (asyncpg: «value out of int32 range»), not be refused."""
+    payload = cb.decode(f"v|{2**31 - 1}|{2**31}|12|+3| 4|0|{2**63}")
     assert payload is not None
-    assert payload.int_arg(0) == 2**63 - 1
-    assert [payload.int_arg(i) for i in range(1, 6)] == [None, 12, None, None, 0]
+    assert payload.int_arg(0) == 2**31 - 1
+    assert [payload.int_arg(i) for i in range(1, 7)] == [None, 12, None, None, 0, None]
 
 
 async def test_start_with_a_code_when_registered_offers_a_continue_button(services, region):
