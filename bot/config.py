@@ -338,7 +338,7 @@ class WebhookSettings(BaseSettings):
             return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
-            raise ValueError("ожидается внешний адрес вида https://bot.example.ru")
+            raise ValueError("ожидается внешний адрес вида https://bot.example.com")
         return value
 
     @field_validator("listen")
