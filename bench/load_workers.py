@@ -83,7 +83,6 @@ class IndexedBotApi(FakeBotApi):
     def _record(self, method: str, data: dict, text: str) -> dict:
         result = super()._record(method, data, text)
         sent = self.sent[-1]
-        self.by_chat[sent.chat_id].append(sent)
         self.arrived[sent.chat_id].append(time.perf_counter())
         self.signals[sent.chat_id].set()
         return result
@@ -100,6 +99,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     updates: int = 0
     http_errors: int = 0
+    broken_walks: int = 0  # a walk that stopped on anything else (the bench's own bugs too)
     timeouts: int = 0
     first_errors: list[str] = field(default_factory=list)
 
@@ -235,7 +235,8 @@ class Director:
             await self.act(self.click("▶ Начать заполнение"))
             while self.updates < steps and not self.done:
                 await self.step()
-        except Exception as exc:  # counted (HTTP error, timeout); the others walk on
+        except Exception as exc:  # counted (HTTP error, timeout, …); the others walk on
+            self.stats.broken_walks += 1
             if len(self.stats.first_errors) < 3:
                 self.stats.first_errors.append(repr(exc)[:200])
 
@@ -449,7 +450,8 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
                 await asyncio.sleep(0.5)
         apologies = sum(1 for s in api.sent if s.text == ERROR_TEXT)
         busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
-        errors = apologies + stats.http_errors + stats.timeouts + state["failed"]
+        other = stats.broken_walks - stats.http_errors - stats.timeouts  # walks stopped else
+        errors = apologies + stats.http_errors + stats.timeouts + other + state["failed"]
         return {
             "workers": workers,
             "updates": stats.updates,
@@ -458,7 +460,7 @@ async def one_run(db: str, workers: int, n: int, steps: int) -> dict[str, Any]:
             "latency": stats.latencies,
             "errors": errors,
             "detail": f"apologies={apologies} http={stats.http_errors} "
-            f"timeouts={stats.timeouts} failed={state['failed']}",
+            f"timeouts={stats.timeouts} broken_walks={other} failed={state['failed']}",
             "state": state,
             "cores": {
                 "workers": worker_cpu / elapsed,
