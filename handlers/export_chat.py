@@ -276,7 +276,9 @@ class ExportChat:
             turn.out.extend(replies)
             return
         # Queued in the turn's own transaction (a second writer would wait for the turn's
-        # lock on SQLite) and claimed once that commits: any worker may claim it from then on.
+        # lock on SQLite); this process looks for it when the turn's session commits. In a
+        # batch that is the event's savepoint, before the batch commits: a look then may find
+        # nothing, and the job is claimed on the next poll (POLL_EVERY) by any worker.
         await export_jobs.enqueue(
             turn.session,
             platform=request.platform,

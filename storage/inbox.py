@@ -32,10 +32,6 @@ class NewEvent:
 ChatKey = tuple[str, str | None]  # (platform, chat id)
 
 
-def _insert_ignoring_duplicates(session: AsyncSession):
-    return dialect_insert(session, InboxEvent)
-
-
 async def insert_events(session: AsyncSession, events: Sequence[NewEvent]) -> int:
     """Insert-or-ignore; returns how many were new. The caller commits."""
     if not events:
@@ -54,7 +50,7 @@ async def insert_events(session: AsyncSession, events: Sequence[NewEvent]) -> in
         for e in events
     ]
     statement = (
-        _insert_ignoring_duplicates(session)
+        dialect_insert(session, InboxEvent)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["platform", "event_key"])
         .returning(InboxEvent.id)

@@ -268,6 +268,24 @@ async def test_through_the_telegram_adapter(services, caplog):
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+async def test_a_button_batched_with_another_chat_starts_its_export(services):
+    """The button's event shares a batch (a savepoint of its transaction) with another
+    chat's: the job is queued in it without waiting for the batch's lock, and its export
+    runs and sends the workbook."""
+    from tests.test_group_commit import raw
+
+    harness = TgHarness.for_core(services.conversation)
+    services.conversation.messengers[str(Platform.TELEGRAM)] = TelegramMessenger(harness.bot)
+    admin, other = harness.user(int(ADMIN_ID), "Админ"), harness.user(4242, "Гость")
+    await admin.send("/export")
+    await admin.click(export_chat.BTN_ALL)
+    await harness.feed_raw(
+        raw([other.text_update("/help"), admin.click_update(export_chat.BTN_TABLE)])
+    )
+    await asyncio.wait_for(services.conversation.exports.wait(), 20)
+    assert [d.filename.rsplit(".", 1)[1] for d in admin.all_documents()] == ["xlsx"]
+
+
 async def test_missing_files_are_pointed_to_the_answers_sheets(services, messenger):
     async with services.sessions() as session:  # one document lost from the disk
         lost = await session.scalar(select(Attachment).where(Attachment.question_id == "iup"))
