@@ -31,7 +31,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -56,6 +55,7 @@ from forms.schema import QuestionKind  # noqa: E402
 from storage.database import create_engine, create_sessionmaker  # noqa: E402
 from storage.models import InboxEvent, InboxStatus, OutboxMessage  # noqa: E402
 from tests.fake_bot_api import BOT_ID, FakeBotApi, Sent  # noqa: E402
+from tests.runtime import free_port  # noqa: E402
 
 SECRET = "bench-webhook-secret"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -276,12 +276,6 @@ def machine_busy() -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- one run
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def worker_env(url: str, data_dir: Path, api_url: str, port: int, workers: int) -> dict[str, str]:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import shlex
-import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -373,12 +372,6 @@ def ignored_by_settings(names: set[str], tmp_path: Path) -> set[str]:
             extra = {str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"}
         ignored &= extra
     return {name.upper() for name in ignored}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def localize(

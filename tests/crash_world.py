@@ -56,6 +56,7 @@ from storage.school_import import SchoolRow
 from tests import runtime
 from tests.crash_checks import Figures, check, is_reminder
 from tests.fake_bot_api import FakeBotApi, Sent
+from tests.runtime import free_port
 
 SECRET = "crash-test-webhook-secret"
 ZONE = "Europe/Moscow"
@@ -63,12 +64,6 @@ NOTE = "Работа запланирована на следующий учеб
 SAVED = "✅ Сохранено"
 NOTE_SAVED = "✅ Записка сохранена"
 FIRST_USER = 7_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- database

@@ -34,6 +34,7 @@ from tests.fake_bot_api import FakeBotApi
 from tests.fake_max_api import TOKEN as MAX_TOKEN
 from tests.fake_max_api import FakeMaxApi, bot_started, user_obj
 from tests.pg import temporary_database
+from tests.runtime import free_port
 from tests.test_max_config import pki  # noqa: F401 - the fixture: a CA standing in for MAX's
 
 BOT_SERVICES = ("migrate", "bot")
@@ -357,7 +358,7 @@ async def test_postgres_is_healthy_only_once_it_takes_tcp_connections(
     then at the local server, socket and TCP."""
     folder, port = await compose.local_socket()
     argv = compose.healthcheck_argv(spec["services"]["postgres"])
-    closed = compose.free_port()
+    closed = free_port()
     phases = {"temporary": (tmp_path / "temporary", closed), "ready": (tmp_path / "ready", port)}
     for socket_folder, socket_port in phases.values():
         socket_folder.mkdir()
@@ -407,7 +408,7 @@ async def test_compose_services_run_as_local_processes(
     stack = compose.interpolate(spec, example)["services"]
     bot = stack["bot"]
     replicas = bot["deploy"]["replicas"]
-    ports = [compose.free_port() for _ in range(replicas)]
+    ports = [free_port() for _ in range(replicas)]
     container_port = compose.environment(bot)["WEBHOOK_LISTEN"].rpartition(":")[2]
     grace = compose.seconds(bot["stop_grace_period"])
     workers: list[asyncio.subprocess.Process] = []

@@ -26,7 +26,7 @@ from tests import runtime
 from tests.conftest import seed_region
 from tests.fake_bot_api import FakeBotApi
 from tests.pg import requires_postgres, temporary_database
-from tests.runtime import running
+from tests.runtime import free_port, running
 from tests.walk import PDF
 
 USER = 5550001
@@ -292,12 +292,6 @@ async def test_sigkill_while_processing_loses_nothing_and_repeats_nothing(env: E
 
 
 # --------------------------------------------------------------------------- webhooks
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_webhook_checks_the_secret_and_reports_health(env: Env, monkeypatch):

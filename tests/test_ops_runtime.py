@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -37,6 +36,7 @@ from tests.fake_max_api import FakeMaxApi, bot_started, user_obj
 from tests.fake_vk_api import GROUP_ID, FakeVkApi
 from tests.fake_vk_api import TOKEN as VK_TOKEN
 from tests.pg import settings_on_both_databases
+from tests.runtime import free_port
 
 TG_USER, VK_USER, MAX_USER = 8100001, 8200002, 8300003
 TG_SECRET, VK_SECRET, MAX_SECRET = "tg-Hook_secret9", "vk-callback-Secret7", "max_Hook-secret5"
@@ -56,12 +56,6 @@ class Stack:
 
     def secrets(self) -> list[str]:
         return [self.tg.token, self.tg.token.partition(":")[2], VK_TOKEN, MAX_TOKEN]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from storage.database import create_engine, create_sessionmaker
 from storage.models import Account, Person
 from tests.fake_bot_api import FakeBotApi
 from tests.pg import requires_postgres, temporary_database
+from tests.runtime import free_port
 
 CHAT = 5550777
 
@@ -165,12 +165,6 @@ async def test_two_bot_processes_one_runs_the_jobs_and_the_other_takes_over(
                     await asyncio.wait_for(bot, 30)
             for api in apis:
                 await api.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @requires_postgres
