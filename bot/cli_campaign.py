@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from bot import COMMAND
 from bot.cli_common import cli_session, fail, parse_day, settings_or_exit
 
 log = logging.getLogger("bot")
@@ -174,7 +175,13 @@ def campaign_list() -> None:
                 rows.append((campaign, targets, submitted))
             return rows
 
-    for campaign, targets, submitted in asyncio.run(go()):
+    rows = asyncio.run(go())
+    if not rows:
+        typer.echo(
+            "Анкетирований пока нет. Откройте первое: "
+            f"{COMMAND} campaign open --form shnor_school --deadline ГГГГ-ММ-ДД"
+        )
+    for campaign, targets, submitted in rows:
         state = "закрыта" if campaign.closed_at else "открыта"
         typer.echo(
             f"№{campaign.id} {campaign.title} [{campaign.form_id} v{campaign.form_version}] "

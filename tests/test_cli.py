@@ -163,3 +163,10 @@ def test_db_upgrade_and_forms_list(settings):
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     listing = runner.invoke(app, ["forms", "list"])
     assert "shnor_school v1" in listing.output and "program_report v1" in listing.output
+
+
+def test_campaign_list_on_a_new_database_says_how_to_open_one(settings):
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    listing = runner.invoke(app, ["campaign", "list"])
+    assert listing.exit_code == 0
+    assert "Анкетирований пока нет" in listing.output and "campaign open" in listing.output
